@@ -1,0 +1,173 @@
+import { z } from 'zod';
+
+/**
+ * The one source of truth for pgfence's configuration: validation, defaults and (through
+ * the `.describe()` texts) the documented reference. config/pgfence.example.yaml mirrors it.
+ */
+
+const TENANT_ID = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+const GUC_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*\.[a-zA-Z_][a-zA-Z0-9_]*$/;
+const SCHEMA_NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+
+export const JWT_ALGORITHMS = [
+  'HS256', 'HS384', 'HS512',
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512',
+  'EdDSA',
+] as const;
+
+const listenSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1').describe('Address pgfence listens on.'),
+    port: z.number().int().min(0).max(65535).default(6432).describe('TCP port; 0 picks a free one.'),
+    allowPlaintextJwt: z
+      .boolean()
+      .default(false)
+      .describe('Accept a JWT over plaintext TCP from a non-loopback client (tokens are bearer secrets).'),
+    startupTimeoutMs: z
+      .number().int().positive().default(10_000)
+      .describe('A client must finish startup and authentication within this time.'),
+    maxMessageBytes: z
+      .number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024 * 1024)
+      .describe('Largest protocol message accepted from a client or a backend.'),
+  })
+  .strict();
+
+const backendSchema = z
+  .object({
+    url: z.string().optional().describe('postgres://user:password@host:port/database; fields below override it.'),
+    host: z.string().optional().describe('Backend host (default 127.0.0.1).'),
+    port: z.number().int().min(1).max(65535).optional().describe('Backend port (default 5432).'),
+    database: z.string().optional().describe('Backend database (default postgres).'),
+    user: z.string().optional().describe('Service role pgfence logs in as (default postgres).'),
+    password: z.string().optional().describe('Password of the service role; use ${ENV_VAR} to keep it out of the file.'),
+    connectTimeoutMs: z.number().int().positive().default(5_000).describe('Time to connect and authenticate a backend.'),
+  })
+  .strict();
+
+const jwtSchema = z
+  .object({
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS)).min(1).default(['HS256'])
+      .describe('Algorithms a token may be signed with; `none` is never accepted.'),
+    secret: z.string().min(32).optional().describe('Shared secret for HS256/384/512 (at least 32 bytes).'),
+    publicKey: z.string().optional().describe('PEM public key (SPKI or certificate) for RS*/PS*/ES*/EdDSA.'),
+    jwk: z.record(z.string(), z.unknown()).optional().describe('A public key as a JWK object.'),
+    jwksUrl: z.string().url().optional().describe('JWKS endpoint; keys are fetched and cached.'),
+    jwksCacheMaxAgeMs: z.number().int().positive().default(600_000).describe('How long fetched JWKS keys are trusted.'),
+    issuer: z.string().optional().describe('Required `iss` claim.'),
+    audience: z.string().optional().describe('Required `aud` claim.'),
+    clockToleranceSec: z.number().int().min(0).default(30).describe('Leeway for exp/nbf/iat.'),
+    tenantClaim: z.string().min(1).default('tenant_id').describe('Claim naming the tenant (dots walk into objects).'),
+    userClaim: z.string().min(1).default('sub').describe('Claim naming the user, for logs.'),
+    privateKey: z
+      .string().optional()
+      .describe('PEM private key used only by `pgfence token` to mint tokens for asymmetric algorithms.'),
+  })
+  .strict()
+  .superRefine((jwt, ctx) => {
+    const sources = [jwt.secret, jwt.publicKey, jwt.jwk, jwt.jwksUrl].filter((s) => s !== undefined);
+    if (sources.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'one of secret, publicKey, jwk or jwksUrl is required' });
+    }
+    const hmac = jwt.algorithms.filter((a) => a.startsWith('HS'));
+    const asym = jwt.algorithms.filter((a) => !a.startsWith('HS'));
+    if (hmac.length > 0 && asym.length > 0) {
+      ctx.addIssue({
+        code: 'custom', path: ['algorithms'],
+        message: 'mixing HS* with asymmetric algorithms invites key confusion; pick one family',
+      });
+    }
+    if (hmac.length > 0 && jwt.secret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: `required for ${hmac.join(', ')}` });
+    }
+    if (asym.length > 0 && jwt.publicKey === undefined && jwt.jwk === undefined && jwt.jwksUrl === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['publicKey'], message: `publicKey, jwk or jwksUrl is required for ${asym.join(', ')}` });
+    }
+  });
+
+const tenantEntrySchema = z
+  .object({
+    id: z.string().regex(TENANT_ID, 'tenant id must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'),
+    status: z.enum(['active', 'suspended']).default('active'),
+  })
+  .strict();
+
+const registrySchema = z
+  .object({
+    query: z
+      .string().min(1)
+      .describe('SQL run on the backend with $1 = tenant id; returns one row with a `status` column, or none.'),
+    cacheTtlMs: z.number().int().min(0).default(30_000).describe('How long an answer is cached.'),
+  })
+  .strict();
+
+const tenancySchema = z
+  .object({
+    mode: z
+      .enum(['schema', 'row', 'both']).default('schema')
+      .describe('schema: search_path pinned to the tenant schema; row: tenant GUC only (RLS); both.'),
+    schemaTemplate: z
+      .string().includes('{tenant}').default('tenant_{tenant}')
+      .describe('Schema name of a tenant; {tenant} is replaced by the tenant id.'),
+    tenantGuc: z
+      .string().regex(GUC_NAME, 'must be a custom GUC name like app.current_tenant_id')
+      .default('app.current_tenant_id')
+      .describe('GUC set to the tenant id on every pinned backend.'),
+    sharedSchemas: z
+      .array(z.string().regex(SCHEMA_NAME)).default(['public'])
+      .describe('Schemas every tenant may use, appended to search_path.'),
+    tenants: z.array(tenantEntrySchema).optional().describe('Static tenant list.'),
+    registry: registrySchema.optional().describe('Read tenants from a registry table instead.'),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.tenants === undefined && t.registry === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'either tenants or registry is required (there is no default tenant)' });
+    }
+    if (t.tenants !== undefined && t.registry !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give tenants or registry, not both' });
+    }
+  });
+
+const poolSchema = z
+  .object({
+    mode: z.enum(['session']).default('session').describe('session: a backend per client for its lifetime.'),
+    size: z.number().int().min(1).max(10_000).default(20).describe('Most backends to the backend target.'),
+    acquireTimeoutMs: z.number().int().positive().default(10_000).describe('Longest wait for a free backend.'),
+    resetTimeoutMs: z.number().int().positive().default(5_000).describe('Longest wait for DISCARD ALL; else close.'),
+  })
+  .strict();
+
+const guardSchema = z
+  .object({
+    cacheSize: z.number().int().min(0).default(10_000).describe('Analyses of distinct SQL texts kept in the LRU.'),
+  })
+  .strict();
+
+const logSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: listenSchema.default(() => listenSchema.parse({})),
+    backend: backendSchema.default(() => backendSchema.parse({})),
+    jwt: jwtSchema,
+    tenancy: tenancySchema,
+    pool: poolSchema.default(() => poolSchema.parse({})),
+    guard: guardSchema.default(() => guardSchema.parse({})),
+    log: logSchema.default(() => logSchema.parse({})),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type JwtConfig = Config['jwt'];
+export type TenancyConfig = Config['tenancy'];
+export type BackendConfig = Config['backend'];
+export type PoolConfig = Config['pool'];
+export type ListenConfig = Config['listen'];
