@@ -1,0 +1,321 @@
+import net from 'node:net';
+import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
+import { errorFields, parameterStatus } from '../protocol/decode.js';
+import { type FramedMessage, MessageFramer } from '../protocol/framer.js';
+import { md5PasswordResponse, ScramClient } from './scram.js';
+
+export interface BackendTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string | undefined;
+}
+
+export interface BackendOptions {
+  connectTimeoutMs: number;
+  maxMessageBytes: number;
+}
+
+/** Who receives a bound backend's messages: the client session it serves. */
+export interface BackendSink {
+  onBackendMessages(messages: readonly FramedMessage[]): void;
+  onBackendClosed(error: Error | undefined): void;
+}
+
+/** An error the backend reported (ErrorResponse), with its SQLSTATE. */
+export class BackendError extends Error {
+  constructor(
+    message: string,
+    readonly sqlstate: string | undefined,
+  ) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
+interface InternalQuery {
+  resolve(): void;
+  reject(error: Error): void;
+  error: BackendError | undefined;
+  timer: NodeJS.Timeout;
+}
+
+let nextBackendId = 1;
+
+/**
+ * One server connection: its handshake, its reported parameters and transaction status, and the
+ * byte relay to whichever client session is bound to it. Pool bookkeeping lives in pool/.
+ */
+export class BackendConnection {
+  readonly id = nextBackendId++;
+  readonly params = new Map<string, string>();
+  processId = 0;
+  secretKey = 0;
+  txnStatus: TransactionStatus = 'I';
+  /** Tenant whose pin is in force, null after a reset. */
+  pinnedTenant: string | null = null;
+  closed = false;
+  /** Called once when the connection ends, whoever ended it. */
+  onClose: ((error: Error | undefined) => void) | null = null;
+
+  private sink: BackendSink | null = null;
+  private internal: InternalQuery | null = null;
+  private readonly framer: MessageFramer;
+  private readonly batch: FramedMessage[] = [];
+
+  private constructor(
+    readonly target: BackendTarget,
+    private readonly socket: net.Socket,
+    maxMessageBytes: number,
+  ) {
+    this.framer = new MessageFramer(maxMessageBytes);
+  }
+
+  static connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: target.host, port: target.port });
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+      const conn = new BackendConnection(target, socket, options.maxMessageBytes);
+      const timer = setTimeout(() => fail(new Error(`backend handshake timed out after ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      socket.once('error', fail);
+      socket.once('close', () => fail(new Error('backend closed the connection during the handshake')));
+      socket.once('connect', () => {
+        const handshake = new Handshake(conn, socket, target, () => {
+          clearTimeout(timer);
+          socket.removeAllListeners('error');
+          socket.removeAllListeners('close');
+          socket.removeAllListeners('data');
+          conn.startRelay();
+          resolve(conn);
+        }, fail);
+        socket.on('data', (chunk: Buffer) => handshake.onData(chunk));
+        socket.write(serialize.startup({ user: target.user, database: target.database, application_name: 'pgfence', client_encoding: 'UTF8' }));
+      });
+    });
+  }
+
+  /** Hands this backend's messages to a client session. */
+  bind(sink: BackendSink): void {
+    if (this.sink !== null) throw new Error(`backend ${this.id} is already bound`);
+    this.sink = sink;
+  }
+
+  unbind(): void {
+    this.sink = null;
+  }
+
+  get bound(): boolean {
+    return this.sink !== null;
+  }
+
+  write(data: Buffer): void {
+    if (!this.closed) this.socket.write(data);
+  }
+
+  /** Writes several messages as one TCP write. */
+  writeAll(parts: readonly Buffer[]): void {
+    if (this.closed || parts.length === 0) return;
+    this.socket.cork();
+    try {
+      for (const part of parts) this.socket.write(part);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  onceDrained(callback: () => void): void {
+    this.socket.once('drain', callback);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /**
+   * Runs pgfence's own SQL (pin, reset) as a simple query whose results never reach a client.
+   * Resolves at ReadyForQuery; rejects with the backend's error, on timeout, or if the connection ends.
+   */
+  runInternal(sql: string, timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('backend connection is closed'));
+    if (this.internal !== null) return Promise.reject(new Error('an internal query is already running'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.internal = null;
+        reject(new Error(`internal query timed out after ${timeoutMs} ms`));
+        this.destroy(new Error('internal query timed out'));
+      }, timeoutMs);
+      this.internal = { resolve, reject, error: undefined, timer };
+      this.socket.write(serialize.query(sql));
+    });
+  }
+
+  /** Closes the connection; the backend ends its session. Idempotent. */
+  destroy(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.socket.destroyed) {
+      this.socket.end(serialize.end());
+      this.socket.destroySoon();
+    }
+    this.finish(error);
+  }
+
+  private startRelay(): void {
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (error) => this.finish(error));
+    this.socket.on('close', () => this.finish(undefined));
+  }
+
+  private finish(error: Error | undefined): void {
+    this.closed = true;
+    const internal = this.internal;
+    this.internal = null;
+    if (internal !== null) {
+      clearTimeout(internal.timer);
+      internal.reject(error ?? new Error('backend connection closed'));
+    }
+    const sink = this.sink;
+    this.sink = null;
+    const onClose = this.onClose;
+    this.onClose = null;
+    sink?.onBackendClosed(error);
+    onClose?.(error);
+  }
+
+  private onData(chunk: Buffer): void {
+    const batch = this.batch;
+    batch.length = 0;
+    try {
+      this.framer.push(chunk, batch);
+    } catch (error) {
+      this.destroy(error as Error);
+      return;
+    }
+    for (const msg of batch) {
+      if (msg.type === B.ReadyForQuery) this.txnStatus = msg.bytes[5] === 0x54 ? 'T' : msg.bytes[5] === 0x45 ? 'E' : 'I';
+      else if (msg.type === B.ParameterStatus) {
+        const [name, value] = parameterStatus(msg.bytes);
+        this.params.set(name, value);
+      }
+    }
+    if (this.internal !== null) this.consumeInternal(batch);
+    else if (this.sink !== null && batch.length > 0) this.sink.onBackendMessages(batch);
+  }
+
+  private consumeInternal(batch: readonly FramedMessage[]): void {
+    for (const msg of batch) {
+      const internal = this.internal;
+      if (internal === null) return; // nothing follows our own ReadyForQuery unasked
+      if (msg.type === B.ErrorResponse) {
+        const fields = errorFields(msg.bytes);
+        internal.error = new BackendError(fields.get('M') ?? 'backend error', fields.get('C'));
+      } else if (msg.type === B.ReadyForQuery) {
+        clearTimeout(internal.timer);
+        this.internal = null;
+        if (internal.error !== undefined) internal.reject(internal.error);
+        else internal.resolve();
+      }
+    }
+  }
+}
+
+/** The startup exchange with the server, decoded with pg-protocol's parser. */
+class Handshake {
+  private readonly parser = new Parser();
+  private scram: ScramClient | null = null;
+
+  constructor(
+    private readonly conn: BackendConnection,
+    private readonly socket: net.Socket,
+    private readonly target: BackendTarget,
+    private readonly done: () => void,
+    private readonly fail: (error: Error) => void,
+  ) {}
+
+  onData(chunk: Buffer): void {
+    try {
+      this.parser.parse(chunk, (msg) => this.onMessage(msg));
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  private password(): string {
+    if (this.target.password === undefined) throw new Error('the backend asks for a password and none is configured');
+    return this.target.password;
+  }
+
+  private onMessage(msg: BackendMessage): void {
+    const m = msg as BackendMessage & Record<string, unknown>;
+    switch (msg.name) {
+      case 'authenticationOk':
+        return;
+      case 'authenticationCleartextPassword':
+        this.socket.write(serialize.password(this.password()));
+        return;
+      case 'authenticationMD5Password':
+        this.socket.write(serialize.password(md5PasswordResponse(this.target.user, this.password(), m['salt'] as Buffer)));
+        return;
+      case 'authenticationSASL': {
+        const mechanisms = m['mechanisms'] as string[];
+        if (!mechanisms.includes('SCRAM-SHA-256')) throw new Error(`unsupported SASL mechanisms: ${mechanisms.join(', ')}`);
+        this.scram = new ScramClient(this.password());
+        this.socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', this.scram.initialResponse()));
+        return;
+      }
+      case 'authenticationSASLContinue':
+        if (this.scram === null) throw new Error('unexpected SASL continue');
+        this.socket.write(serialize.sendSCRAMClientFinalMessage(this.scram.finalResponse(m['data'] as string)));
+        return;
+      case 'authenticationSASLFinal':
+        if (this.scram === null) throw new Error('unexpected SASL final');
+        this.scram.verifyServerFinal(m['data'] as string);
+        return;
+      case 'parameterStatus':
+        this.conn.params.set(m['parameterName'] as string, m['parameterValue'] as string);
+        return;
+      case 'backendKeyData':
+        this.conn.processId = m['processID'] as number;
+        this.conn.secretKey = m['secretKey'] as number;
+        return;
+      case 'readyForQuery':
+        this.done();
+        return;
+      case 'error': {
+        const err = msg as unknown as { message: string; code?: string };
+        this.fail(new BackendError(err.message, err.code));
+        return;
+      }
+      case 'notice':
+        return;
+      default:
+        throw new Error(`unexpected message during backend handshake: ${msg.name}`);
+    }
+  }
+}
+
+/** Sends a CancelRequest for the query a backend is running now, on a fresh connection. */
+export function sendCancel(target: BackendTarget, processId: number, secretKey: number): void {
+  const socket = net.connect({ host: target.host, port: target.port });
+  socket.once('connect', () => socket.end(serialize.cancel(processId, secretKey)));
+  socket.on('error', () => socket.destroy());
+  socket.setTimeout(5_000, () => socket.destroy());
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { mintToken, parseDuration } from './auth/index.js';
+import { ConfigError, describeConfig, loadConfigFile } from './config/load.js';
+import { runDemo } from './demo.js';
+import { createLogger } from './log.js';
+import { startPgfence } from './server.js';
+
+const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tenant
+
+Usage:
+  pgfence serve --config FILE        run the proxy with a YAML configuration
+  pgfence demo [--port N] [--data-dir DIR]
+                                     start an embedded Postgres with demo tenants, run the
+                                     proxy in front of it and print ready psql lines
+                                     (default port 6432, data in .pgfence/demo)
+  pgfence token --config FILE --tenant ID [--ttl 1h] [--user NAME]
+                                     mint a JWT for a tenant with the configured signing key
+                                     (jwt.secret for HS*, jwt.privateKey for asymmetric keys)
+  pgfence help config                the configuration reference (every key, type, default)
+  pgfence --help                     this text
+
+Clients connect with any Postgres driver and send the JWT as the password, e.g.
+  PGPASSWORD="$(pgfence token --config pgfence.yaml --tenant acme)" psql "host=127.0.0.1 port=6432 dbname=app"
+
+Environment: values in the YAML may be written as \${VAR} or \${VAR:-default}.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      if (rest[0] === 'config') process.stdout.write(describeConfig() + '\n');
+      else process.stdout.write(HELP);
+      return 0;
+    case 'serve':
+      return serve(rest);
+    case 'demo':
+      return demo(rest);
+    case 'token':
+      return token(rest);
+    default:
+      process.stderr.write(`pgfence: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (values.config === undefined) throw new UsageError('serve needs --config FILE');
+  const config = await loadConfigFile(values.config);
+  const log = createLogger(config.log.level);
+  const running = await startPgfence(config, log);
+  await untilSignal();
+  await running.close();
+  return 0;
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'data-dir': { type: 'string' } } });
+  const port = values.port === undefined ? 6432 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
+  const stop = await runDemo({ port, dataDir: values['data-dir'] ?? '.pgfence/demo', out: process.stdout });
+  await untilSignal();
+  process.stdout.write('\nstopping pgfence and the embedded Postgres…\n');
+  await stop();
+  return 0;
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, tenant: { type: 'string' }, ttl: { type: 'string' }, user: { type: 'string' } },
+  });
+  if (values.config === undefined || values.tenant === undefined) throw new UsageError('token needs --config FILE and --tenant ID');
+  const config = await loadConfigFile(values.config);
+  const jwt = await mintToken(config.jwt, {
+    tenantId: values.tenant,
+    user: values.user,
+    ttlSeconds: parseDuration(values.ttl ?? '1h'),
+  });
+  process.stdout.write(jwt + '\n');
+  return 0;
+}
+
+class UsageError extends Error {}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`pgfence: ${error.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`pgfence: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

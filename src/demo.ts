@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { mintToken } from './auth/index.js';
+import { configSchema } from './config/schema.js';
+import { startEmbeddedPostgres } from './embedded/postgres.js';
+import { createLogger } from './log.js';
+import { startPgfence } from './server.js';
+
+export const DEMO_TENANTS = ['acme', 'globex'] as const;
+
+/** Demo data: one schema per tenant with a few rows, and a shared table in public. */
+const SEED_SQL = `
+CREATE TABLE IF NOT EXISTS public.plans (id int PRIMARY KEY, name text NOT NULL, monthly_usd int NOT NULL);
+INSERT INTO public.plans VALUES (1, 'free', 0), (2, 'team', 49), (3, 'enterprise', 499) ON CONFLICT DO NOTHING;
+${DEMO_TENANTS.map(
+  (t) => `
+CREATE SCHEMA IF NOT EXISTS tenant_${t};
+CREATE TABLE IF NOT EXISTS tenant_${t}.customers (id int PRIMARY KEY, name text NOT NULL, plan_id int REFERENCES public.plans(id));
+CREATE TABLE IF NOT EXISTS tenant_${t}.secrets (id int PRIMARY KEY, secret text NOT NULL);
+INSERT INTO tenant_${t}.customers VALUES
+  (1, '${t} customer one', 1), (2, '${t} customer two', 2), (3, '${t} customer three', 3) ON CONFLICT DO NOTHING;
+INSERT INTO tenant_${t}.secrets VALUES (1, '${t}-only secret') ON CONFLICT DO NOTHING;`,
+).join('\n')}
+`;
+
+export interface DemoOptions {
+  port: number;
+  dataDir: string;
+  out: NodeJS.WritableStream;
+}
+
+/** Starts Postgres, seeds it, starts pgfence in front of it; returns the function that stops both. */
+export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
+  const dataDir = path.resolve(opts.dataDir);
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  opts.out.write(`starting the embedded Postgres in ${dataDir} …\n`);
+  const postgres = await startEmbeddedPostgres({ dataDir, persistent: true });
+  try {
+    const client = new pg.Client({ connectionString: postgres.url });
+    await client.connect();
+    try {
+      await client.query(SEED_SQL);
+    } finally {
+      await client.end();
+    }
+
+    const config = configSchema.parse({
+      listen: { host: '127.0.0.1', port: opts.port },
+      backend: { url: postgres.url },
+      jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('base64url'), issuer: 'pgfence-demo' },
+      tenancy: { tenants: [...DEMO_TENANTS.map((id) => ({ id })), { id: 'initech', status: 'suspended' }] },
+      pool: { size: 10 },
+      log: { level: 'info' },
+    });
+    const running = await startPgfence(config, createLogger(config.log.level, true));
+
+    opts.out.write(`\npgfence is listening on ${running.host}:${running.port} in front of Postgres on port ${postgres.port}.\n`);
+    opts.out.write('Paste one of these lines in another terminal (tokens are valid for 8 hours):\n\n');
+    for (const tenant of DEMO_TENANTS) {
+      const token = await mintToken(config.jwt, { tenantId: tenant, user: `${tenant}-dba`, ttlSeconds: 8 * 3600 });
+      opts.out.write(`# tenant ${tenant}\n`);
+      opts.out.write(`PGPASSWORD='${token}' psql "host=127.0.0.1 port=${running.port} dbname=app user=${tenant}-dba sslmode=disable"\n\n`);
+    }
+    opts.out.write('Try: SELECT * FROM customers;  \\dt  SELECT * FROM tenant_globex.secrets;  (Ctrl-C stops the demo)\n');
+
+    return async () => {
+      await running.close();
+      await postgres.stop();
+    };
+  } catch (error) {
+    await postgres.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,40 @@
+import type { ErrorFields } from '../protocol/build.js';
+
+/**
+ * Every error pgfence itself sends to a client, by name, each with a fixed SQLSTATE.
+ * FATAL ones end the connection; ERROR ones are followed by ReadyForQuery.
+ */
+const fatal = (sqlstate: string, message: string, detail?: string): ErrorFields => ({ severity: 'FATAL', sqlstate, message, detail });
+const error = (sqlstate: string, message: string, detail?: string): ErrorFields => ({ severity: 'ERROR', sqlstate, message, detail });
+
+export const clientErrors = {
+  protocolViolation: (what: string) => fatal('08P01', `pgfence: protocol violation: ${what}`),
+  unsupportedProtocol: (major: number, minor: number) =>
+    fatal('0A000', `pgfence: unsupported frontend protocol ${major}.${minor}: only 3.0 is supported`),
+  startupTimeout: () => fatal('08P01', 'pgfence: startup and authentication did not finish in time'),
+  tlsRequired: () =>
+    fatal('28000', 'pgfence: a JWT may not be sent over an unencrypted connection from a non-loopback address',
+      'Connect over TLS, or from the same host; the operator can set listen.allowPlaintextJwt.'),
+  passwordExpected: () => fatal('08P01', 'pgfence: expected a password message carrying a JWT'),
+  authFailed: (sqlstate: string, message: string) => fatal(sqlstate, message),
+  tenantRefused: (sqlstate: string, message: string) => fatal(sqlstate, message),
+  unsupportedStartupParameter: (name: string) =>
+    fatal('08P01', `pgfence: unsupported startup parameter: ${name}`),
+  pinStartupParameter: (name: string) =>
+    fatal('42501', `pgfence: startup parameter "${name}" would change the tenant pin and is not allowed`),
+  replicationRefused: () => fatal('08P01', 'pgfence: replication connections are not supported'),
+  parserUnsafeSetting: (name: string, value: string) =>
+    fatal('0A000', `pgfence: ${name} "${value}" is not supported; pgfence requires UTF8 and standard_conforming_strings = on`),
+  tenantSchemaMissing: (tenant: string) => fatal('3F000', `pgfence: the schema of tenant "${tenant}" does not exist`),
+  invalidSessionSetting: (message: string) => fatal('22023', `pgfence: ${message}`),
+  poolTimeout: (ms: number) => fatal('53300', `pgfence: no server connection became available within ${ms} ms`),
+  backendUnavailable: () => fatal('08006', 'pgfence: could not connect to the database server'),
+  backendLost: () => fatal('08006', 'pgfence: server connection lost'),
+  tripwire: (what: string) =>
+    fatal('42501', `pgfence: the server session changed ${what} outside the tenant pin; connection closed`),
+  shuttingDown: () => fatal('57P01', 'pgfence: terminating connection because pgfence is shutting down'),
+  internal: () => fatal('XX000', 'pgfence: internal error'),
+  functionCallRefused: () => error('42501', 'pgfence: the fast-path function call protocol is not allowed'),
+  invalidEncoding: () => error('22021', 'pgfence: invalid byte sequence for encoding "UTF8"'),
+  statementRejected: (sqlstate: string, message: string) => error(sqlstate, message),
+} as const;

@@ -1,0 +1,460 @@
+import { isUtf8 } from 'node:buffer';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import { AuthError, type TokenVerifier } from '../auth/index.js';
+import { type BackendConnection, BackendError, type BackendSink, sendCancel } from '../backend/connection.js';
+import type { Config } from '../config/schema.js';
+import type { Guard, TenantFence } from '../guard/index.js';
+import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
+import * as build from '../protocol/build.js';
+import { Backend as B, Frontend as F } from '../protocol/codes.js';
+import { errorFields, parameterStatus, parseMessage, queryText, readCString } from '../protocol/decode.js';
+import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
+import { StartupReader } from '../protocol/startup.js';
+import { type Tenant, TenantRefused, type TenantResolver } from '../tenancy/index.js';
+import type { CancelRegistry } from './cancel-registry.js';
+import { clientErrors } from './errors.js';
+import { isLoopback } from './peer.js';
+import { sessionSettings, StartupParamError } from './startup-params.js';
+import { pinSql } from './pin.js';
+import { queryFingerprint } from './audit.js';
+
+export interface SessionDeps {
+  config: Config;
+  guard: Guard;
+  verifier: TokenVerifier;
+  tenants: TenantResolver;
+  pool: BackendPool;
+  cancels: CancelRegistry;
+  log: Logger;
+}
+
+/** Where a client connection is in its life; one `switch` on it routes every byte. */
+type Step = 'startup' | 'password' | 'binding' | 'ready' | 'closed';
+
+/** A statement the guard refused, waiting for the backend to fail its stand-in Execute. */
+interface PendingRejection {
+  marker: string;
+  error: build.ErrorFields;
+  /** Number of the ReadyForQuery that ends the batch it belongs to. */
+  syncNumber: number;
+}
+
+let nextSessionId = 1;
+
+/**
+ * One client connection: startup and JWT authentication, then the relay between the client and
+ * the backend pinned to its tenant, with the guard inspecting every Query and Parse.
+ */
+export class ClientSession implements BackendSink {
+  readonly id = nextSessionId++;
+  private step: Step = 'startup';
+  private log: Logger;
+  private readonly startup = new StartupReader();
+  private readonly framer: MessageFramer;
+  private readonly inbox: FramedMessage[] = [];
+  private startupTimer: NodeJS.Timeout | null = null;
+  private params = new Map<string, string>();
+  private tenant: Tenant | null = null;
+  private user: string | undefined;
+  private fence: TenantFence | null = null;
+  private backend: BackendConnection | null = null;
+  private key: { processId: number; secretKey: number } | null = null;
+  private pinnedSearchPath: string | undefined;
+  /** Messages that produce a ReadyForQuery, sent vs answered: a backend is idle only when equal. */
+  private syncsSent = 0;
+  private syncsDone = 0;
+  /** Extended-protocol messages were sent since the last Sync. */
+  private extendedOpen = false;
+  /** After a rejected Parse, client messages are dropped up to the next Sync, like the server does. */
+  private skippingToSync = false;
+  private readonly rejections: PendingRejection[] = [];
+  private rejectionCounter = 0;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly deps: SessionDeps,
+  ) {
+    this.framer = new MessageFramer(deps.config.listen.maxMessageBytes);
+    this.log = deps.log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+  }
+
+  start(): void {
+    this.socket.setNoDelay(true);
+    this.startupTimer = setTimeout(() => this.fail(clientErrors.startupTimeout()), this.deps.config.listen.startupTimeoutMs);
+    this.socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    this.socket.on('error', (error) => this.log.debug({ err: error.message }, 'client socket error'));
+    this.socket.on('close', () => this.onClientGone());
+  }
+
+  /** Ends the session from outside (shutdown). */
+  terminate(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
+    this.fail(fields);
+  }
+
+  cancel(): void {
+    const backend = this.backend;
+    if (backend !== null && this.syncsSent > this.syncsDone) sendCancel(backend.target, backend.processId, backend.secretKey);
+  }
+
+  private onClientData(chunk: Buffer): void {
+    try {
+      switch (this.step) {
+        case 'startup':
+          this.onStartupBytes(chunk);
+          return;
+        case 'password':
+        case 'binding':
+        case 'ready':
+          this.inbox.length = 0;
+          this.framer.push(chunk, this.inbox);
+          this.onClientMessages(this.inbox);
+          return;
+        case 'closed':
+          return;
+      }
+    } catch (error) {
+      if (error instanceof FramingError) this.fail(clientErrors.protocolViolation(error.message));
+      else this.crash(error);
+    }
+  }
+
+  private onStartupBytes(chunk: Buffer | null): void {
+    const packet = this.startup.next(chunk);
+    if (packet === null) return;
+    switch (packet.kind) {
+      case 'ssl':
+      case 'gssenc':
+        this.socket.write(build.ENCRYPTION_NOT_SUPPORTED);
+        this.onStartupBytes(null);
+        return;
+      case 'cancel':
+        this.deps.cancels.cancel(packet.processId, packet.secretKey);
+        this.close();
+        return;
+      case 'unsupported-version':
+        this.fail(clientErrors.unsupportedProtocol(packet.major, packet.minor));
+        return;
+      case 'startup':
+        this.params = packet.params;
+        this.user = packet.params.get('user');
+        if (!this.deps.config.listen.allowPlaintextJwt && !isLoopback(this.socket.remoteAddress)) {
+          this.fail(clientErrors.tlsRequired());
+          return;
+        }
+        this.step = 'password';
+        this.socket.write(build.AUTHENTICATION_CLEARTEXT);
+        {
+          const rest = this.startup.takeRest();
+          if (rest.length > 0) this.onClientData(rest);
+        }
+        return;
+    }
+  }
+
+  private onClientMessages(messages: readonly FramedMessage[]): void {
+    if (this.step === 'password') {
+      const first = messages[0];
+      if (first === undefined) return;
+      if (first.type !== F.Password) {
+        this.fail(clientErrors.passwordExpected());
+        return;
+      }
+      if (messages.length > 1) {
+        this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
+        return;
+      }
+      this.step = 'binding';
+      this.socket.pause();
+      const token = readCString(first.bytes, 5)[0];
+      void this.authenticate(token);
+      return;
+    }
+    if (this.step === 'binding') {
+      this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
+      return;
+    }
+    if (this.step === 'ready') this.relayToBackend(messages);
+  }
+
+  private async authenticate(token: string): Promise<void> {
+    try {
+      if (token.length === 0) throw new AuthError('empty_password');
+      const identity = await this.deps.verifier.verify(token);
+      this.tenant = await this.deps.tenants.resolve(identity.tenantId);
+      this.user = identity.user ?? this.user;
+      this.log = this.log.child({ tenant: this.tenant.id, user: this.user });
+      const settings = sessionSettings(this.params, this.deps.config.tenancy.tenantGuc);
+      this.fence = {
+        ownSchema: this.tenant.schema,
+        sharedSchemas: this.deps.config.tenancy.sharedSchemas,
+        tenantGuc: this.deps.config.tenancy.tenantGuc,
+      };
+      if (this.isClosed()) return;
+      const backend = await this.deps.pool.acquire();
+      if (this.isClosed()) {
+        this.deps.pool.release(backend, true);
+        return;
+      }
+      this.backend = backend;
+      backend.bind(this);
+      await backend.runInternal(pinSql(this.deps.config.tenancy, this.tenant, settings), this.deps.config.pool.resetTimeoutMs);
+      backend.pinnedTenant = this.tenant.id;
+      this.pinnedSearchPath = backend.params.get('search_path');
+      if (this.isClosed()) return;
+      this.becomeReady(backend);
+    } catch (error) {
+      this.failAuthentication(error);
+    }
+  }
+
+  private isClosed(): boolean {
+    return this.step === 'closed';
+  }
+
+  private becomeReady(backend: BackendConnection): void {
+    if (this.startupTimer !== null) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+    this.key = this.deps.cancels.issue(this);
+    const out: Buffer[] = [build.AUTHENTICATION_OK];
+    for (const [name, value] of backend.params) out.push(build.parameterStatus(name, value));
+    out.push(build.backendKeyData(this.key.processId, this.key.secretKey), build.readyForQuery('I'));
+    this.writeClient(out);
+    this.step = 'ready';
+    this.log.info('client connected');
+    this.socket.resume();
+  }
+
+  private failAuthentication(error: unknown): void {
+    if (error instanceof AuthError) {
+      this.log.warn({ reason: error.reason }, 'authentication failed');
+      this.fail(clientErrors.authFailed(error.sqlstate, error.message));
+    } else if (error instanceof TenantRefused) {
+      this.log.warn({ reason: error.reason }, 'tenant refused');
+      this.fail(clientErrors.tenantRefused(error.sqlstate, error.message));
+    } else if (error instanceof StartupParamError) {
+      this.fail(error.fields);
+    } else if (error instanceof PoolTimeoutError) {
+      this.fail(clientErrors.poolTimeout(error.waitedMs));
+    } else if (error instanceof BackendUnavailableError) {
+      this.log.error({ err: error.message }, 'backend unavailable');
+      this.fail(clientErrors.backendUnavailable());
+    } else if (error instanceof BackendError && error.sqlstate === '3F000' && this.tenant !== null) {
+      this.log.error('tenant schema missing');
+      this.fail(clientErrors.tenantSchemaMissing(this.tenant.id));
+    } else if (error instanceof BackendError) {
+      // The backend refused a session setting the client asked for (e.g. an unknown TimeZone).
+      this.fail(clientErrors.invalidSessionSetting(error.message));
+    } else {
+      this.crash(error);
+    }
+  }
+
+  // ---- client → backend -------------------------------------------------------------------
+
+  private relayToBackend(messages: readonly FramedMessage[]): void {
+    const backend = this.backend;
+    if (backend === null) return;
+    const out: Buffer[] = [];
+    for (const msg of messages) {
+      if (this.skippingToSync && msg.type !== F.Sync) continue;
+      switch (msg.type) {
+        case F.Query: {
+          this.syncsSent++;
+          const rejection = this.inspect(queryText(msg.bytes), msg.bytes);
+          if (rejection === null) appendBytes(out, msg.bytes);
+          else out.push(this.standIn(rejection), serialize.sync());
+          break;
+        }
+        case F.Parse: {
+          this.extendedOpen = true;
+          const rejection = this.inspect(parseMessage(msg.bytes).text, msg.bytes);
+          if (rejection === null) appendBytes(out, msg.bytes);
+          else {
+            out.push(this.standIn(rejection));
+            this.skippingToSync = true;
+          }
+          break;
+        }
+        case F.Bind:
+        case F.Describe:
+        case F.Execute:
+        case F.Close:
+          this.extendedOpen = true;
+          appendBytes(out, msg.bytes);
+          break;
+        case F.Sync:
+          this.syncsSent++;
+          this.extendedOpen = false;
+          this.skippingToSync = false;
+          appendBytes(out, msg.bytes);
+          break;
+        case F.Flush:
+        case F.CopyData:
+        case F.CopyDone:
+        case F.CopyFail:
+          appendBytes(out, msg.bytes);
+          break;
+        case F.FunctionCall:
+          // Fast-path calls name functions by OID, out of the guard's sight (set_config included).
+          this.syncsSent++;
+          out.push(this.standIn(clientErrors.functionCallRefused()), serialize.sync());
+          break;
+        case F.Terminate:
+          backend.writeAll(out);
+          this.close();
+          return;
+        default:
+          backend.writeAll(out);
+          this.fail(clientErrors.protocolViolation(`unexpected message type ${JSON.stringify(String.fromCharCode(msg.type))}`));
+          return;
+      }
+    }
+    backend.writeAll(out);
+    if (backend.needsDrain) {
+      this.socket.pause();
+      backend.onceDrained(() => {
+        if (this.step === 'ready') this.socket.resume();
+      });
+    }
+  }
+
+  /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
+  private inspect(sql: string, message: Buffer): build.ErrorFields | null {
+    // The guard must read exactly the bytes the server will: no lossy decoding of bad UTF-8.
+    if (!isUtf8(message.subarray(5))) return clientErrors.invalidEncoding();
+    const fence = this.fence as TenantFence;
+    const verdict = this.deps.guard.check(sql, fence);
+    if (verdict.allowed) return null;
+    this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql) }, verdict.message);
+    return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
+  }
+
+  /**
+   * Stands in for a refused message: an Execute of a portal that cannot exist makes the server
+   * itself fail at this point of the batch, so the transaction state and the ordering of every
+   * other reply stay exactly what Postgres would produce; its error is swapped for ours.
+   */
+  private standIn(error: build.ErrorFields): Buffer {
+    const marker = `pgfence_rejected_${this.id}_${++this.rejectionCounter}`;
+    this.rejections.push({ marker, error, syncNumber: this.syncsSent + (this.extendedOpen || this.skippingToSync ? 1 : 0) });
+    return serialize.execute({ portal: marker });
+  }
+
+  // ---- backend → client -------------------------------------------------------------------
+
+  onBackendMessages(messages: readonly FramedMessage[]): void {
+    const out: Buffer[] = [];
+    for (const msg of messages) {
+      switch (msg.type) {
+        case B.ReadyForQuery:
+          this.syncsDone++;
+          while (this.rejections.length > 0 && (this.rejections[0] as PendingRejection).syncNumber <= this.syncsDone) this.rejections.shift();
+          appendBytes(out, msg.bytes);
+          break;
+        case B.ErrorResponse:
+          appendBytes(out, this.rewriteError(msg.bytes));
+          break;
+        case B.ParameterStatus: {
+          const breach = this.checkPin(msg.bytes);
+          if (breach !== null) {
+            this.writeClient(out);
+            this.fail(clientErrors.tripwire(breach), false);
+            return;
+          }
+          appendBytes(out, msg.bytes);
+          break;
+        }
+        default:
+          appendBytes(out, msg.bytes);
+      }
+    }
+    this.writeClient(out);
+  }
+
+  private rewriteError(bytes: Buffer): Buffer {
+    const pending = this.rejections[0];
+    if (pending === undefined) return bytes;
+    const fields = errorFields(bytes);
+    if (fields.get('C') !== '34000' || !(fields.get('M') ?? '').includes(pending.marker)) return bytes;
+    this.rejections.shift();
+    return build.errorResponse(pending.error);
+  }
+
+  /** Tripwire behind the guard: a reported change to the pinned identity closes everything. */
+  private checkPin(bytes: Buffer): string | null {
+    const [name, value] = parameterStatus(bytes);
+    if (name === 'session_authorization' && this.backend !== null && value !== this.backend.target.user) return 'session_authorization';
+    if (name === 'search_path' && this.pinnedSearchPath !== undefined && value !== this.pinnedSearchPath) return 'search_path';
+    return null;
+  }
+
+  onBackendClosed(error: Error | undefined): void {
+    if (this.step === 'closed') return;
+    this.log.warn({ err: error?.message }, 'server connection lost');
+    const backend = this.backend;
+    this.backend = null;
+    if (backend !== null) this.deps.pool.release(backend, false);
+    this.fail(clientErrors.backendLost());
+  }
+
+  // ---- endings ----------------------------------------------------------------------------
+
+  private writeClient(parts: readonly Buffer[]): void {
+    if (parts.length === 0 || this.socket.destroyed) return;
+    this.socket.cork();
+    try {
+      for (const part of parts) this.socket.write(part);
+    } finally {
+      this.socket.uncork();
+    }
+    const backend = this.backend;
+    if (this.socket.writableNeedDrain && backend !== null) {
+      backend.pause();
+      this.socket.once('drain', () => backend.resume());
+    }
+  }
+
+  /** Sends a FATAL error and closes. `reuseBackend` false when the backend is known bad. */
+  private fail(fields: build.ErrorFields, reuseBackend = true): void {
+    if (this.step === 'closed') return;
+    if (!this.socket.destroyed) this.socket.write(build.errorResponse(fields));
+    this.close(reuseBackend);
+  }
+
+  private crash(error: unknown): void {
+    this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error in client session');
+    this.fail(clientErrors.internal(), false);
+  }
+
+  private onClientGone(): void {
+    if (this.step !== 'closed') this.log.info('client disconnected');
+    this.close();
+  }
+
+  private close(reuseBackend = true): void {
+    if (this.step === 'closed') return;
+    this.step = 'closed';
+    if (this.startupTimer !== null) clearTimeout(this.startupTimer);
+    if (this.key !== null) this.deps.cancels.forget(this.key.processId);
+    const backend = this.backend;
+    this.backend = null;
+    if (backend !== null) {
+      const idle = this.syncsSent === this.syncsDone && !this.extendedOpen && backend.txnStatus === 'I';
+      this.deps.pool.release(backend, reuseBackend && idle);
+    }
+    this.socket.end();
+    this.socket.destroySoon();
+  }
+}
+
+/** Appends a message, merging it into the previous part when it directly follows it in memory. */
+function appendBytes(out: Buffer[], bytes: Buffer): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+    out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+  } else {
+    out.push(bytes);
+  }
+}

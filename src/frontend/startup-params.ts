@@ -1,0 +1,125 @@
+import type { ErrorFields } from '../protocol/build.js';
+import { clientErrors } from './errors.js';
+
+/**
+ * Session settings a client may ask for in its StartupMessage. Backends are shared, so these are
+ * applied with set_config when a backend is pinned for the client, never at backend startup.
+ * Canonical spelling by lower-case name (GUC names are case-insensitive).
+ */
+const FORWARDED = new Map(
+  [
+    'application_name',
+    'client_encoding',
+    'DateStyle',
+    'TimeZone',
+    'IntervalStyle',
+    'extra_float_digits',
+    'statement_timeout',
+    'lock_timeout',
+    'idle_in_transaction_session_timeout',
+    'standard_conforming_strings',
+    'bytea_output',
+  ].map((name) => [name.toLowerCase(), name]),
+);
+
+/**
+ * Settings that change how the server reads SQL text. The guard parses UTF-8 with standard
+ * conforming strings, so any other value would let the server see a statement the guard never saw.
+ */
+const PARSER_SAFE_VALUES = new Map([
+  ['client_encoding', new Set(['utf8', 'unicode'])],
+  ['standard_conforming_strings', new Set(['on', 'true', 'yes', '1'])],
+]);
+
+/** Parameters that would move the pin: refused outright. */
+const PIN_PARAMS = new Set(['search_path', 'role', 'session_authorization']);
+
+/** Parameters that say who and where, not how: read by pgfence, not forwarded. */
+const IDENTITY_PARAMS = new Set(['user', 'database', 'fallback_application_name']);
+
+export class StartupParamError extends Error {
+  constructor(readonly fields: ErrorFields) {
+    super(fields.message);
+  }
+}
+
+/**
+ * The settings to apply for a client, from its startup parameters (including `-c name=value`
+ * inside `options`). Throws StartupParamError for anything pgfence will not honour.
+ */
+export function sessionSettings(params: ReadonlyMap<string, string>, tenantGuc: string): Map<string, string> {
+  const settings = new Map<string, string>();
+  const put = (rawName: string, value: string): void => {
+    const name = rawName.toLowerCase();
+    if (PIN_PARAMS.has(name) || name === tenantGuc.toLowerCase()) {
+      throw new StartupParamError(clientErrors.pinStartupParameter(rawName));
+    }
+    const canonical = FORWARDED.get(name);
+    if (canonical === undefined) throw new StartupParamError(clientErrors.unsupportedStartupParameter(rawName));
+    const required = PARSER_SAFE_VALUES.get(name);
+    if (required !== undefined && !required.has(value.toLowerCase().replace(/[-_]/g, ''))) {
+      throw new StartupParamError(clientErrors.parserUnsafeSetting(canonical, value));
+    }
+    settings.set(canonical, value);
+  };
+  for (const [name, value] of params) {
+    if (IDENTITY_PARAMS.has(name)) continue;
+    if (name === 'replication') {
+      if (!['false', 'off', 'no', '0'].includes(value.toLowerCase())) throw new StartupParamError(clientErrors.replicationRefused());
+      continue;
+    }
+    if (name === 'options') {
+      for (const [optName, optValue] of parseOptions(value)) put(optName, optValue);
+      continue;
+    }
+    put(name, value);
+  }
+  const fallback = params.get('fallback_application_name');
+  if (!settings.has('application_name') && fallback !== undefined) settings.set('application_name', fallback);
+  return settings;
+}
+
+/**
+ * Splits the `options` startup parameter the way the backend does: whitespace separates
+ * arguments, a backslash escapes the next character; accepts `-c name=value`, `-cname=value`
+ * and `--name=value`.
+ */
+export function parseOptions(options: string): Array<[string, string]> {
+  const args: string[] = [];
+  let current = '';
+  let escaped = false;
+  let inArg = false;
+  for (const ch of options) {
+    if (escaped) {
+      current += ch;
+      escaped = false;
+      inArg = true;
+    } else if (ch === '\\') {
+      escaped = true;
+      inArg = true;
+    } else if (/\s/.test(ch)) {
+      if (inArg) args.push(current);
+      current = '';
+      inArg = false;
+    } else {
+      current += ch;
+      inArg = true;
+    }
+  }
+  if (inArg) args.push(current);
+
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    let setting: string | undefined;
+    if (arg === '-c') setting = args[++i];
+    else if (arg.startsWith('-c')) setting = arg.slice(2);
+    else if (arg.startsWith('--')) setting = arg.slice(2);
+    const eq = setting?.indexOf('=') ?? -1;
+    if (setting === undefined || eq <= 0) {
+      throw new StartupParamError(clientErrors.unsupportedStartupParameter(`options (${arg})`));
+    }
+    out.push([setting.slice(0, eq).replaceAll('-', '_'), setting.slice(eq + 1)]);
+  }
+  return out;
+}

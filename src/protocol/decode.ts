@@ -1,0 +1,40 @@
+import { FramingError } from './framer.js';
+
+/** Reads a NUL-terminated string starting at `offset`; returns it and the offset after the NUL. */
+export function readCString(buf: Buffer, offset: number): [string, number] {
+  const end = buf.indexOf(0, offset);
+  if (end < 0) throw new FramingError('string is not NUL-terminated');
+  return [buf.toString('utf8', offset, end), end + 1];
+}
+
+/** The SQL text of a Query message. */
+export function queryText(message: Buffer): string {
+  return readCString(message, 5)[0];
+}
+
+/** Statement name and SQL text of a Parse message. */
+export function parseMessage(message: Buffer): { name: string; text: string } {
+  const [name, next] = readCString(message, 5);
+  const [text] = readCString(message, next);
+  return { name, text };
+}
+
+/** Name and value of a ParameterStatus message. */
+export function parameterStatus(message: Buffer): [string, string] {
+  const [name, next] = readCString(message, 5);
+  const [value] = readCString(message, next);
+  return [name, value];
+}
+
+/** The fields of an ErrorResponse or NoticeResponse, keyed by field type letter (S, C, M, ...). */
+export function errorFields(message: Buffer): Map<string, string> {
+  const fields = new Map<string, string>();
+  let offset = 5;
+  while (offset < message.length && message[offset] !== 0) {
+    const code = String.fromCharCode(message[offset] as number);
+    const [value, next] = readCString(message, offset + 1);
+    fields.set(code, value);
+    offset = next;
+  }
+  return fields;
+}

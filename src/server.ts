@@ -1,0 +1,80 @@
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { createTokenVerifier } from './auth/index.js';
+import { resolveBackendTarget } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { CancelRegistry } from './frontend/cancel-registry.js';
+import { ClientSession, type SessionDeps } from './frontend/session.js';
+import { Guard } from './guard/index.js';
+import { BackendPool } from './pool/pool.js';
+import { createTenantResolver } from './tenancy/index.js';
+
+export interface RunningPgfence {
+  readonly host: string;
+  readonly port: number;
+  readonly pool: BackendPool;
+  /** Live client sessions. */
+  readonly sessionCount: number;
+  close(): Promise<void>;
+}
+
+/** Starts the listener and everything behind it; resolves once it accepts connections. */
+export async function startPgfence(config: Config, log: Logger): Promise<RunningPgfence> {
+  const guard = await Guard.create({ cacheSize: config.guard.cacheSize });
+  const verifier = await createTokenVerifier(config.jwt);
+  const target = resolveBackendTarget(config.backend);
+  const tenants = createTenantResolver(config.tenancy, target);
+  const pool = new BackendPool(
+    target,
+    {
+      size: config.pool.size,
+      acquireTimeoutMs: config.pool.acquireTimeoutMs,
+      resetTimeoutMs: config.pool.resetTimeoutMs,
+      connectTimeoutMs: config.backend.connectTimeoutMs,
+      maxMessageBytes: config.listen.maxMessageBytes,
+    },
+    log.child({ component: 'pool' }),
+  );
+  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log };
+  const sessions = new Set<ClientSession>();
+
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    const session = new ClientSession(socket, deps);
+    sessions.add(session);
+    socket.once('close', () => sessions.delete(session));
+    session.start();
+  });
+  server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  log.info({ host: address.address, port: address.port, backend: `${target.host}:${target.port}/${target.database}` }, 'pgfence listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    host: address.address,
+    port: address.port,
+    pool,
+    get sessionCount() {
+      return sessions.size;
+    },
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const session of sessions) session.terminate();
+        });
+        await pool.close();
+        await tenants.close();
+        log.info('pgfence stopped');
+      })();
+      return closing;
+    },
+  };
+}

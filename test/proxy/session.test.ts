@@ -1,0 +1,163 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/proxy.js';
+
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  proxy = await startTestProxy({ pool: { size: 2, acquireTimeoutMs: 5_000 } });
+});
+afterAll(async () => {
+  await proxy?.close();
+});
+
+async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as pg.DatabaseError;
+  }
+  throw new Error('expected the statement to fail');
+}
+
+describe('a tenant-pinned session', () => {
+  it('sees its own rows through the pinned search_path and tenant GUC', async () => {
+    const client = await proxy.connect('acme');
+    try {
+      const items = await client.query('SELECT owner, note FROM items ORDER BY id');
+      expect(items.rows).toEqual([
+        { owner: 'acme', note: 'acme item 1' },
+        { owner: 'acme', note: 'acme item 2' },
+      ]);
+      const pin = await client.query(
+        "SELECT current_setting('search_path') AS path, current_setting('app.current_tenant_id') AS tenant, whoami() AS who",
+      );
+      expect(pin.rows[0]).toEqual({ path: '"tenant_acme", "public"', tenant: 'acme', who: 'acme' });
+      const shared = await client.query('SELECT name FROM shared_plans ORDER BY id');
+      expect(shared.rows.map((r) => r.name)).toEqual(['free', 'pro']);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("refuses another tenant's schema with 42501 and the session goes on, still pinned", async () => {
+    const client = await proxy.connect('acme');
+    try {
+      const err = await errorOf(client.query('SELECT * FROM tenant_globex.secrets'));
+      expect(err.code).toBe('42501');
+      expect(err.message).toContain('tenant_globex');
+      const after = await client.query("SELECT current_setting('search_path') AS path, (SELECT count(*) FROM secrets)::int AS n");
+      expect(after.rows[0]).toEqual({ path: '"tenant_acme", "public"', n: 1 });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('a rejection inside a transaction aborts it, exactly as a server error would', async () => {
+    const client = await proxy.connect('acme');
+    try {
+      await client.query('BEGIN');
+      await client.query("INSERT INTO items (note) VALUES ('rolled back')");
+      const err = await errorOf(client.query('SELECT * FROM tenant_globex.items'));
+      expect(err.code).toBe('42501');
+      const aborted = await errorOf(client.query('SELECT 1'));
+      expect(aborted.code).toBe('25P02');
+      await client.query('ROLLBACK');
+      const left = await client.query("SELECT count(*)::int AS n FROM items WHERE note = 'rolled back'");
+      expect(left.rows[0].n).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('rejects a Parse in the extended protocol and recovers at Sync', async () => {
+    const client = await proxy.connect('globex');
+    try {
+      const err = await errorOf(client.query({ text: 'SELECT secret FROM tenant_acme.secrets WHERE id = $1', values: [1] }));
+      expect(err.code).toBe('42501');
+      const ok = await client.query({ text: 'SELECT secret FROM secrets WHERE id = $1', values: [1] });
+      expect(ok.rows).toEqual([{ secret: 'globex-secret' }]);
+      const named = await client.query({ name: 'own', text: 'SELECT count(*)::int AS n FROM items WHERE id > $1', values: [0] });
+      expect(named.rows[0].n).toBe(2);
+      const again = await client.query({ name: 'own', text: 'SELECT count(*)::int AS n FROM items WHERE id > $1', values: [1] });
+      expect(again.rows[0].n).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('refuses to move the pin: SET search_path, set_config and SET ROLE', async () => {
+    const client = await proxy.connect('acme');
+    try {
+      for (const sql of [
+        'SET search_path TO tenant_globex',
+        "SELECT set_config('search_path', 'tenant_globex', false)",
+        "SET app.current_tenant_id = 'globex'",
+        'SET ROLE postgres',
+        'RESET ALL',
+      ]) {
+        const err = await errorOf(client.query(sql));
+        expect(err.code, sql).toBe('42501');
+      }
+      const pin = await client.query("SELECT current_setting('search_path') AS path, current_setting('app.current_tenant_id') AS t");
+      expect(pin.rows[0]).toEqual({ path: '"tenant_acme", "public"', t: 'acme' });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('forwards startup settings such as application_name and TimeZone to the backend session', async () => {
+    const client = await proxy.connect('acme', { application_name: 'billing-worker', options: '-c TimeZone=Asia/Tokyo' });
+    try {
+      const r = await client.query("SELECT current_setting('application_name') AS app, current_setting('TimeZone') AS tz");
+      expect(r.rows[0]).toEqual({ app: 'billing-worker', tz: 'Asia/Tokyo' });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('refuses a search_path smuggled in the startup options', async () => {
+    const err = await errorOf(proxy.connect('acme', { options: '-c search_path=tenant_globex' }));
+    expect(err.code).toBe('42501');
+  });
+});
+
+describe('state reset between clients', () => {
+  it('the next client of another tenant on the same backend sees nothing the first one left', async () => {
+    const single = await startTestProxy({ pool: { size: 1, acquireTimeoutMs: 5_000 } });
+    try {
+      const first = await single.connect('acme');
+      const pid1 = (await first.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await first.query('CREATE TEMP TABLE leftover (x int)');
+      await first.query("PREPARE leftover_stmt AS SELECT 'acme'");
+      await first.query('SET statement_timeout = 12345');
+      await first.query('LISTEN acme_channel');
+      await first.end();
+
+      const second = await single.connect('globex');
+      try {
+        const r = await second.query(`
+          SELECT pg_backend_pid() AS pid,
+                 (SELECT count(*)::int FROM pg_prepared_statements) AS prepared,
+                 to_regclass('pg_temp.leftover') IS NULL AS no_temp,
+                 current_setting('statement_timeout') AS timeout,
+                 (SELECT count(*)::int FROM pg_listening_channels()) AS listening,
+                 current_setting('search_path') AS path,
+                 current_setting('app.current_tenant_id') AS tenant`);
+        expect(r.rows[0]).toEqual({
+          pid: pid1,
+          prepared: 0,
+          no_temp: true,
+          timeout: '0',
+          listening: 0,
+          path: '"tenant_globex", "public"',
+          tenant: 'globex',
+        });
+      } finally {
+        await second.end();
+      }
+    } finally {
+      await single.close();
+    }
+  });
+});

@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import pino from 'pino';
+import { mintToken } from '../../src/auth/index.js';
+import { type Config, type ConfigInput, configSchema } from '../../src/config/schema.js';
+import { type RunningPgfence, startPgfence } from '../../src/server.js';
+import { createTestDatabase } from './db.js';
+
+/** Tenants every test proxy knows; `initech` is suspended, `hooli` is listed but has no schema. */
+export const TEST_TENANTS = ['acme', 'globex', 'umbrella'] as const;
+
+const SEED_SQL = `
+CREATE TABLE public.shared_plans (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.shared_plans VALUES (1, 'free'), (2, 'pro');
+${TEST_TENANTS.map(
+  (t) => `
+CREATE SCHEMA tenant_${t};
+CREATE TABLE tenant_${t}.items (id serial PRIMARY KEY, owner text NOT NULL DEFAULT '${t}', note text);
+INSERT INTO tenant_${t}.items (note) VALUES ('${t} item 1'), ('${t} item 2');
+CREATE TABLE tenant_${t}.secrets (id int PRIMARY KEY, secret text NOT NULL);
+INSERT INTO tenant_${t}.secrets VALUES (1, '${t}-secret');
+CREATE SEQUENCE tenant_${t}.counter;
+CREATE FUNCTION tenant_${t}.whoami() RETURNS text LANGUAGE sql AS $$ SELECT '${t}'::text $$;`,
+).join('\n')}
+`;
+
+export interface TestProxy {
+  readonly port: number;
+  readonly config: Config;
+  readonly running: RunningPgfence;
+  /** Direct (unproxied) URL of this test's database, for setup and for checking from outside. */
+  readonly directUrl: string;
+  token(tenant: string, claims?: Record<string, unknown>): Promise<string>;
+  /** A connected node-postgres client, through pgfence, as `tenant`. */
+  connect(tenant: string, extra?: pg.ClientConfig): Promise<pg.Client>;
+  /** Connection settings for a client through pgfence (password = a fresh JWT). */
+  clientConfig(tenant: string): Promise<pg.ClientConfig>;
+  /** Runs SQL directly on the test database (not through pgfence). */
+  direct<T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<T>>;
+  close(): Promise<void>;
+}
+
+export async function startTestProxy(overrides: Partial<ConfigInput> = {}): Promise<TestProxy> {
+  const db = await createTestDatabase('pgfence');
+  const admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  await admin.query(SEED_SQL);
+
+  const config = configSchema.parse({
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { url: db.url },
+    jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('hex'), issuer: 'pgfence-test' },
+    tenancy: {
+      tenants: [
+        ...TEST_TENANTS.map((id) => ({ id })),
+        { id: 'initech', status: 'suspended' },
+      ],
+    },
+    pool: { size: 4, acquireTimeoutMs: 5_000 },
+    ...overrides,
+  } satisfies ConfigInput);
+  const log = pino({ level: process.env['PGFENCE_TEST_LOG'] ?? 'silent' });
+  const running = await startPgfence(config, log);
+
+  const token = (tenant: string, claims: Record<string, unknown> = {}): Promise<string> =>
+    mintToken(config.jwt, { tenantId: tenant, user: `${tenant}-user`, ttlSeconds: 600, extraClaims: claims });
+  const clientConfig = async (tenant: string): Promise<pg.ClientConfig> => ({
+    host: '127.0.0.1',
+    port: running.port,
+    database: 'app',
+    user: `${tenant}-user`,
+    password: await token(tenant),
+  });
+
+  return {
+    port: running.port,
+    config,
+    running,
+    directUrl: db.url,
+    token,
+    clientConfig,
+    async connect(tenant, extra = {}) {
+      const client = new pg.Client({ ...(await clientConfig(tenant)), ...extra });
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    },
+    direct: (sql, params) => admin.query(sql, params),
+    async close() {
+      await running.close();
+      await admin.end();
+      await db.drop();
+    },
+  };
+}
