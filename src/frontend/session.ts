@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
@@ -9,7 +8,7 @@ import type { Guard, TenantFence } from '../guard/index.js';
 import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
 import * as build from '../protocol/build.js';
 import { Backend as B, Frontend as F } from '../protocol/codes.js';
-import { errorFields, parameterStatus, parseMessage, queryText, readCString } from '../protocol/decode.js';
+import { errorFields, parameterStatus, parseMessage, queryText, readCString, type SqlText } from '../protocol/decode.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { StartupReader } from '../protocol/startup.js';
 import { type Tenant, TenantRefused, type TenantResolver } from '../tenancy/index.js';
@@ -262,14 +261,14 @@ export class ClientSession implements BackendSink {
       switch (msg.type) {
         case F.Query: {
           this.syncsSent++;
-          const rejection = this.inspect(queryText(msg.bytes), msg.bytes);
+          const rejection = this.inspect(queryText(msg.bytes));
           if (rejection === null) appendBytes(out, msg.bytes);
           else out.push(this.standIn(rejection), serialize.sync());
           break;
         }
         case F.Parse: {
           this.extendedOpen = true;
-          const rejection = this.inspect(parseMessage(msg.bytes).text, msg.bytes);
+          const rejection = this.inspect(parseMessage(msg.bytes).sql);
           if (rejection === null) appendBytes(out, msg.bytes);
           else {
             out.push(this.standIn(rejection));
@@ -321,13 +320,13 @@ export class ClientSession implements BackendSink {
   }
 
   /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
-  private inspect(sql: string, message: Buffer): build.ErrorFields | null {
+  private inspect(sql: SqlText): build.ErrorFields | null {
     // The guard must read exactly the bytes the server will: no lossy decoding of bad UTF-8.
-    if (!isUtf8(message.subarray(5))) return clientErrors.invalidEncoding();
+    if (!sql.validUtf8) return clientErrors.invalidEncoding();
     const fence = this.fence as TenantFence;
-    const verdict = this.deps.guard.check(sql, fence);
+    const verdict = this.deps.guard.check(sql.text, fence);
     if (verdict.allowed) return null;
-    this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql) }, verdict.message);
+    this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql.text) }, verdict.message);
     return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
   }
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { FramingError } from './framer.js';
 
 /** Reads a NUL-terminated string starting at `offset`; returns it and the offset after the NUL. */
@@ -7,16 +8,29 @@ export function readCString(buf: Buffer, offset: number): [string, number] {
   return [buf.toString('utf8', offset, end), end + 1];
 }
 
+/** SQL text from a message, and whether its bytes were valid UTF-8 (decoding replaces bad bytes). */
+export interface SqlText {
+  text: string;
+  validUtf8: boolean;
+}
+
+function sqlAt(message: Buffer, offset: number): [SqlText, number] {
+  const end = message.indexOf(0, offset);
+  if (end < 0) throw new FramingError('string is not NUL-terminated');
+  const raw = message.subarray(offset, end);
+  return [{ text: raw.toString('utf8'), validUtf8: isUtf8(raw) }, end + 1];
+}
+
 /** The SQL text of a Query message. */
-export function queryText(message: Buffer): string {
-  return readCString(message, 5)[0];
+export function queryText(message: Buffer): SqlText {
+  return sqlAt(message, 5)[0];
 }
 
 /** Statement name and SQL text of a Parse message. */
-export function parseMessage(message: Buffer): { name: string; text: string } {
+export function parseMessage(message: Buffer): { name: string; sql: SqlText } {
   const [name, next] = readCString(message, 5);
-  const [text] = readCString(message, next);
-  return { name, text };
+  const [sql] = sqlAt(message, next);
+  return { name, sql };
 }
 
 /** Name and value of a ParameterStatus message. */

@@ -1,0 +1,184 @@
+import { once } from 'node:events';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { errorOfBody, message, passwordMessage, splitMessages, startupMessage, WireClient } from '../support/wire.js';
+
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  proxy = await startTestProxy({ pool: { size: 4, acquireTimeoutMs: 5_000 } });
+});
+afterAll(async () => {
+  await proxy?.close();
+});
+
+async function withTenant<T>(tenant: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await proxy.connect(tenant);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+async function readyWire(tenant: string): Promise<WireClient> {
+  const wire = await WireClient.connect(proxy.port);
+  wire.write(startupMessage({ user: `${tenant}-user`, database: 'app' }));
+  await wire.until('R');
+  wire.write(passwordMessage(await proxy.token(tenant)));
+  await wire.until('Z');
+  return wire;
+}
+
+describe('protocol paths through pgfence', () => {
+  it('runs multi-statement simple queries and returns every result', async () => {
+    await withTenant('acme', async (client) => {
+      const results = (await client.query('SELECT 1 AS a; SELECT owner FROM items LIMIT 1; SELECT 3 AS c')) as unknown as pg.QueryResult[];
+      expect(results.map((r) => r.rows[0])).toEqual([{ a: 1 }, { owner: 'acme' }, { c: 3 }]);
+    });
+  });
+
+  it('relays errors and notices from the server with their SQLSTATE', async () => {
+    await withTenant('acme', async (client) => {
+      const notices: string[] = [];
+      client.on('notice', (n) => notices.push(n.message ?? ''));
+      await client.query("DO $$ BEGIN RAISE NOTICE 'hello from acme'; END $$").catch(() => undefined);
+      const err = await client.query('SELECT 1/0').catch((e: pg.DatabaseError) => e);
+      expect((err as pg.DatabaseError).code).toBe('22012');
+      const ok = await client.query('SELECT 2 AS two');
+      expect(ok.rows[0].two).toBe(2);
+    });
+  });
+
+  it('pipelines extended-protocol batches with Parse/Bind/Describe/Execute/Close/Sync', async () => {
+    const wire = await readyWire('acme');
+    try {
+      const int4 = Buffer.alloc(2 + 2 + 4 + 2);
+      int4.writeInt16BE(0, 0); // no parameter format codes
+      int4.writeInt16BE(1, 2); // one parameter
+      int4.writeInt32BE(1, 4);
+      const bindBody = Buffer.concat([cstr(''), cstr('s1'), Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]), Buffer.from('2'), Buffer.from([0, 0])]);
+      wire.write(Buffer.concat([
+        message('P', Buffer.concat([cstr('s1'), cstr('SELECT note FROM items WHERE id = $1'), Buffer.from([0, 0])])),
+        message('B', bindBody),
+        message('D', Buffer.concat([Buffer.from('P'), cstr('')])),
+        message('E', Buffer.concat([cstr(''), Buffer.from([0, 0, 0, 0])])),
+        message('C', Buffer.concat([Buffer.from('S'), cstr('s1')])),
+        message('S', ''),
+        message('Q', cstr('SELECT 42')),
+      ]));
+      await wire.until('Z');
+      const all = splitMessages(await wire.bytes(0));
+      const types = all.map((m) => m.type).join('');
+      expect(types).toContain('12TDC3Z');
+      const row = all.find((m) => m.type === 'D');
+      expect(row?.body.toString()).toContain('acme item 2');
+    } finally {
+      wire.close();
+    }
+  });
+
+  it('COPY FROM STDIN and COPY TO STDOUT work', async () => {
+    await withTenant('globex', async (client) => {
+      await client.query('CREATE TEMP TABLE copy_in (id int, note text)');
+      const conn = (client as unknown as { connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void } }).connection;
+      const copied = new Promise<void>((resolve, reject) => {
+        client.query('COPY copy_in FROM STDIN').then(() => resolve(), reject);
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      conn.sendCopyFromChunk(Buffer.from('1\tone\n2\ttwo\n'));
+      conn.endCopyFrom();
+      await copied;
+      const r = await client.query('SELECT count(*)::int AS n FROM copy_in');
+      expect(r.rows[0].n).toBe(2);
+    });
+    const wire = await readyWire('globex');
+    try {
+      wire.write(message('Q', cstr('COPY (SELECT owner FROM items ORDER BY id) TO STDOUT')));
+      const all = await wire.until('Z');
+      const data = all.filter((m) => m.type === 'd').map((m) => m.body.toString()).join('');
+      expect(data).toBe('globex\nglobex\n');
+      expect(all.map((m) => m.type)).toContain('H');
+    } finally {
+      wire.close();
+    }
+  });
+
+  it('delivers LISTEN/NOTIFY between sessions of the same tenant', async () => {
+    const listener = await proxy.connect('acme');
+    try {
+      await listener.query('LISTEN jobs');
+      const got = once(listener, 'notification');
+      await withTenant('acme', (c) => c.query("NOTIFY jobs, 'job 1'"));
+      const [note] = (await got) as [pg.Notification];
+      expect(note.channel).toBe('jobs');
+      expect(note.payload).toBe('job 1');
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('carries values of tens of megabytes both ways', async () => {
+    await withTenant('acme', async (client) => {
+      const big = 'x'.repeat(24 * 1024 * 1024);
+      const r = await client.query('SELECT length($1::text) AS n, $1::text AS echo', [big]);
+      expect(r.rows[0].n).toBe(big.length);
+      expect(r.rows[0].echo === big).toBe(true);
+    });
+  });
+
+  it('routes a CancelRequest with the pgfence-issued key to the right backend', async () => {
+    await withTenant('acme', async (client) => {
+      const started = Date.now();
+      const slow = client.query('SELECT pg_sleep(20)').catch((e: pg.DatabaseError) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      const cancel = new pg.Client(await proxy.clientConfig('acme'));
+      // node-postgres sends the CancelRequest with the key data it got at startup (pgfence's).
+      const key = client as unknown as { processID: number; secretKey: number };
+      expect(key.processID).toBeGreaterThan(0);
+      (cancel as unknown as { cancel(c: pg.Client, q: unknown): void }).cancel(client, null);
+      const err = (await slow) as pg.DatabaseError;
+      expect(err.code).toBe('57014');
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const after = await client.query('SELECT 1 AS one');
+      expect(after.rows[0].one).toBe(1);
+    });
+  });
+
+  it('a backend crash ends the client session with an error, and the pool drops it', async () => {
+    const victim = await proxy.connect('acme');
+    victim.on('error', () => undefined);
+    const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const ended = once(victim, 'end');
+    await proxy.direct('SELECT pg_terminate_backend($1)', [pid]);
+    await ended;
+    await withTenant('acme', async (client) => {
+      const r = await client.query('SELECT pg_backend_pid() AS pid');
+      expect(r.rows[0].pid).not.toBe(pid);
+    });
+  });
+
+  it('a client that vanishes mid-transaction gets its backend closed, not reused', async () => {
+    const wire = await readyWire('acme');
+    wire.write(message('Q', cstr("BEGIN; INSERT INTO items (note) VALUES ('uncommitted'); SELECT pg_backend_pid()")));
+    const all = await wire.until('Z');
+    const pidRow = all.find((m) => m.type === 'D') as { body: Buffer };
+    const pid = Number(pidRow.body.subarray(6).toString());
+    expect(errorOfBody).toBeTypeOf('function');
+    wire.close();
+    for (let i = 0; i < 50; i++) {
+      const r = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
+      if (r.rows[0].n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const alive = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
+    expect(alive.rows[0].n).toBe(0);
+    const rows = await proxy.direct("SELECT count(*)::int AS n FROM tenant_acme.items WHERE note = 'uncommitted'");
+    expect(rows.rows[0].n).toBe(0);
+  });
+});
