@@ -1,0 +1,3 @@
+export type { Analysis } from './analysis.js';
+export { Guard, judge, type RejectReason, type TenantFence, type Verdict } from './guard.js';
+export { splitQualifiedName } from './qualified-name.js';

@@ -1,0 +1,317 @@
+import { parsePlPgSQLSync, parseSync } from 'libpg-query';
+import type { Analysis } from './analysis.js';
+import {
+  DATA_TOUCHING_FUNCTIONS,
+  FORBIDDEN_FUNCTION_PREFIXES,
+  FORBIDDEN_FUNCTIONS,
+  FORBIDDEN_STATEMENTS,
+  NAME_LIST_KEYS,
+  NAME_TAKING_FUNCTIONS,
+  PARSER_SETTINGS,
+  REG_TYPES,
+} from './rules.js';
+import { splitQualifiedName } from './qualified-name.js';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+
+const isObj = (v: Json | undefined): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The sval of a String node, or undefined. */
+function stringNode(v: Json | undefined): string | undefined {
+  if (!isObj(v)) return undefined;
+  const s = v['String'];
+  return isObj(s) && typeof s['sval'] === 'string' ? s['sval'] : undefined;
+}
+
+/** The names of a list of String nodes, or undefined when any element is something else. */
+function nameList(v: Json | undefined): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const names: string[] = [];
+  for (const item of v) {
+    const s = stringNode(item);
+    if (s === undefined) return undefined;
+    names.push(s);
+  }
+  return names;
+}
+
+/** The string value of an A_Const node (wrapped or not), or undefined. */
+function stringConst(v: Json | undefined): string | undefined {
+  if (!isObj(v)) return undefined;
+  const c = isObj(v['A_Const']) ? v['A_Const'] : undefined;
+  if (c === undefined) return undefined;
+  const sval = c['sval'];
+  return isObj(sval) && typeof sval['sval'] === 'string' ? sval['sval'] : undefined;
+}
+
+/** A string literal, possibly cast (e.g. 's.t'::text or 's.t'::regclass). */
+function literalThroughCasts(v: Json | undefined): string | undefined {
+  const direct = stringConst(v);
+  if (direct !== undefined) return direct;
+  if (isObj(v) && isObj(v['TypeCast'])) return literalThroughCasts(v['TypeCast']['arg']);
+  return undefined;
+}
+
+/** Adds the schema (and catalog) of a qualified name given as parts. */
+function addQualified(a: Analysis, parts: readonly string[]): void {
+  if (parts.length >= 2) a.schemas.add(parts[parts.length - 2] as string);
+  if (parts.length >= 3) a.catalogs.add(parts[parts.length - 3] as string);
+}
+
+/** Walks every node of a parse tree and records what the guard must know. */
+export function walkTree(root: Json, a: Analysis): void {
+  const stack: Array<{ key: string; value: Json }> = [{ key: '', value: root }];
+  while (stack.length > 0) {
+    const { key, value } = stack.pop() as { key: string; value: Json };
+    if (Array.isArray(value)) {
+      if (NAME_LIST_KEYS.has(key)) {
+        const names = nameList(value);
+        if (names !== undefined) addQualified(a, names);
+      }
+      for (const item of value) stack.push({ key, value: item });
+      continue;
+    }
+    if (!isObj(value)) continue;
+    visitObject(key, value, a);
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== null && typeof v === 'object') stack.push({ key: k, value: v });
+    }
+  }
+}
+
+function visitObject(key: string, o: Obj, a: Analysis): void {
+  // RangeVar and friends, wrapped or not: any schemaname/catalogname property is a reference.
+  if (typeof o['schemaname'] === 'string') a.schemas.add(o['schemaname']);
+  if (typeof o['catalogname'] === 'string') a.catalogs.add(o['catalogname']);
+  if (typeof o['newschema'] === 'string') a.schemas.add(o['newschema']);
+  if (key === 'objects' || key === 'object') {
+    const list = isObj(o['List']) ? nameList(o['List']['items']) : undefined;
+    if (list !== undefined) addQualified(a, list);
+  }
+  for (const [type, body] of Object.entries(o)) {
+    if (!isObj(body)) continue;
+    const forbidden = FORBIDDEN_STATEMENTS.get(type);
+    if (forbidden !== undefined) a.forbidden.push({ reason: 'forbidden_statement', what: forbidden });
+    switch (type) {
+      case 'ColumnRef': {
+        const fields = Array.isArray(body['fields']) ? body['fields'] : [];
+        const parts = fields.map((f) => stringNode(f) ?? '*');
+        // a.b.c is schema.table.column (or schema.table.*); a.b.c.d adds a database in front.
+        if (parts.length >= 3) a.schemas.add(parts[parts.length - 3] as string);
+        if (parts.length >= 4) a.catalogs.add(parts[parts.length - 4] as string);
+        break;
+      }
+      case 'A_Expr': {
+        const names = nameList(body['name']);
+        if (names !== undefined) addQualified(a, names);
+        break;
+      }
+      case 'FuncCall':
+        visitFuncCall(body, a);
+        break;
+      case 'TypeCast':
+        visitCast(body, a);
+        break;
+      case 'VariableSetStmt':
+        visitSet(body, a);
+        break;
+      case 'DiscardStmt':
+        if (body['target'] === 'DISCARD_ALL') a.settings.add('*');
+        break;
+      case 'GrantStmt':
+        if (body['targtype'] === 'ACL_TARGET_ALL_IN_SCHEMA') for (const s of nameList(body['objects']) ?? []) a.schemas.add(s);
+        break;
+      case 'DropStmt':
+        if (body['removeType'] === 'OBJECT_SCHEMA') a.forbidden.push({ reason: 'forbidden_statement', what: 'DROP SCHEMA' });
+        break;
+      case 'RenameStmt':
+        if (body['renameType'] === 'OBJECT_SCHEMA') a.forbidden.push({ reason: 'forbidden_statement', what: 'ALTER SCHEMA' });
+        break;
+      case 'CopyStmt':
+        if (typeof body['filename'] === 'string' || body['is_program'] === true) {
+          a.forbidden.push({ reason: 'forbidden_statement', what: 'COPY to or from a file or program' });
+        }
+        break;
+      case 'DoStmt':
+        visitBody(body, 'DO', a);
+        break;
+      case 'CreateFunctionStmt':
+        visitBody(body, 'CREATE FUNCTION', a);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+function functionName(body: Obj): { names: string[]; name: string } {
+  const names = nameList(body['funcname']) ?? [];
+  return { names, name: (names[names.length - 1] ?? '').toLowerCase() };
+}
+
+function visitFuncCall(body: Obj, a: Analysis): void {
+  const { names, name } = functionName(body);
+  const schema = names.length >= 2 ? names[names.length - 2] : 'pg_catalog';
+  if (schema !== 'pg_catalog') return; // a tenant's own function of that name: its schema is checked
+  const args = Array.isArray(body['args']) ? body['args'] : [];
+  if (FORBIDDEN_FUNCTIONS.has(name) || FORBIDDEN_FUNCTION_PREFIXES.some((p) => name.startsWith(p))) {
+    a.forbidden.push({ reason: 'dynamic_sql', what: `${name}()` });
+    return;
+  }
+  if (name === 'set_config') {
+    const setting = literalThroughCasts(args[0]);
+    if (setting === undefined) a.forbidden.push({ reason: 'dynamic_sql', what: 'set_config() with a computed setting name' });
+    else recordSetting(a, setting.toLowerCase(), literalThroughCasts(args[1]));
+    return;
+  }
+  if (NAME_TAKING_FUNCTIONS.has(name)) {
+    for (const arg of args) {
+      const literal = literalThroughCasts(arg);
+      if (literal !== undefined) addLiteralName(a, literal, name === 'has_schema_privilege' || name === 'to_regnamespace');
+    }
+    const first = args[0];
+    if (DATA_TOUCHING_FUNCTIONS.has(name) && first !== undefined && literalThroughCasts(first) === undefined) {
+      a.forbidden.push({ reason: 'dynamic_sql', what: `${name}() on a computed object name` });
+    }
+  }
+}
+
+function visitCast(body: Obj, a: Analysis): void {
+  const typeName = body['typeName'];
+  const names = isObj(typeName) ? nameList(typeName['names']) : undefined;
+  const type = names?.[names.length - 1]?.toLowerCase();
+  if (type === undefined || !REG_TYPES.has(type)) return;
+  const literal = stringConst(body['arg']);
+  if (literal !== undefined) {
+    addLiteralName(a, literal, type === 'regnamespace');
+    return;
+  }
+  const arg = body['arg'];
+  // Casting a column (an OID) to a name is how catalog queries print names; anything computed is not.
+  const harmless = isObj(arg) && (isObj(arg['ColumnRef']) || isObj(arg['A_Const']));
+  if (!harmless) a.forbidden.push({ reason: 'dynamic_sql', what: `a computed ${type} name` });
+}
+
+/** A string Postgres will read as an object name: its schema counts as named. */
+function addLiteralName(a: Analysis, literal: string, wholeIsSchema: boolean): void {
+  const parts = splitQualifiedName(literal);
+  if (parts === null) return; // not a name (e.g. a privilege list); Postgres would reject it as one
+  if (wholeIsSchema && parts.length === 1) a.schemas.add(parts[0] as string);
+  else addQualified(a, parts);
+}
+
+function visitSet(body: Obj, a: Analysis): void {
+  const kind = body['kind'];
+  if (kind === 'VAR_RESET_ALL') {
+    a.settings.add('*');
+    return;
+  }
+  const name = typeof body['name'] === 'string' ? body['name'].toLowerCase() : '';
+  if (name === '') return; // SET TRANSACTION etc. carry their own nodes
+  const args = Array.isArray(body['args']) ? body['args'] : [];
+  const value = kind === 'VAR_SET_VALUE' ? (stringConst(args[0]) ?? constText(args[0])) : 'default';
+  recordSetting(a, name, value);
+}
+
+function constText(v: Json | undefined): string | undefined {
+  if (!isObj(v) || !isObj(v['A_Const'])) return undefined;
+  const c = v['A_Const'];
+  if (isObj(c['ival'])) return String(c['ival']['ival'] ?? 0);
+  if (isObj(c['boolval'])) return c['boolval']['boolval'] === true ? 'on' : 'off';
+  return undefined;
+}
+
+function recordSetting(a: Analysis, name: string, value: string | undefined): void {
+  a.settings.add(name);
+  const safe = PARSER_SETTINGS.get(name);
+  if (safe !== undefined && (value === undefined || !safe(value))) {
+    a.forbidden.push({ reason: 'parser_divergence', what: `${name} = ${value ?? '(computed)'}` });
+  }
+}
+
+/**
+ * Function and DO bodies: SQL bodies are parsed and walked like any statement; PL/pgSQL is parsed
+ * with the PL/pgSQL parser, every embedded statement walked, and dynamic EXECUTE refused.
+ */
+function visitBody(body: Obj, what: string, a: Analysis): void {
+  const options = Array.isArray(body['options']) ? body['options'] : [];
+  let language = 'plpgsql';
+  let source: string | undefined;
+  for (const opt of options) {
+    const def = isObj(opt) && isObj(opt['DefElem']) ? opt['DefElem'] : undefined;
+    if (def === undefined) continue;
+    if (def['defname'] === 'language') language = (stringNode(def['arg']) ?? language).toLowerCase();
+    if (def['defname'] === 'as') {
+      source = stringNode(def['arg']) ?? (Array.isArray(def['arg']) ? stringNode(def['arg'][0]) : undefined);
+    }
+  }
+  if (body['sql_body'] !== undefined) return; // BEGIN ATOMIC: already part of this tree
+  if (source === undefined) return; // DROP/ALTER forms carry no body
+  if (language === 'sql') {
+    walkSqlText(source, a);
+    return;
+  }
+  if (language !== 'plpgsql') {
+    a.forbidden.push({ reason: 'forbidden_statement', what: `${what} in language ${language}` });
+    return;
+  }
+  const wrapper = what === 'DO' ? `CREATE FUNCTION pgfence_do() RETURNS void LANGUAGE plpgsql AS $pgfence$${source}$pgfence$` : null;
+  try {
+    const tree = parsePlPgSQLSync(wrapper ?? rebuildFunction(source)) as unknown as Json;
+    walkPlpgsql(tree, a);
+  } catch (error) {
+    a.forbidden.push({ reason: 'dynamic_sql', what: `${what} body that does not parse (${(error as Error).message})` });
+  }
+}
+
+function rebuildFunction(source: string): string {
+  return `CREATE FUNCTION pgfence_body() RETURNS void LANGUAGE plpgsql AS $pgfence$${source}$pgfence$`;
+}
+
+function walkPlpgsql(root: Json, a: Analysis): void {
+  const stack: Json[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop() as Json;
+    if (Array.isArray(value)) {
+      stack.push(...value);
+      continue;
+    }
+    if (!isObj(value)) continue;
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'PLpgSQL_stmt_dynexecute' || k === 'PLpgSQL_stmt_dynfors' || k === 'PLpgSQL_stmt_open' && isObj(v) && v['dynquery'] !== undefined) {
+        a.forbidden.push({ reason: 'dynamic_sql', what: 'dynamic EXECUTE in PL/pgSQL' });
+      }
+      if (k === 'PLpgSQL_expr' && isObj(v) && typeof v['query'] === 'string') walkPlpgsqlExpr(v['query'], Number(v['parseMode'] ?? 0), a);
+      if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+}
+
+/** parseMode: 0 a whole statement, 2 an expression, 3-5 an assignment `target := expression`. */
+function walkPlpgsqlExpr(query: string, parseMode: number, a: Analysis): void {
+  if (parseMode === 0) {
+    walkSqlText(query, a);
+    return;
+  }
+  let expression = query;
+  if (parseMode >= 3) {
+    const assign = query.indexOf(':=');
+    const eq = query.indexOf('=');
+    const at = assign >= 0 ? assign + 2 : eq >= 0 ? eq + 1 : -1;
+    expression = at >= 0 ? query.slice(at) : query;
+  }
+  walkSqlText(`SELECT ${expression}`, a);
+}
+
+/** Parses SQL text and walks it into `a`; a text that does not parse fails closed. */
+export function walkSqlText(sql: string, a: Analysis): void {
+  let tree: Json;
+  try {
+    tree = parseSync(sql) as unknown as Json;
+  } catch (error) {
+    a.parseError = (error as Error).message;
+    return;
+  }
+  walkTree(tree, a);
+}
