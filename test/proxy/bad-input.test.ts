@@ -161,13 +161,12 @@ describe('bad input from clients', () => {
     await wire.until('R');
     wire.write(passwordMessage(await proxy.token('acme')));
     await wire.until('Z');
-    const before = splitMessages(await wire.bytes(0)).length;
     const call = Buffer.alloc(4 + 2 + 2 + 2);
     call.writeInt32BE(2078, 0); // set_config's OID
     wire.write(message('F', call));
     const all = await wire.until('E');
     expect(errorOfBody((all.at(-1) as { body: Buffer }).body).code).toBe('42501');
-    expect(all.length).toBeGreaterThan(before);
+    expect((await wire.until('Z')).map((m) => m.type)).toEqual(['Z']);
     wire.close();
   });
 });

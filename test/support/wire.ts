@@ -3,6 +3,8 @@ import net from 'node:net';
 /** A raw protocol client for tests that must send what no driver would. */
 export class WireClient {
   private received = Buffer.alloc(0);
+  /** Bytes already returned by `until`. */
+  private consumed = 0;
   private waiters: Array<() => void> = [];
   closed = false;
 
@@ -63,13 +65,17 @@ export class WireClient {
     return this.received;
   }
 
-  /** Waits for a message of the given type; returns all messages up to and including it. */
+  /** Waits for a message of the given type; returns (and consumes) the messages up to and including it. */
   async until(type: string, timeoutMs = 5_000): Promise<Array<{ type: string; body: Buffer }>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const messages = splitMessages(this.received);
+      const messages = splitMessages(this.received.subarray(this.consumed));
       const i = messages.findIndex((m) => m.type === type);
-      if (i >= 0) return messages.slice(0, i + 1);
+      if (i >= 0) {
+        const taken = messages.slice(0, i + 1);
+        this.consumed += taken.reduce((sum, m) => sum + 5 + m.body.length, 0);
+        return taken;
+      }
       if (this.closed || Date.now() >= deadline) throw new Error(`no ${type} message (got ${messages.map((m) => m.type).join('')})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
