@@ -60,7 +60,7 @@ function addQualified(a: Analysis, parts: readonly string[]): void {
 }
 
 /** Walks every node of a parse tree and records what the guard must know. */
-export function walkTree(root: Json, a: Analysis): void {
+export function walkTree(root: Json, a: Analysis, statementText = ''): void {
   const stack: Array<{ key: string; value: Json }> = [{ key: '', value: root }];
   while (stack.length > 0) {
     const { key, value } = stack.pop() as { key: string; value: Json };
@@ -73,14 +73,14 @@ export function walkTree(root: Json, a: Analysis): void {
       continue;
     }
     if (!isObj(value)) continue;
-    visitObject(key, value, a);
+    visitObject(key, value, a, statementText);
     for (const [k, v] of Object.entries(value)) {
       if (v !== null && typeof v === 'object') stack.push({ key: k, value: v });
     }
   }
 }
 
-function visitObject(key: string, o: Obj, a: Analysis): void {
+function visitObject(key: string, o: Obj, a: Analysis, statementText: string): void {
   // RangeVar and friends, wrapped or not: any schemaname/catalogname property is a reference.
   if (typeof o['schemaname'] === 'string') a.schemas.add(o['schemaname']);
   if (typeof o['catalogname'] === 'string') a.catalogs.add(o['catalogname']);
@@ -134,10 +134,10 @@ function visitObject(key: string, o: Obj, a: Analysis): void {
         }
         break;
       case 'DoStmt':
-        visitBody(body, 'DO', a);
+        visitBody(body, 'DO', a, '');
         break;
       case 'CreateFunctionStmt':
-        visitBody(body, 'CREATE FUNCTION', a);
+        visitBody(body, 'CREATE FUNCTION', a, statementText);
         break;
       default:
         break;
@@ -234,8 +234,9 @@ function recordSetting(a: Analysis, name: string, value: string | undefined): vo
  * Function and DO bodies: SQL bodies are parsed and walked like any statement; PL/pgSQL is parsed
  * with the PL/pgSQL parser, every embedded statement walked, and dynamic EXECUTE refused.
  */
-function visitBody(body: Obj, what: string, a: Analysis): void {
-  const options = Array.isArray(body['options']) ? body['options'] : [];
+function visitBody(body: Obj, what: string, a: Analysis, statementText: string): void {
+  const list = body['options'] ?? body['args'];
+  const options = Array.isArray(list) ? list : [];
   let language = 'plpgsql';
   let source: string | undefined;
   for (const opt of options) {
@@ -243,7 +244,9 @@ function visitBody(body: Obj, what: string, a: Analysis): void {
     if (def === undefined) continue;
     if (def['defname'] === 'language') language = (stringNode(def['arg']) ?? language).toLowerCase();
     if (def['defname'] === 'as') {
-      source = stringNode(def['arg']) ?? (Array.isArray(def['arg']) ? stringNode(def['arg'][0]) : undefined);
+      const arg = def['arg'];
+      const items = isObj(arg) && isObj(arg['List']) ? arg['List']['items'] : undefined;
+      source = stringNode(arg) ?? (Array.isArray(items) ? stringNode(items[0]) : undefined);
     }
   }
   if (body['sql_body'] !== undefined) return; // BEGIN ATOMIC: already part of this tree
@@ -256,16 +259,17 @@ function visitBody(body: Obj, what: string, a: Analysis): void {
     a.forbidden.push({ reason: 'forbidden_statement', what: `${what} in language ${language}` });
     return;
   }
-  const wrapper = what === 'DO' ? `CREATE FUNCTION pgfence_do() RETURNS void LANGUAGE plpgsql AS $pgfence$${source}$pgfence$` : null;
+  // The PL/pgSQL parser needs the whole CREATE FUNCTION (its return type decides what RETURN may say).
+  const text = what === 'DO' || !/^\s*create/i.test(statementText) ? asVoidFunction(source) : statementText;
   try {
-    const tree = parsePlPgSQLSync(wrapper ?? rebuildFunction(source)) as unknown as Json;
+    const tree = parsePlPgSQLSync(text) as unknown as Json;
     walkPlpgsql(tree, a);
   } catch (error) {
     a.forbidden.push({ reason: 'dynamic_sql', what: `${what} body that does not parse (${(error as Error).message})` });
   }
 }
 
-function rebuildFunction(source: string): string {
+function asVoidFunction(source: string): string {
   return `CREATE FUNCTION pgfence_body() RETURNS void LANGUAGE plpgsql AS $pgfence$${source}$pgfence$`;
 }
 
@@ -306,12 +310,18 @@ function walkPlpgsqlExpr(query: string, parseMode: number, a: Analysis): void {
 
 /** Parses SQL text and walks it into `a`; a text that does not parse fails closed. */
 export function walkSqlText(sql: string, a: Analysis): void {
-  let tree: Json;
+  let tree: { stmts?: Array<{ stmt: Json; stmt_location?: number; stmt_len?: number }> };
   try {
-    tree = parseSync(sql) as unknown as Json;
+    tree = parseSync(sql) as unknown as typeof tree;
   } catch (error) {
     a.parseError = (error as Error).message;
     return;
   }
-  walkTree(tree, a);
+  const bytes = Buffer.from(sql, 'utf8');
+  for (const entry of tree.stmts ?? []) {
+    // Locations are byte offsets into the UTF-8 text; a length of 0 means "to the end".
+    const start = entry.stmt_location ?? 0;
+    const end = entry.stmt_len ? start + entry.stmt_len : bytes.length;
+    walkTree(entry.stmt, a, bytes.toString('utf8', start, end));
+  }
 }
