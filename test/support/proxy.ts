@@ -3,6 +3,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { mintToken } from '../../src/auth/index.js';
 import { type Config, type ConfigInput, configSchema } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
 import { type RunningPgfence, startPgfence } from '../../src/server.js';
 import { createTestDatabase } from './db.js';
 
@@ -40,7 +41,12 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
-export async function startTestProxy(overrides: Partial<ConfigInput> = {}): Promise<TestProxy> {
+export interface TestProxyOptions {
+  /** Where pgfence's JSON log goes (at debug level); silent when absent. */
+  logTo?: NodeJS.WritableStream;
+}
+
+export async function startTestProxy(overrides: Partial<ConfigInput> = {}, options: TestProxyOptions = {}): Promise<TestProxy> {
   const db = await createTestDatabase('pgfence');
   const admin = new pg.Client({ connectionString: db.url });
   await admin.connect();
@@ -59,7 +65,10 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}): Prom
     pool: { size: 4, acquireTimeoutMs: 5_000 },
     ...overrides,
   } satisfies ConfigInput);
-  const log = pino({ level: process.env['PGFENCE_TEST_LOG'] ?? 'silent' });
+  const log =
+    options.logTo !== undefined
+      ? createLogger('debug', false, options.logTo)
+      : pino({ level: process.env['PGFENCE_TEST_LOG'] ?? 'silent' });
   const running = await startPgfence(config, log);
 
   const token = (tenant: string, claims: Record<string, unknown> = {}): Promise<string> =>
