@@ -61,6 +61,7 @@ export class ClientSession implements BackendSink {
   private backend: BackendConnection | null = null;
   private key: { processId: number; secretKey: number } | null = null;
   private pinnedSearchPath: string | undefined;
+  private pinnedSuperuser: string | undefined;
   /** Messages that produce a ReadyForQuery, sent vs answered: a backend is idle only when equal. */
   private syncsSent = 0;
   private syncsDone = 0;
@@ -201,6 +202,7 @@ export class ClientSession implements BackendSink {
       await backend.runInternal(pinSql(this.deps.config.tenancy, this.tenant, settings), this.deps.config.pool.resetTimeoutMs);
       backend.pinnedTenant = this.tenant.id;
       this.pinnedSearchPath = backend.params.get('search_path');
+      this.pinnedSuperuser = backend.params.get('is_superuser');
       if (this.isClosed()) return;
       this.becomeReady(backend);
     } catch (error) {
@@ -386,6 +388,8 @@ export class ClientSession implements BackendSink {
     const [name, value] = parameterStatus(bytes);
     if (name === 'session_authorization' && this.backend !== null && value !== this.backend.target.user) return 'session_authorization';
     if (name === 'search_path' && this.pinnedSearchPath !== undefined && value !== this.pinnedSearchPath) return 'search_path';
+    // SET ROLE is not reported itself, but the is_superuser it implies is.
+    if (name === 'is_superuser' && this.pinnedSuperuser !== undefined && value !== this.pinnedSuperuser) return 'role';
     return null;
   }
 

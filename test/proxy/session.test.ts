@@ -122,6 +122,38 @@ describe('a tenant-pinned session', () => {
   });
 });
 
+describe('the tripwire behind the guard', () => {
+  it('closes the session when a function the tenant may call moves search_path anyway', async () => {
+    await proxy.direct(
+      "CREATE FUNCTION tenant_acme.sneaky() RETURNS text LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_catalog.set_config('search_path', 'tenant_globex', false); RETURN 'moved'; END $$",
+    );
+    const client = await proxy.connect('acme');
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const err = await errorOf(client.query('SELECT sneaky()'));
+    expect(err.code).toBe('42501');
+    expect(err.message).toContain('search_path');
+    await client.end().catch(() => undefined);
+    // The backend that left the pin is closed, never reused.
+    for (let i = 0; i < 50; i++) {
+      const alive = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
+      if (alive.rows[0].n === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the backend that left the pin is still alive');
+  });
+
+  it('closes the session when a function switches the role', async () => {
+    await proxy.direct(
+      "CREATE FUNCTION tenant_acme.become() RETURNS text LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_catalog.set_config('role', 'pg_read_all_data', false); RETURN 'became'; END $$",
+    );
+    const client = await proxy.connect('acme');
+    const err = await errorOf(client.query('SELECT become()'));
+    expect(err.code).toBe('42501');
+    expect(err.message).toContain('role');
+    await client.end().catch(() => undefined);
+  });
+});
+
 describe('state reset between clients', () => {
   it('the next client of another tenant on the same backend sees nothing the first one left', async () => {
     const single = await startTestProxy({ pool: { size: 1, acquireTimeoutMs: 5_000 } });
