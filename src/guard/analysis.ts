@@ -13,8 +13,18 @@ export interface Analysis {
   settings: Set<string>;
   /** Statements or functions refused for every tenant, with the reason to give. */
   forbidden: Array<{ reason: 'forbidden_statement' | 'dynamic_sql' | 'parser_divergence'; what: string }>;
+  /**
+   * What the client's own statements leave in the session after their transaction ends: settings
+   * (value null = back to the default) that transaction pooling replays on every backend, and
+   * state that cannot follow a client from backend to backend.
+   */
+  sessionEffects: SessionEffect[];
 }
 
+export type SessionEffect =
+  | { kind: 'set'; name: string; value: string | null }
+  | { kind: 'unsupported'; what: string };
+
 export function emptyAnalysis(): Analysis {
-  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), forbidden: [] };
+  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), forbidden: [], sessionEffects: [] };
 }

@@ -60,7 +60,7 @@ function addQualified(a: Analysis, parts: readonly string[]): void {
 }
 
 /** Walks every node of a parse tree and records what the guard must know. */
-export function walkTree(root: Json, a: Analysis, statementText = ''): void {
+export function walkTree(root: Json, a: Analysis, statementText = '', topLevel = true): void {
   const stack: Array<{ key: string; value: Json }> = [{ key: '', value: root }];
   while (stack.length > 0) {
     const { key, value } = stack.pop() as { key: string; value: Json };
@@ -73,14 +73,14 @@ export function walkTree(root: Json, a: Analysis, statementText = ''): void {
       continue;
     }
     if (!isObj(value)) continue;
-    visitObject(key, value, a, statementText);
+    visitObject(key, value, a, statementText, topLevel);
     for (const [k, v] of Object.entries(value)) {
       if (v !== null && typeof v === 'object') stack.push({ key: k, value: v });
     }
   }
 }
 
-function visitObject(key: string, o: Obj, a: Analysis, statementText: string): void {
+function visitObject(key: string, o: Obj, a: Analysis, statementText: string, topLevel: boolean): void {
   // RangeVar and friends, wrapped or not: any schemaname/catalogname property is a reference.
   if (typeof o['schemaname'] === 'string') a.schemas.add(o['schemaname']);
   if (typeof o['catalogname'] === 'string') a.catalogs.add(o['catalogname']);
@@ -108,13 +108,14 @@ function visitObject(key: string, o: Obj, a: Analysis, statementText: string): v
         break;
       }
       case 'FuncCall':
-        visitFuncCall(body, a);
+        visitFuncCall(body, a, topLevel);
         break;
       case 'TypeCast':
         visitCast(body, a);
         break;
       case 'VariableSetStmt':
-        visitSet(body, a);
+        // A SET clause of CREATE/ALTER FUNCTION is found under a DefElem's `arg`, not as a statement.
+        visitSet(body, a, topLevel && key !== 'arg');
         break;
       case 'DiscardStmt':
         if (body['target'] === 'DISCARD_ALL') a.settings.add('*');
@@ -133,6 +134,23 @@ function visitObject(key: string, o: Obj, a: Analysis, statementText: string): v
           a.forbidden.push({ reason: 'forbidden_statement', what: 'COPY to or from a file or program' });
         }
         break;
+      case 'PrepareStmt':
+        if (topLevel) a.sessionEffects.push({ kind: 'unsupported', what: 'PREPARE' });
+        break;
+      case 'ListenStmt':
+        if (topLevel) a.sessionEffects.push({ kind: 'unsupported', what: 'LISTEN' });
+        break;
+      case 'DeclareCursorStmt':
+        if (topLevel && (Number(body['options'] ?? 0) & CURSOR_OPT_HOLD) !== 0) {
+          a.sessionEffects.push({ kind: 'unsupported', what: 'DECLARE ... WITH HOLD' });
+        }
+        break;
+      case 'CreateStmt':
+      case 'CreateSeqStmt':
+      case 'ViewStmt':
+      case 'CreateTableAsStmt':
+        if (topLevel) visitTemporary(type, body, a);
+        break;
       case 'DoStmt':
         visitBody(body, 'DO', a, '');
         break;
@@ -145,24 +163,49 @@ function visitObject(key: string, o: Obj, a: Analysis, statementText: string): v
   }
 }
 
+const CURSOR_OPT_HOLD = 0x0020;
+
+/** Temporary objects outlive the transaction unless ON COMMIT DROP: pinned session state. */
+function visitTemporary(type: string, body: Obj, a: Analysis): void {
+  const into = isObj(body['into']) ? body['into'] : undefined;
+  const rel = into !== undefined ? into['rel'] : (body['relation'] ?? body['sequence'] ?? body['view']);
+  if (!isObj(rel) || rel['relpersistence'] !== 't') return;
+  const onCommit = into !== undefined ? into['onCommit'] : body['oncommit'];
+  if (onCommit === 'ONCOMMIT_DROP') return;
+  const what = type === 'ViewStmt' ? 'a temporary view' : type === 'CreateSeqStmt' ? 'a temporary sequence' : 'a temporary table without ON COMMIT DROP';
+  a.sessionEffects.push({ kind: 'unsupported', what });
+}
+
+const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
+
 function functionName(body: Obj): { names: string[]; name: string } {
   const names = nameList(body['funcname']) ?? [];
   return { names, name: (names[names.length - 1] ?? '').toLowerCase() };
 }
 
-function visitFuncCall(body: Obj, a: Analysis): void {
+function visitFuncCall(body: Obj, a: Analysis, topLevel: boolean): void {
   const { names, name } = functionName(body);
   const schema = names.length >= 2 ? names[names.length - 2] : 'pg_catalog';
   if (schema !== 'pg_catalog') return; // a tenant's own function of that name: its schema is checked
   const args = Array.isArray(body['args']) ? body['args'] : [];
+  if (topLevel && SESSION_ADVISORY_LOCKS.has(name)) a.sessionEffects.push({ kind: 'unsupported', what: 'a session-level advisory lock' });
   if (FORBIDDEN_FUNCTIONS.has(name) || FORBIDDEN_FUNCTION_PREFIXES.some((p) => name.startsWith(p))) {
     a.forbidden.push({ reason: 'dynamic_sql', what: `${name}()` });
     return;
   }
   if (name === 'set_config') {
     const setting = literalThroughCasts(args[0]);
-    if (setting === undefined) a.forbidden.push({ reason: 'dynamic_sql', what: 'set_config() with a computed setting name' });
-    else recordSetting(a, setting.toLowerCase(), literalThroughCasts(args[1]));
+    if (setting === undefined) {
+      a.forbidden.push({ reason: 'dynamic_sql', what: 'set_config() with a computed setting name' });
+      return;
+    }
+    const value = literalThroughCasts(args[1]);
+    recordSetting(a, setting.toLowerCase(), value);
+    const isLocal = constText(args[2]) ?? literalThroughCasts(args[2]);
+    if (topLevel && isLocal !== 'on' && isLocal !== 'true' && isLocal !== 't') {
+      if (value === undefined || isLocal === undefined) a.sessionEffects.push({ kind: 'unsupported', what: 'set_config() with a computed value or scope' });
+      else a.sessionEffects.push({ kind: 'set', name: setting.toLowerCase(), value });
+    }
     return;
   }
   if (NAME_TAKING_FUNCTIONS.has(name)) {
@@ -201,17 +244,26 @@ function addLiteralName(a: Analysis, literal: string, wholeIsSchema: boolean): v
   else addQualified(a, parts);
 }
 
-function visitSet(body: Obj, a: Analysis): void {
+function visitSet(body: Obj, a: Analysis, sessionStatement: boolean): void {
   const kind = body['kind'];
   if (kind === 'VAR_RESET_ALL') {
     a.settings.add('*');
     return;
   }
   const name = typeof body['name'] === 'string' ? body['name'].toLowerCase() : '';
-  if (name === '') return; // SET TRANSACTION etc. carry their own nodes
+  if (name === 'session characteristics') {
+    if (sessionStatement) a.sessionEffects.push({ kind: 'unsupported', what: 'SET SESSION CHARACTERISTICS' });
+    return;
+  }
+  if (name === '' || kind === 'VAR_SET_MULTI') return; // SET TRANSACTION and friends: this transaction only
   const args = Array.isArray(body['args']) ? body['args'] : [];
-  const value = kind === 'VAR_SET_VALUE' ? (stringConst(args[0]) ?? constText(args[0])) : 'default';
+  const parts = args.map((arg) => stringConst(arg) ?? constText(arg));
+  const value = kind === 'VAR_SET_VALUE' ? (parts.every((p) => p !== undefined) ? parts.join(', ') : undefined) : 'default';
   recordSetting(a, name, value);
+  if (!sessionStatement || body['is_local'] === true) return;
+  if (kind === 'VAR_SET_VALUE' && value !== undefined) a.sessionEffects.push({ kind: 'set', name, value });
+  else if (kind === 'VAR_SET_DEFAULT' || kind === 'VAR_RESET') a.sessionEffects.push({ kind: 'set', name, value: null });
+  else a.sessionEffects.push({ kind: 'unsupported', what: `SET ${name} FROM CURRENT` });
 }
 
 function constText(v: Json | undefined): string | undefined {
@@ -252,7 +304,7 @@ function visitBody(body: Obj, what: string, a: Analysis, statementText: string):
   if (body['sql_body'] !== undefined) return; // BEGIN ATOMIC: already part of this tree
   if (source === undefined) return; // DROP/ALTER forms carry no body
   if (language === 'sql') {
-    walkSqlText(source, a);
+    walkSqlText(source, a, false);
     return;
   }
   if (language !== 'plpgsql') {
@@ -295,7 +347,7 @@ function walkPlpgsql(root: Json, a: Analysis): void {
 /** parseMode: 0 a whole statement, 2 an expression, 3-5 an assignment `target := expression`. */
 function walkPlpgsqlExpr(query: string, parseMode: number, a: Analysis): void {
   if (parseMode === 0) {
-    walkSqlText(query, a);
+    walkSqlText(query, a, false);
     return;
   }
   let expression = query;
@@ -305,11 +357,11 @@ function walkPlpgsqlExpr(query: string, parseMode: number, a: Analysis): void {
     const at = assign >= 0 ? assign + 2 : eq >= 0 ? eq + 1 : -1;
     expression = at >= 0 ? query.slice(at) : query;
   }
-  walkSqlText(`SELECT ${expression}`, a);
+  walkSqlText(`SELECT ${expression}`, a, false);
 }
 
 /** Parses SQL text and walks it into `a`; a text that does not parse fails closed. */
-export function walkSqlText(sql: string, a: Analysis): void {
+export function walkSqlText(sql: string, a: Analysis, topLevel = true): void {
   let tree: { stmts?: Array<{ stmt: Json; stmt_location?: number; stmt_len?: number }> };
   try {
     tree = parseSync(sql) as unknown as typeof tree;
@@ -322,6 +374,6 @@ export function walkSqlText(sql: string, a: Analysis): void {
     // Locations are byte offsets into the UTF-8 text; a length of 0 means "to the end".
     const start = entry.stmt_location ?? 0;
     const end = entry.stmt_len ? start + entry.stmt_len : bytes.length;
-    walkTree(entry.stmt, a, bytes.toString('utf8', start, end));
+    walkTree(entry.stmt, a, bytes.toString('utf8', start, end), topLevel);
   }
 }
