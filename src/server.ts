@@ -28,8 +28,12 @@ export async function startPgfence(config: Config, log: Logger): Promise<Running
     target,
     {
       size: config.pool.size,
+      maxPerTenant: config.pool.maxPerTenant,
       acquireTimeoutMs: config.pool.acquireTimeoutMs,
       resetTimeoutMs: config.pool.resetTimeoutMs,
+      idleTimeoutMs: config.pool.idleTimeoutMs,
+      maxLifetimeMs: config.pool.maxLifetimeMs,
+      healthCheckAfterIdleMs: config.pool.healthCheckAfterIdleMs,
       connectTimeoutMs: config.backend.connectTimeoutMs,
       maxMessageBytes: config.listen.maxMessageBytes,
     },

@@ -58,6 +58,15 @@ export class BackendConnection {
   txnStatus: TransactionStatus = 'I';
   /** Tenant whose pin is in force, null after a reset. */
   pinnedTenant: string | null = null;
+  /** The session settings applied with the pin (see frontend/pin.ts), null after a reset. */
+  settingsKey: string | null = null;
+  /** Session state beyond the pin was left behind: reset before anyone else uses it. */
+  dirty = false;
+  /** Names of the statements pgfence prepared on this server session (transaction pooling). */
+  readonly prepared = new Set<string>();
+  /** Set while a CancelRequest for this backend is on its way: it must not serve anyone else yet. */
+  cancelling: Promise<void> | null = null;
+  lastUsed = 0;
   closed = false;
   /** Called once when the connection ends, whoever ended it. */
   onClose: ((error: Error | undefined) => void) | null = null;
@@ -101,6 +110,22 @@ export class BackendConnection {
         socket.on('data', (chunk: Buffer) => handshake.onData(chunk));
         socket.write(serialize.startup({ user: target.user, database: target.database, application_name: 'pgfence', client_encoding: 'UTF8' }));
       });
+    });
+  }
+
+  /** After DISCARD ALL: no pin, no settings, no prepared statements, nothing left behind. */
+  markReset(): void {
+    this.pinnedTenant = null;
+    this.settingsKey = null;
+    this.dirty = false;
+    this.prepared.clear();
+  }
+
+  /** Sends a CancelRequest for whatever this backend runs now; reuse waits until it is delivered. */
+  cancel(): void {
+    if (this.closed || this.cancelling !== null) return;
+    this.cancelling = sendCancel(this.target, this.processId, this.secretKey).finally(() => {
+      this.cancelling = null;
     });
   }
 
@@ -312,10 +337,16 @@ class Handshake {
   }
 }
 
-/** Sends a CancelRequest for the query a backend is running now, on a fresh connection. */
-export function sendCancel(target: BackendTarget, processId: number, secretKey: number): void {
-  const socket = net.connect({ host: target.host, port: target.port });
-  socket.once('connect', () => socket.end(serialize.cancel(processId, secretKey)));
-  socket.on('error', () => socket.destroy());
-  socket.setTimeout(5_000, () => socket.destroy());
+/**
+ * Sends a CancelRequest on a fresh connection. Resolves when the server closes that connection,
+ * which it does after it has signalled the backend: until then the backend must not be reused.
+ */
+export function sendCancel(target: BackendTarget, processId: number, secretKey: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    socket.once('connect', () => socket.end(serialize.cancel(processId, secretKey)));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => resolve());
+    socket.setTimeout(5_000, () => socket.destroy());
+  });
 }

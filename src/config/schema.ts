@@ -133,10 +133,21 @@ const tenancySchema = z
 
 const poolSchema = z
   .object({
-    mode: z.enum(['session']).default('session').describe('session: a backend per client for its lifetime.'),
+    mode: z
+      .enum(['session', 'transaction']).default('session')
+      .describe('session: a backend per client for its lifetime; transaction: a backend per transaction, shared by all tenants.'),
+    reset: z
+      .enum(['auto', 'always']).default('auto')
+      .describe('auto: DISCARD ALL when a backend changes tenant or was left dirty; always: on every release.'),
     size: z.number().int().min(1).max(10_000).default(20).describe('Most backends to the backend target.'),
+    maxPerTenant: z.number().int().min(0).default(0).describe('Most backends one tenant may hold at once; 0 = no cap.'),
     acquireTimeoutMs: z.number().int().positive().default(10_000).describe('Longest wait for a free backend.'),
-    resetTimeoutMs: z.number().int().positive().default(5_000).describe('Longest wait for DISCARD ALL; else close.'),
+    resetTimeoutMs: z.number().int().positive().default(5_000).describe('Longest wait for DISCARD ALL or the pin; else the backend is closed.'),
+    idleTimeoutMs: z.number().int().min(0).default(600_000).describe('Close backends idle this long; 0 = never.'),
+    maxLifetimeMs: z.number().int().min(0).default(3_600_000).describe('Close backends this old when they come back; 0 = never.'),
+    healthCheckAfterIdleMs: z
+      .number().int().min(0).default(30_000)
+      .describe('A backend idle longer than this answers SELECT 1 before it is handed out.'),
   })
   .strict();
 

@@ -36,5 +36,8 @@ export const clientErrors = {
   internal: () => fatal('XX000', 'pgfence: internal error'),
   functionCallRefused: () => error('42501', 'pgfence: the fast-path function call protocol is not allowed'),
   invalidEncoding: () => error('22021', 'pgfence: invalid byte sequence for encoding "UTF8"'),
+  notInTransactionPooling: (what: string) =>
+    error('0A000', `pgfence: ${what} is not supported in transaction pooling mode (it would outlive the transaction on a shared server connection)`,
+      'Use pool.mode: session for clients that need it.'),
   statementRejected: (sqlstate: string, message: string) => error(sqlstate, message),
 } as const;

@@ -16,3 +16,8 @@ export function pinSql(tenancy: TenancyConfig, tenant: Tenant, settings: Readonl
   const schemaCheck = tenant.schema === null ? '' : `SELECT ${quoteLiteral(tenant.schema)}::pg_catalog.regnamespace; `;
   return schemaCheck + settingsSql + pinStatement(tenancy, tenant);
 }
+
+/** A stable identity for a set of session settings: equal keys need no re-pin. */
+export function settingsKey(settings: ReadonlyMap<string, string>): string {
+  return JSON.stringify([...settings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

@@ -2,9 +2,9 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import { AuthError, type TokenVerifier } from '../auth/index.js';
-import { type BackendConnection, BackendError, type BackendSink, sendCancel } from '../backend/connection.js';
+import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
-import type { Guard, TenantFence } from '../guard/index.js';
+import { type Guard, judge, type SessionEffect, type TenantFence } from '../guard/index.js';
 import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
 import * as build from '../protocol/build.js';
 import { Backend as B, Frontend as F } from '../protocol/codes.js';
@@ -16,7 +16,17 @@ import type { CancelRegistry } from './cancel-registry.js';
 import { clientErrors } from './errors.js';
 import { isLoopback } from './peer.js';
 import { sessionSettings, StartupParamError } from './startup-params.js';
-import { pinSql } from './pin.js';
+import { pinSql, settingsKey } from './pin.js';
+import { type Expected, ResponseTracker } from './responses.js';
+import {
+  bindStatementName,
+  ClientStatements,
+  closeStatementMessage,
+  describedTarget,
+  describeStatementMessage,
+  parseMessageFor,
+  renameBind,
+} from './statements.js';
 import { queryFingerprint } from './audit.js';
 
 export interface SessionDeps {
@@ -71,12 +81,28 @@ export class ClientSession implements BackendSink {
   private skippingToSync = false;
   private readonly rejections: PendingRejection[] = [];
   private rejectionCounter = 0;
+  private readonly transactionMode: boolean;
+  /** The client's session settings: its startup parameters, then every SET it ran (replayed on each backend). */
+  private settings = new Map<string, string>();
+  private startupSettings = new Map<string, string>();
+  private settingsKey = '';
+  /** SETs of the current binding, applied to `settings` when it ends without an error. */
+  private pendingSets: Array<{ name: string; value: string | null }> = [];
+  private bindingFailed = false;
+  private bindingDirty = false;
+  /** Client messages that arrived while a backend was being acquired (transaction pooling). */
+  private queued: FramedMessage[] = [];
+  private acquiring = false;
+  private readonly tracker = new ResponseTracker();
+  private statements: ClientStatements | null = null;
+  private unnamedParsed = false;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly deps: SessionDeps,
   ) {
     this.framer = new MessageFramer(deps.config.listen.maxMessageBytes);
+    this.transactionMode = deps.config.pool.mode === 'transaction';
     this.log = deps.log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
   }
 
@@ -95,7 +121,7 @@ export class ClientSession implements BackendSink {
 
   cancel(): void {
     const backend = this.backend;
-    if (backend !== null && this.syncsSent > this.syncsDone) sendCancel(backend.target, backend.processId, backend.secretKey);
+    if (backend !== null && this.syncsSent > this.syncsDone) backend.cancel();
   }
 
   private onClientData(chunk: Buffer): void {
@@ -175,51 +201,95 @@ export class ClientSession implements BackendSink {
       this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
       return;
     }
-    if (this.step === 'ready') this.relayToBackend(messages);
+    if (this.step === 'ready') this.onReadyMessages(messages);
   }
 
   private async authenticate(token: string): Promise<void> {
     try {
       if (token.length === 0) throw new AuthError('empty_password');
       const identity = await this.deps.verifier.verify(token);
-      this.tenant = await this.deps.tenants.resolve(identity.tenantId);
+      const tenant = await this.deps.tenants.resolve(identity.tenantId);
+      this.tenant = tenant;
       this.user = identity.user ?? this.user;
-      this.log = this.log.child({ tenant: this.tenant.id, user: this.user });
-      const settings = sessionSettings(this.params, this.deps.config.tenancy.tenantGuc);
+      this.log = this.log.child({ tenant: tenant.id, user: this.user });
+      this.startupSettings = sessionSettings(this.params, this.deps.config.tenancy.tenantGuc);
+      this.settings = new Map(this.startupSettings);
+      this.settingsKey = settingsKey(this.settings);
+      this.statements = this.transactionMode ? new ClientStatements(tenant.id) : null;
       this.fence = {
-        ownSchema: this.tenant.schema,
+        ownSchema: tenant.schema,
         sharedSchemas: this.deps.config.tenancy.sharedSchemas,
         tenantGuc: this.deps.config.tenancy.tenantGuc,
       };
       if (this.isClosed()) return;
-      const backend = await this.deps.pool.acquire();
-      if (this.isClosed()) {
-        this.deps.pool.release(backend, true);
-        return;
-      }
-      this.backend = backend;
-      backend.bind(this);
-      await backend.runInternal(pinSql(this.deps.config.tenancy, this.tenant, settings), this.deps.config.pool.resetTimeoutMs);
-      backend.pinnedTenant = this.tenant.id;
-      this.pinnedSearchPath = backend.params.get('search_path');
-      this.pinnedSuperuser = backend.params.get('is_superuser');
-      if (this.isClosed()) return;
-      this.becomeReady(backend);
+      // Pinning once at connect checks the schema and the client's settings, and yields the
+      // ParameterStatus values the client expects; in transaction mode the backend goes back at once.
+      const backend = await this.bindBackend(tenant);
+      if (backend === null) return;
+      const params = new Map(backend.params);
+      if (this.transactionMode) this.releaseBackend();
+      this.becomeReady(params);
     } catch (error) {
       this.failAuthentication(error);
     }
+  }
+
+  /** Acquires a backend for this client's tenant and makes sure it is pinned with its settings. */
+  private async bindBackend(tenant: Tenant): Promise<BackendConnection | null> {
+    const backend = await this.deps.pool.acquire(tenant.id);
+    if (this.isClosed()) {
+      this.deps.pool.release(backend, { reusable: true, reset: false });
+      return null;
+    }
+    this.backend = backend;
+    backend.bind(this);
+    const fresh = backend.pinnedTenant === tenant.id && !backend.dirty && backend.settingsKey === this.settingsKey;
+    if (!fresh) {
+      const discard = backend.pinnedTenant !== null || backend.dirty ? 'DISCARD ALL; ' : '';
+      if (discard !== '') backend.markReset();
+      await backend.runInternal(discard + pinSql(this.deps.config.tenancy, tenant, this.settings), this.deps.config.pool.resetTimeoutMs);
+      backend.pinnedTenant = tenant.id;
+      backend.settingsKey = this.settingsKey;
+    }
+    this.pinnedSearchPath = backend.params.get('search_path');
+    this.pinnedSuperuser = backend.params.get('is_superuser');
+    this.pendingSets = [];
+    this.bindingFailed = false;
+    this.bindingDirty = false;
+    this.unnamedParsed = false;
+    this.tracker.clear();
+    return backend;
+  }
+
+  /** Transaction pooling: hands the backend back once a transaction is over. */
+  private releaseBackend(): void {
+    const backend = this.backend;
+    if (backend === null) return;
+    this.backend = null;
+    if (!this.bindingFailed && this.pendingSets.length > 0) {
+      for (const { name, value } of this.pendingSets) {
+        const initial = this.startupSettings.get(name);
+        if (value !== null) this.settings.set(name, value);
+        else if (initial !== undefined) this.settings.set(name, initial);
+        else this.settings.delete(name);
+      }
+      this.settingsKey = settingsKey(this.settings);
+    }
+    if (this.pendingSets.length > 0 || this.bindingDirty) backend.dirty = true;
+    const reset = backend.dirty || this.deps.config.pool.reset === 'always';
+    this.deps.pool.release(backend, { reusable: true, reset });
   }
 
   private isClosed(): boolean {
     return this.step === 'closed';
   }
 
-  private becomeReady(backend: BackendConnection): void {
+  private becomeReady(params: ReadonlyMap<string, string>): void {
     if (this.startupTimer !== null) clearTimeout(this.startupTimer);
     this.startupTimer = null;
     this.key = this.deps.cancels.issue(this);
     const out: Buffer[] = [build.AUTHENTICATION_OK];
-    for (const [name, value] of backend.params) out.push(build.parameterStatus(name, value));
+    for (const [name, value] of params) out.push(build.parameterStatus(name, value));
     out.push(build.backendKeyData(this.key.processId, this.key.secretKey), build.readyForQuery('I'));
     this.writeClient(out);
     this.step = 'ready';
@@ -254,6 +324,46 @@ export class ClientSession implements BackendSink {
 
   // ---- client → backend -------------------------------------------------------------------
 
+  /** Ready-state client messages: relayed at once when a backend is bound, else queued for one. */
+  private onReadyMessages(messages: readonly FramedMessage[]): void {
+    if (this.backend !== null && !this.acquiring) {
+      this.relayToBackend(messages);
+      return;
+    }
+    for (const msg of messages) {
+      if (msg.type === F.Terminate && this.queued.length === 0 && !this.acquiring) {
+        this.close();
+        return;
+      }
+      this.queued.push(msg);
+    }
+    if (!this.acquiring) void this.acquireForQueued();
+  }
+
+  /** Transaction pooling: the first message of a transaction binds a backend for it. */
+  private async acquireForQueued(): Promise<void> {
+    this.acquiring = true;
+    this.socket.pause();
+    let backend: BackendConnection | null;
+    try {
+      backend = await this.bindBackend(this.tenant as Tenant);
+    } catch (error) {
+      this.acquiring = false;
+      this.failAuthentication(error);
+      return;
+    }
+    this.acquiring = false;
+    if (backend === null || this.isClosed()) return;
+    const queued = this.queued;
+    this.queued = [];
+    this.relayToBackend(queued);
+    if (this.step === 'ready' && !backend.needsDrain) this.socket.resume();
+  }
+
+  private expect(kind: Expected, drop = false): void {
+    if (this.transactionMode) this.tracker.expect(kind, drop);
+  }
+
   private relayToBackend(messages: readonly FramedMessage[]): void {
     const backend = this.backend;
     if (backend === null) return;
@@ -264,32 +374,43 @@ export class ClientSession implements BackendSink {
         case F.Query: {
           this.syncsSent++;
           const rejection = this.inspect(queryText(msg.bytes));
-          if (rejection === null) appendBytes(out, msg.bytes);
-          else out.push(this.standIn(rejection), serialize.sync());
-          break;
-        }
-        case F.Parse: {
-          this.extendedOpen = true;
-          const rejection = this.inspect(parseMessage(msg.bytes).sql);
-          if (rejection === null) appendBytes(out, msg.bytes);
-          else {
-            out.push(this.standIn(rejection));
-            this.skippingToSync = true;
+          if (rejection === null) {
+            appendBytes(out, msg.bytes);
+            this.expect('query');
+          } else {
+            out.push(this.standIn(rejection), serialize.sync());
+            this.expect('execute');
+            this.expect('sync');
           }
           break;
         }
+        case F.Parse:
+          this.extendedOpen = true;
+          this.relayParse(msg.bytes, out, backend);
+          break;
         case F.Bind:
+          this.extendedOpen = true;
+          this.relayBind(msg.bytes, out, backend);
+          break;
         case F.Describe:
-        case F.Execute:
+          this.extendedOpen = true;
+          this.relayDescribe(msg.bytes, out, backend);
+          break;
         case F.Close:
           this.extendedOpen = true;
+          this.relayClose(msg.bytes, out);
+          break;
+        case F.Execute:
+          this.extendedOpen = true;
           appendBytes(out, msg.bytes);
+          this.expect('execute');
           break;
         case F.Sync:
           this.syncsSent++;
           this.extendedOpen = false;
           this.skippingToSync = false;
           appendBytes(out, msg.bytes);
+          this.expect('sync');
           break;
         case F.Flush:
         case F.CopyData:
@@ -301,6 +422,8 @@ export class ClientSession implements BackendSink {
           // Fast-path calls name functions by OID, out of the guard's sight (set_config included).
           this.syncsSent++;
           out.push(this.standIn(clientErrors.functionCallRefused()), serialize.sync());
+          this.expect('execute');
+          this.expect('sync');
           break;
         case F.Terminate:
           backend.writeAll(out);
@@ -316,20 +439,123 @@ export class ClientSession implements BackendSink {
     if (backend.needsDrain) {
       this.socket.pause();
       backend.onceDrained(() => {
-        if (this.step === 'ready') this.socket.resume();
+        if (this.step === 'ready' && !this.acquiring) this.socket.resume();
       });
     }
+  }
+
+  private relayParse(bytes: Buffer, out: Buffer[], backend: BackendConnection): void {
+    const { name, sql } = parseMessage(bytes);
+    const rejection = this.inspect(sql);
+    if (rejection !== null) {
+      out.push(this.standIn(rejection));
+      this.expect('execute');
+      this.skippingToSync = true;
+      return;
+    }
+    if (this.statements === null || name === '') {
+      if (name === '') this.unnamedParsed = true;
+      appendBytes(out, bytes);
+      this.expect('parse');
+      return;
+    }
+    // Transaction pooling: the statement is prepared under its server-side name, replacing any
+    // copy this backend holds (Close of a missing statement is not an error).
+    const entry = this.statements.register(name, bytes);
+    if (backend.prepared.has(entry.serverName)) {
+      out.push(closeStatementMessage(entry.serverName));
+      this.expect('close', true);
+    }
+    out.push(parseMessageFor(entry.serverName, entry.body));
+    this.expect('parse');
+    backend.prepared.add(entry.serverName);
+  }
+
+  private relayBind(bytes: Buffer, out: Buffer[], backend: BackendConnection): void {
+    if (this.statements !== null) {
+      const statement = bindStatementName(bytes);
+      const entry = statement === '' ? undefined : this.statements.lookup(statement);
+      if (entry !== undefined) {
+        this.ensurePrepared(entry, out, backend);
+        out.push(renameBind(bytes, entry.serverName));
+        this.expect('bind');
+        return;
+      }
+      if (statement === '') this.forgetForeignUnnamed(out);
+    }
+    appendBytes(out, bytes);
+    this.expect('bind');
+  }
+
+  private relayDescribe(bytes: Buffer, out: Buffer[], backend: BackendConnection): void {
+    if (this.statements !== null) {
+      const target = describedTarget(bytes);
+      const entry = target.kind === 'S' && target.name !== '' ? this.statements.lookup(target.name) : undefined;
+      if (entry !== undefined) {
+        this.ensurePrepared(entry, out, backend);
+        out.push(describeStatementMessage(entry.serverName));
+        this.expect('describe');
+        return;
+      }
+      if (target.kind === 'S' && target.name === '') this.forgetForeignUnnamed(out);
+    }
+    appendBytes(out, bytes);
+    this.expect('describe');
+  }
+
+  private relayClose(bytes: Buffer, out: Buffer[]): void {
+    if (this.statements !== null) {
+      const target = describedTarget(bytes);
+      if (target.kind === 'S' && target.name !== '') {
+        // Other clients of the tenant may use the server-side statement: only the client's name goes.
+        this.statements.forget(target.name);
+        out.push(closeStatementMessage('pgfence_none'));
+        this.expect('close');
+        return;
+      }
+    }
+    appendBytes(out, bytes);
+    this.expect('close');
+  }
+
+  /** Prepares a client's statement on this backend if it does not hold it yet. */
+  private ensurePrepared(entry: { serverName: string; body: Buffer }, out: Buffer[], backend: BackendConnection): void {
+    if (backend.prepared.has(entry.serverName)) return;
+    out.push(closeStatementMessage(entry.serverName), parseMessageFor(entry.serverName, entry.body));
+    this.expect('close', true);
+    this.expect('parse', true);
+    backend.prepared.add(entry.serverName);
+  }
+
+  /** The unnamed statement on a shared backend may be another client's: drop it before it can be used. */
+  private forgetForeignUnnamed(out: Buffer[]): void {
+    if (this.unnamedParsed) return;
+    this.unnamedParsed = true;
+    out.push(closeStatementMessage(''));
+    this.expect('close', true);
   }
 
   /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
   private inspect(sql: SqlText): build.ErrorFields | null {
     // The guard must read exactly the bytes the server will: no lossy decoding of bad UTF-8.
     if (!sql.validUtf8) return clientErrors.invalidEncoding();
-    const fence = this.fence as TenantFence;
-    const verdict = this.deps.guard.check(sql.text, fence);
-    if (verdict.allowed) return null;
-    this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql.text) }, verdict.message);
-    return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
+    const analysis = this.deps.guard.analyze(sql.text);
+    const verdict = judge(analysis, this.fence as TenantFence);
+    if (!verdict.allowed) {
+      this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql.text) }, verdict.message);
+      return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
+    }
+    if (this.transactionMode) return this.noteSessionEffects(analysis.sessionEffects);
+    return null;
+  }
+
+  /** Transaction pooling: settings are remembered and replayed; state that cannot follow the client is refused. */
+  private noteSessionEffects(effects: readonly SessionEffect[]): build.ErrorFields | null {
+    for (const effect of effects) {
+      if (effect.kind === 'unsupported') return clientErrors.notInTransactionPooling(effect.what);
+    }
+    for (const effect of effects) if (effect.kind === 'set') this.pendingSets.push({ name: effect.name, value: effect.value });
+    return null;
   }
 
   /**
@@ -348,6 +574,7 @@ export class ClientSession implements BackendSink {
   onBackendMessages(messages: readonly FramedMessage[]): void {
     const out: Buffer[] = [];
     for (const msg of messages) {
+      if (this.transactionMode && this.tracker.onBackendMessage(msg.type)) continue;
       switch (msg.type) {
         case B.ReadyForQuery:
           this.syncsDone++;
@@ -355,6 +582,8 @@ export class ClientSession implements BackendSink {
           appendBytes(out, msg.bytes);
           break;
         case B.ErrorResponse:
+          this.bindingFailed = true;
+          if (this.backend !== null && this.statements !== null) this.backend.prepared.clear(); // unsure which survived
           appendBytes(out, this.rewriteError(msg.bytes));
           break;
         case B.ParameterStatus: {
@@ -364,6 +593,7 @@ export class ClientSession implements BackendSink {
             this.fail(clientErrors.tripwire(breach), false);
             return;
           }
+          this.bindingDirty = true;
           appendBytes(out, msg.bytes);
           break;
         }
@@ -372,6 +602,20 @@ export class ClientSession implements BackendSink {
       }
     }
     this.writeClient(out);
+    if (this.transactionMode && this.backendIdle()) this.releaseBackend();
+  }
+
+  /** The bound backend has answered everything and is outside any transaction. */
+  private backendIdle(): boolean {
+    const backend = this.backend;
+    return (
+      backend !== null &&
+      backend.txnStatus === 'I' &&
+      this.syncsSent === this.syncsDone &&
+      !this.extendedOpen &&
+      !this.skippingToSync &&
+      this.tracker.idle
+    );
   }
 
   private rewriteError(bytes: Buffer): Buffer {
@@ -398,7 +642,7 @@ export class ClientSession implements BackendSink {
     this.log.warn({ err: error?.message }, 'server connection lost');
     const backend = this.backend;
     this.backend = null;
-    if (backend !== null) this.deps.pool.release(backend, false);
+    if (backend !== null) this.deps.pool.release(backend, { reusable: false, reset: false });
     this.fail(clientErrors.backendLost());
   }
 
@@ -444,8 +688,13 @@ export class ClientSession implements BackendSink {
     const backend = this.backend;
     this.backend = null;
     if (backend !== null) {
-      const idle = this.syncsSent === this.syncsDone && !this.extendedOpen && backend.txnStatus === 'I';
-      this.deps.pool.release(backend, reuseBackend && idle);
+      const idle = this.syncsSent === this.syncsDone && !this.extendedOpen && backend.txnStatus === 'I' && this.tracker.idle;
+      if (this.transactionMode && reuseBackend && idle) {
+        this.backend = backend;
+        this.releaseBackend();
+      } else {
+        this.deps.pool.release(backend, { reusable: reuseBackend && idle, reset: true });
+      }
     }
     this.socket.end();
     this.socket.destroySoon();

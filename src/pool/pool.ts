@@ -5,6 +5,14 @@ export interface PoolOptions extends BackendOptions {
   size: number;
   acquireTimeoutMs: number;
   resetTimeoutMs: number;
+  /** Most backends one tenant may hold at once; 0 = no cap. */
+  maxPerTenant: number;
+  /** Idle backends older than this are closed; 0 = never. */
+  idleTimeoutMs: number;
+  /** Backends older than this are closed when they come back; 0 = never. */
+  maxLifetimeMs: number;
+  /** A backend idle longer than this answers `SELECT 1` before it is handed out. */
+  healthCheckAfterIdleMs: number;
 }
 
 export class PoolTimeoutError extends Error {
@@ -22,12 +30,12 @@ export class BackendUnavailableError extends Error {
 }
 
 interface Waiter {
+  tenant: string;
+  since: number;
   resolve(backend: BackendConnection): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
 }
-
-export type BackendPlace = 'idle' | 'active' | 'resetting';
 
 export interface PoolStats {
   idle: number;
@@ -37,24 +45,42 @@ export interface PoolStats {
   waiting: number;
 }
 
+export interface ReleaseOptions {
+  /** The holder saw the backend idle and finished with it; otherwise it is closed. */
+  reusable: boolean;
+  /** Run DISCARD ALL before anyone gets it again (session mode, dirty state, reset: always). */
+  reset: boolean;
+}
+
 /**
- * Backend connections to one target, shared by all tenants. A backend lives in exactly one
- * place (idle, active, resetting) and moves only through `move`; it goes back to idle only after
- * `DISCARD ALL` succeeded on an idle transaction status, otherwise it is closed.
+ * Backend connections to one target, shared by all tenants. A backend lives in exactly one place
+ * (idle, active, resetting) and moves only through `move`. Acquire prefers an idle backend already
+ * pinned to the same tenant (no reset needed); a backend goes back to idle only when its holder
+ * saw it idle, and after DISCARD ALL whenever its session state is not known to be clean.
  */
 export class BackendPool {
   private readonly idle: BackendConnection[] = [];
   private readonly active = new Set<BackendConnection>();
   private readonly resetting = new Set<BackendConnection>();
   private readonly waiters: Waiter[] = [];
+  private readonly perTenant = new Map<string, number>();
+  private readonly holder = new Map<BackendConnection, string>();
+  private readonly idleSince = new Map<BackendConnection, number>();
+  private readonly born = new Map<BackendConnection, number>();
   private connecting = 0;
   private closing = false;
+  private readonly janitor: NodeJS.Timeout;
+  /** Observers for metrics: called with the wait in seconds of each successful acquire. */
+  onAcquired: ((waitSeconds: number) => void) | null = null;
 
   constructor(
     private readonly target: BackendTarget,
     private readonly options: PoolOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.janitor = setInterval(() => this.sweep(), 1_000);
+    this.janitor.unref();
+  }
 
   get stats(): PoolStats {
     return {
@@ -70,12 +96,13 @@ export class BackendPool {
     return this.idle.length + this.active.size + this.resetting.size + this.connecting;
   }
 
-  acquire(): Promise<BackendConnection> {
+  /** A backend for `tenant`; the caller pins it unless `backend.pinnedTenant` already says so. */
+  acquire(tenant: string): Promise<BackendConnection> {
     if (this.closing) return Promise.reject(new Error('pool is closing'));
-    const idle = this.idle.pop();
-    if (idle !== undefined) {
-      this.move(idle, 'active');
-      return Promise.resolve(idle);
+    const since = Date.now();
+    if (this.waiters.length === 0 && this.underCap(tenant)) {
+      const idle = this.takeIdle(tenant);
+      if (idle !== undefined) return this.checked(idle, tenant, since);
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -83,47 +110,51 @@ export class BackendPool {
         if (i >= 0) this.waiters.splice(i, 1);
         reject(new PoolTimeoutError(this.options.acquireTimeoutMs));
       }, this.options.acquireTimeoutMs);
-      const waiter: Waiter = { resolve, reject, timer };
+      const waiter: Waiter = { tenant, since, resolve, reject, timer };
       this.waiters.push(waiter);
-      this.growIfNeeded();
+      this.serveWaiters();
     });
   }
 
   /**
-   * Gives a backend back. `reusable` says the caller saw it idle and finished; even then it is
-   * reset before anyone else gets it. Releasing a backend that is not active is a bug and throws.
+   * Gives a backend back. Releasing a backend that is not active is a bug and throws: there is
+   * one release path, and a backend can only be in one place.
    */
-  release(backend: BackendConnection, reusable: boolean): void {
+  release(backend: BackendConnection, opts: ReleaseOptions): void {
     if (!this.active.delete(backend)) throw new Error(`backend ${backend.id} released but not active`);
+    this.leaveTenant(backend);
     backend.unbind();
-    if (!reusable || this.closing || backend.closed || backend.txnStatus !== 'I') {
-      this.log.debug({ backend: backend.id, reusable, txn: backend.txnStatus }, 'closing backend instead of reuse');
-      backend.destroy();
-      this.growIfNeeded();
+    const tooOld = this.options.maxLifetimeMs > 0 && Date.now() - (this.born.get(backend) ?? 0) > this.options.maxLifetimeMs;
+    if (!opts.reusable || this.closing || backend.closed || backend.txnStatus !== 'I' || tooOld) {
+      this.log.debug({ backend: backend.id, reusable: opts.reusable, txn: backend.txnStatus, tooOld }, 'closing backend instead of reuse');
+      this.destroy(backend);
+      this.serveWaiters();
       return;
     }
+    const afterCancel = backend.cancelling ?? Promise.resolve();
     this.move(backend, 'resetting');
-    backend.pinnedTenant = null;
-    backend.runInternal('DISCARD ALL', this.options.resetTimeoutMs).then(
+    void afterCancel.then(() => (opts.reset ? this.reset(backend) : undefined)).then(
       () => {
         this.resetting.delete(backend);
         if (backend.closed || this.closing) {
-          backend.destroy();
+          this.destroy(backend);
           return;
         }
-        this.handOut(backend);
+        this.move(backend, 'idle');
+        this.serveWaiters();
       },
       (error: Error) => {
         this.log.warn({ backend: backend.id, err: error.message }, 'backend reset failed; closing it');
         this.resetting.delete(backend);
-        backend.destroy();
-        this.growIfNeeded();
+        this.destroy(backend);
+        this.serveWaiters();
       },
     );
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.janitor);
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.reject(new Error('pool is closing'));
@@ -134,49 +165,141 @@ export class BackendPool {
     this.resetting.clear();
   }
 
-  private move(backend: BackendConnection, to: BackendPlace): void {
+  private async reset(backend: BackendConnection): Promise<void> {
+    await backend.runInternal('DISCARD ALL', this.options.resetTimeoutMs);
+    backend.markReset();
+  }
+
+  private underCap(tenant: string): boolean {
+    return this.options.maxPerTenant === 0 || (this.perTenant.get(tenant) ?? 0) < this.options.maxPerTenant;
+  }
+
+  /** Same tenant and clean first (most recently used), then an unpinned one, then the oldest other. */
+  private takeIdle(tenant: string): BackendConnection | undefined {
+    let pick = -1;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const b = this.idle[i] as BackendConnection;
+      if (b.pinnedTenant === tenant && !b.dirty) {
+        pick = i;
+        break;
+      }
+      if (pick < 0 && b.pinnedTenant === null) pick = i;
+    }
+    if (pick < 0 && this.idle.length > 0) pick = 0;
+    if (pick < 0) return undefined;
+    const [backend] = this.idle.splice(pick, 1) as [BackendConnection];
+    this.idleSince.delete(backend);
+    return backend;
+  }
+
+  /** Hands out an idle backend, after a health check if it sat idle long. */
+  private checked(backend: BackendConnection, tenant: string, since: number): Promise<BackendConnection> {
+    const idleFor = Date.now() - (backend.lastUsed ?? 0);
+    this.move(backend, 'active');
+    this.enterTenant(backend, tenant);
+    this.onAcquired?.((Date.now() - since) / 1000);
+    if (idleFor < this.options.healthCheckAfterIdleMs) return Promise.resolve(backend);
+    return backend.runInternal('SELECT 1', this.options.connectTimeoutMs).then(
+      () => backend,
+      () => {
+        this.active.delete(backend);
+        this.leaveTenant(backend);
+        this.destroy(backend);
+        return this.acquire(tenant);
+      },
+    );
+  }
+
+  private serveWaiters(): void {
+    for (let i = 0; i < this.waiters.length; ) {
+      const waiter = this.waiters[i] as Waiter;
+      if (!this.underCap(waiter.tenant)) {
+        i++;
+        continue;
+      }
+      const idle = this.takeIdle(waiter.tenant);
+      if (idle === undefined) break;
+      this.waiters.splice(i, 1);
+      clearTimeout(waiter.timer);
+      this.checked(idle, waiter.tenant, waiter.since).then(waiter.resolve, waiter.reject);
+    }
+    const eligible = this.waiters.filter((w) => this.underCap(w.tenant)).length;
+    while (!this.closing && eligible > this.connecting && this.total < this.options.size) this.grow();
+    // Full pool, idle backends of no use to the waiters' caps: nothing more to do until a release.
+  }
+
+  private grow(): void {
+    this.connecting++;
+    BackendConnection.connect(this.target, this.options).then(
+      (backend) => {
+        this.connecting--;
+        this.born.set(backend, Date.now());
+        backend.onClose = () => this.forget(backend);
+        if (this.closing) {
+          backend.destroy();
+          return;
+        }
+        this.move(backend, 'idle');
+        this.serveWaiters();
+      },
+      (error: Error) => {
+        this.connecting--;
+        this.log.error({ err: error.message }, 'backend connection failed');
+        // Fail one waiter per failed attempt so clients hear about an unreachable server quickly.
+        const waiter = this.waiters.shift();
+        if (waiter !== undefined) {
+          clearTimeout(waiter.timer);
+          waiter.reject(new BackendUnavailableError(error));
+        }
+      },
+    );
+  }
+
+  private move(backend: BackendConnection, to: 'idle' | 'active' | 'resetting'): void {
     const i = this.idle.indexOf(backend);
     if (i >= 0) this.idle.splice(i, 1);
     this.active.delete(backend);
     this.resetting.delete(backend);
-    if (to === 'idle') this.idle.push(backend);
-    else if (to === 'active') this.active.add(backend);
+    if (to === 'idle') {
+      this.idle.push(backend);
+      this.idleSince.set(backend, Date.now());
+      backend.lastUsed = Date.now();
+    } else if (to === 'active') this.active.add(backend);
     else this.resetting.add(backend);
   }
 
-  /** Gives a clean backend to the longest waiter, or parks it idle. */
-  private handOut(backend: BackendConnection): void {
-    const waiter = this.waiters.shift();
-    if (waiter === undefined) {
-      this.move(backend, 'idle');
-      return;
-    }
-    clearTimeout(waiter.timer);
-    this.move(backend, 'active');
-    waiter.resolve(backend);
+  private enterTenant(backend: BackendConnection, tenant: string): void {
+    this.holder.set(backend, tenant);
+    this.perTenant.set(tenant, (this.perTenant.get(tenant) ?? 0) + 1);
   }
 
-  private growIfNeeded(): void {
-    while (!this.closing && this.waiters.length > this.connecting && this.total < this.options.size) {
-      this.connecting++;
-      BackendConnection.connect(this.target, this.options).then(
-        (backend) => {
-          this.connecting--;
-          backend.onClose = () => this.forget(backend);
-          if (this.closing) backend.destroy();
-          else this.handOut(backend);
-        },
-        (error: Error) => {
-          this.connecting--;
-          this.log.error({ err: error.message }, 'backend connection failed');
-          // Fail one waiter per failed attempt so clients hear about an unreachable server quickly.
-          const waiter = this.waiters.shift();
-          if (waiter !== undefined) {
-            clearTimeout(waiter.timer);
-            waiter.reject(new BackendUnavailableError(error));
-          }
-        },
-      );
+  private leaveTenant(backend: BackendConnection): void {
+    const tenant = this.holder.get(backend);
+    if (tenant === undefined) return;
+    this.holder.delete(backend);
+    const n = (this.perTenant.get(tenant) ?? 1) - 1;
+    if (n <= 0) this.perTenant.delete(tenant);
+    else this.perTenant.set(tenant, n);
+  }
+
+  private destroy(backend: BackendConnection): void {
+    this.born.delete(backend);
+    this.idleSince.delete(backend);
+    backend.destroy();
+  }
+
+  /** Closes idle backends past their idle timeout or lifetime. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const backend of [...this.idle]) {
+      const idleFor = now - (this.idleSince.get(backend) ?? now);
+      const age = now - (this.born.get(backend) ?? now);
+      const idleTooLong = this.options.idleTimeoutMs > 0 && idleFor > this.options.idleTimeoutMs;
+      const tooOld = this.options.maxLifetimeMs > 0 && age > this.options.maxLifetimeMs;
+      if (idleTooLong || tooOld) {
+        this.idle.splice(this.idle.indexOf(backend), 1);
+        this.destroy(backend);
+      }
     }
   }
 
@@ -184,6 +307,8 @@ export class BackendPool {
     const i = this.idle.indexOf(backend);
     if (i >= 0) this.idle.splice(i, 1);
     this.resetting.delete(backend);
-    // An active backend stays in `active` until its session releases it (which then closes it).
+    this.born.delete(backend);
+    this.idleSince.delete(backend);
+    // An active backend stays in `active` until its holder releases it (which then closes it).
   }
 }

@@ -18,6 +18,12 @@ export const enum Frontend {
 
 /** Backend (server → client) message type bytes. */
 export const enum Backend {
+  ParseComplete = 0x31, // 1
+  BindComplete = 0x32, // 2
+  CloseComplete = 0x33, // 3
+  NoData = 0x6e, // n
+  ParameterDescription = 0x74, // t
+  PortalSuspended = 0x73, // s
   NotificationResponse = 0x41, // A
   CommandComplete = 0x43, // C
   DataRow = 0x44, // D

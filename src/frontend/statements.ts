@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import { readCString } from '../protocol/decode.js';
+
+/**
+ * A client's named prepared statements in transaction pooling. The client's names are its own;
+ * on the server each statement gets a name derived from the tenant and the Parse body, so any
+ * backend pinned to that tenant can hold it once for every client that prepares the same text.
+ * Tenants never share one: a tenant switch runs DISCARD ALL, which drops them all.
+ */
+export class ClientStatements {
+  private readonly byName = new Map<string, { serverName: string; body: Buffer }>();
+
+  constructor(private readonly tenantId: string) {}
+
+  /** Records a client Parse; returns the server-side name and the Parse body to prepare it with. */
+  register(clientName: string, parseMessage: Buffer): { serverName: string; body: Buffer } {
+    const [, bodyStart] = readCString(parseMessage, 5);
+    const body = Buffer.from(parseMessage.subarray(bodyStart));
+    const digest = createHash('sha256').update(this.tenantId).update('\0').update(body).digest('hex').slice(0, 40);
+    const serverName = `pgfence_${digest}`;
+    const entry = { serverName, body };
+    this.byName.set(clientName, entry);
+    return entry;
+  }
+
+  lookup(clientName: string): { serverName: string; body: Buffer } | undefined {
+    return this.byName.get(clientName);
+  }
+
+  forget(clientName: string): void {
+    this.byName.delete(clientName);
+  }
+}
+
+function frame(type: string, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+const cstring = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+
+export function parseMessageFor(serverName: string, body: Buffer): Buffer {
+  return frame('P', Buffer.concat([cstring(serverName), body]));
+}
+
+export function closeStatementMessage(name: string): Buffer {
+  return frame('C', Buffer.concat([Buffer.from('S'), cstring(name)]));
+}
+
+/** The statement name a Bind refers to. */
+export function bindStatementName(bind: Buffer): string {
+  const [, afterPortal] = readCString(bind, 5);
+  return readCString(bind, afterPortal)[0];
+}
+
+/** The same Bind, naming another statement. */
+export function renameBind(bind: Buffer, statement: string): Buffer {
+  const [portal, afterPortal] = readCString(bind, 5);
+  const [, afterStatement] = readCString(bind, afterPortal);
+  return frame('B', Buffer.concat([cstring(portal), cstring(statement), bind.subarray(afterStatement)]));
+}
+
+/** Target kind ('S' statement or 'P' portal) and name of a Describe or Close. */
+export function describedTarget(message: Buffer): { kind: string; name: string } {
+  return { kind: String.fromCharCode(message[5] as number), name: readCString(message, 6)[0] };
+}
+
+export function describeStatementMessage(name: string): Buffer {
+  return frame('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
+}
