@@ -38,6 +38,8 @@ export class BackendError extends Error {
 }
 
 interface InternalQuery {
+  /** ReadyForQuery messages still to come, one per Query sent. */
+  remaining: number;
   resolve(): void;
   reject(error: Error): void;
   error: BackendError | undefined;
@@ -175,10 +177,13 @@ export class BackendConnection {
   }
 
   /**
-   * Runs pgfence's own SQL (pin, reset) as a simple query whose results never reach a client.
-   * Resolves at ReadyForQuery; rejects with the backend's error, on timeout, or if the connection ends.
+   * Runs pgfence's own SQL (pin, reset) as simple queries whose results never reach a client,
+   * all in one write (DISCARD ALL must be a Query of its own: a multi-statement Query is one
+   * transaction). Resolves at the last ReadyForQuery; rejects with the first backend error, on
+   * timeout, or if the connection ends.
    */
-  runInternal(sql: string, timeoutMs: number): Promise<void> {
+  runInternal(sql: string | readonly string[], timeoutMs: number): Promise<void> {
+    const queries = typeof sql === 'string' ? [sql] : sql;
     if (this.closed) return Promise.reject(new Error('backend connection is closed'));
     if (this.internal !== null) return Promise.reject(new Error('an internal query is already running'));
     return new Promise((resolve, reject) => {
@@ -187,8 +192,8 @@ export class BackendConnection {
         reject(new Error(`internal query timed out after ${timeoutMs} ms`));
         this.destroy(new Error('internal query timed out'));
       }, timeoutMs);
-      this.internal = { resolve, reject, error: undefined, timer };
-      this.socket.write(serialize.query(sql));
+      this.internal = { remaining: queries.length, resolve, reject, error: undefined, timer };
+      this.writeAll(queries.map((q) => serialize.query(q)));
     });
   }
 
@@ -251,8 +256,8 @@ export class BackendConnection {
       if (internal === null) return; // nothing follows our own ReadyForQuery unasked
       if (msg.type === B.ErrorResponse) {
         const fields = errorFields(msg.bytes);
-        internal.error = new BackendError(fields.get('M') ?? 'backend error', fields.get('C'));
-      } else if (msg.type === B.ReadyForQuery) {
+        internal.error ??= new BackendError(fields.get('M') ?? 'backend error', fields.get('C'));
+      } else if (msg.type === B.ReadyForQuery && --internal.remaining === 0) {
         clearTimeout(internal.timer);
         this.internal = null;
         if (internal.error !== undefined) internal.reject(internal.error);

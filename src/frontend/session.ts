@@ -245,9 +245,10 @@ export class ClientSession implements BackendSink {
     backend.bind(this);
     const fresh = backend.pinnedTenant === tenant.id && !backend.dirty && backend.settingsKey === this.settingsKey;
     if (!fresh) {
-      const discard = backend.pinnedTenant !== null || backend.dirty ? 'DISCARD ALL; ' : '';
-      if (discard !== '') backend.markReset();
-      await backend.runInternal(discard + pinSql(this.deps.config.tenancy, tenant, this.settings), this.deps.config.pool.resetTimeoutMs);
+      const pin = pinSql(this.deps.config.tenancy, tenant, this.settings);
+      const discard = backend.pinnedTenant !== null || backend.dirty;
+      if (discard) backend.markReset();
+      await backend.runInternal(discard ? ['DISCARD ALL', pin] : [pin], this.deps.config.pool.resetTimeoutMs);
       backend.pinnedTenant = tenant.id;
       backend.settingsKey = this.settingsKey;
     }
