@@ -163,6 +163,18 @@ const logSchema = z
   })
   .strict();
 
+const adminSchema = z
+  .object({
+    enabled: z
+      .boolean().default(false)
+      .describe('Serve GET /metrics (Prometheus), /healthz and /readyz over HTTP.'),
+    host: z
+      .string().min(1).default('127.0.0.1')
+      .describe('Address of the admin endpoint; it has no authentication, so keep it on a private interface.'),
+    port: z.number().int().min(0).max(65535).default(9432).describe('TCP port of the admin endpoint; 0 picks a free one.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     listen: listenSchema.default(() => listenSchema.parse({})),
@@ -172,6 +184,7 @@ export const configSchema = z
     pool: poolSchema.default(() => poolSchema.parse({})),
     guard: guardSchema.default(() => guardSchema.parse({})),
     log: logSchema.default(() => logSchema.parse({})),
+    admin: adminSchema.default(() => adminSchema.parse({})),
   })
   .strict();
 
@@ -182,3 +195,4 @@ export type TenancyConfig = Config['tenancy'];
 export type BackendConfig = Config['backend'];
 export type PoolConfig = Config['pool'];
 export type ListenConfig = Config['listen'];
+export type AdminConfig = Config['admin'];
