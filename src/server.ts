@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { type AdminServer, Metrics, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -13,13 +14,22 @@ export interface RunningPgfence {
   readonly host: string;
   readonly port: number;
   readonly pool: BackendPool;
+  readonly metrics: Metrics;
+  /** Port of the admin HTTP endpoint, when enabled. */
+  readonly adminPort: number | null;
   /** Live client sessions. */
   readonly sessionCount: number;
   close(): Promise<void>;
 }
 
 /** Starts the listener and everything behind it; resolves once it accepts connections. */
-export async function startPgfence(config: Config, log: Logger): Promise<RunningPgfence> {
+export interface StartOptions {
+  /** Node's process metrics (event loop, heap) in /metrics; off for proxies started inside tests. */
+  processMetrics?: boolean;
+}
+
+export async function startPgfence(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningPgfence> {
+  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const guard = await Guard.create({ cacheSize: config.guard.cacheSize });
   const verifier = await createTokenVerifier(config.jwt);
   const target = resolveBackendTarget(config.backend);
@@ -38,8 +48,10 @@ export async function startPgfence(config: Config, log: Logger): Promise<Running
       maxMessageBytes: config.listen.maxMessageBytes,
     },
     log.child({ component: 'pool' }),
+    metrics,
   );
-  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log };
+  pool.onAcquired = (seconds) => metrics.acquireWait(seconds);
+  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log, metrics };
   const sessions = new Set<ClientSession>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -61,15 +73,22 @@ export async function startPgfence(config: Config, log: Logger): Promise<Running
   log.info({ host: address.address, port: address.port, backend: `${target.host}:${target.port}/${target.database}` }, 'pgfence listening');
 
   let closing: Promise<void> | null = null;
+  metrics.setSources({ clients: () => sessions.size, pool: () => pool.stats });
+  const admin: AdminServer | null = config.admin.enabled
+    ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
+    : null;
   return {
     host: address.address,
     port: address.port,
     pool,
+    metrics,
+    adminPort: admin?.port ?? null,
     get sessionCount() {
       return sessions.size;
     },
     close() {
       closing ??= (async () => {
+        await admin?.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           for (const session of sessions) session.terminate();

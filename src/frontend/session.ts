@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import type { Metrics, QueryTimer, TenantMetrics } from '../admin/index.js';
 import { serialize } from 'pg-protocol';
 import { AuthError, type TokenVerifier } from '../auth/index.js';
 import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
@@ -30,6 +31,7 @@ import {
 import { queryFingerprint } from './audit.js';
 
 export interface SessionDeps {
+  metrics: Metrics;
   config: Config;
   guard: Guard;
   verifier: TokenVerifier;
@@ -96,6 +98,8 @@ export class ClientSession implements BackendSink {
   private readonly tracker = new ResponseTracker();
   private statements: ClientStatements | null = null;
   private unnamedParsed = false;
+  private tenantMetrics: TenantMetrics | null = null;
+  private queryTimer: QueryTimer | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -166,6 +170,7 @@ export class ClientSession implements BackendSink {
         this.params = packet.params;
         this.user = packet.params.get('user');
         if (!this.deps.config.listen.allowPlaintextJwt && !isLoopback(this.socket.remoteAddress)) {
+          this.deps.metrics.clientConnection('startup_refused');
           this.fail(clientErrors.tlsRequired());
           return;
         }
@@ -210,6 +215,8 @@ export class ClientSession implements BackendSink {
       const identity = await this.deps.verifier.verify(token);
       const tenant = await this.deps.tenants.resolve(identity.tenantId);
       this.tenant = tenant;
+      this.tenantMetrics = this.deps.metrics.tenant(tenant.id);
+      this.queryTimer = this.tenantMetrics.queryTimer();
       this.user = identity.user ?? this.user;
       this.log = this.log.child({ tenant: tenant.id, user: this.user });
       this.startupSettings = sessionSettings(this.params, this.deps.config.tenancy.tenantGuc);
@@ -294,11 +301,13 @@ export class ClientSession implements BackendSink {
     out.push(build.backendKeyData(this.key.processId, this.key.secretKey), build.readyForQuery('I'));
     this.writeClient(out);
     this.step = 'ready';
+    this.deps.metrics.clientConnection('accepted');
     this.log.info('client connected');
     this.socket.resume();
   }
 
   private failAuthentication(error: unknown): void {
+    if (this.step === 'binding') this.countRefusal(error);
     if (error instanceof AuthError) {
       this.log.warn({ reason: error.reason }, 'authentication failed');
       this.fail(clientErrors.authFailed(error.sqlstate, error.message));
@@ -320,6 +329,25 @@ export class ClientSession implements BackendSink {
       this.fail(clientErrors.invalidSessionSetting(error.message));
     } else {
       this.crash(error);
+    }
+  }
+
+  /** One count per refused connection, by why it was refused. */
+  private countRefusal(error: unknown): void {
+    const m = this.deps.metrics;
+    if (error instanceof AuthError) {
+      m.clientConnection('auth_failed');
+      m.authFailure(error.reason);
+    } else if (error instanceof TenantRefused) {
+      m.clientConnection('tenant_refused');
+      m.authFailure(error.reason);
+    } else if (error instanceof BackendError && error.sqlstate === '3F000') {
+      m.clientConnection('tenant_refused');
+      m.authFailure('tenant_schema_missing');
+    } else if (error instanceof PoolTimeoutError || error instanceof BackendUnavailableError) {
+      m.clientConnection('backend_unavailable');
+    } else {
+      m.clientConnection('startup_refused');
     }
   }
 
@@ -374,6 +402,7 @@ export class ClientSession implements BackendSink {
       switch (msg.type) {
         case F.Query: {
           this.syncsSent++;
+          this.queryTimer?.sent();
           const rejection = this.inspect(queryText(msg.bytes));
           if (rejection === null) {
             appendBytes(out, msg.bytes);
@@ -408,6 +437,7 @@ export class ClientSession implements BackendSink {
           break;
         case F.Sync:
           this.syncsSent++;
+          this.queryTimer?.sent();
           this.extendedOpen = false;
           this.skippingToSync = false;
           appendBytes(out, msg.bytes);
@@ -422,6 +452,9 @@ export class ClientSession implements BackendSink {
         case F.FunctionCall:
           // Fast-path calls name functions by OID, out of the guard's sight (set_config included).
           this.syncsSent++;
+          this.queryTimer?.sent();
+          this.tenantMetrics?.statement();
+          this.tenantMetrics?.rejected('function_call');
           out.push(this.standIn(clientErrors.functionCallRefused()), serialize.sync());
           this.expect('execute');
           this.expect('sync');
@@ -538,12 +571,17 @@ export class ClientSession implements BackendSink {
 
   /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
   private inspect(sql: SqlText): build.ErrorFields | null {
+    this.tenantMetrics?.statement();
     // The guard must read exactly the bytes the server will: no lossy decoding of bad UTF-8.
-    if (!sql.validUtf8) return clientErrors.invalidEncoding();
+    if (!sql.validUtf8) {
+      this.tenantMetrics?.rejected('invalid_encoding');
+      return clientErrors.invalidEncoding();
+    }
     const analysis = this.deps.guard.analyze(sql.text);
     const verdict = judge(analysis, this.fence as TenantFence);
     if (!verdict.allowed) {
       this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql.text) }, verdict.message);
+      this.tenantMetrics?.rejected(verdict.reason);
       return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
     }
     if (this.transactionMode) return this.noteSessionEffects(analysis.sessionEffects);
@@ -553,7 +591,10 @@ export class ClientSession implements BackendSink {
   /** Transaction pooling: settings are remembered and replayed; state that cannot follow the client is refused. */
   private noteSessionEffects(effects: readonly SessionEffect[]): build.ErrorFields | null {
     for (const effect of effects) {
-      if (effect.kind === 'unsupported') return clientErrors.notInTransactionPooling(effect.what);
+      if (effect.kind === 'unsupported') {
+        this.tenantMetrics?.rejected('transaction_pooling');
+        return clientErrors.notInTransactionPooling(effect.what);
+      }
     }
     for (const effect of effects) if (effect.kind === 'set') this.pendingSets.push({ name: effect.name, value: effect.value });
     return null;
@@ -579,6 +620,7 @@ export class ClientSession implements BackendSink {
       switch (msg.type) {
         case B.ReadyForQuery:
           this.syncsDone++;
+          this.queryTimer?.answered();
           while (this.rejections.length > 0 && (this.rejections[0] as PendingRejection).syncNumber <= this.syncsDone) this.rejections.shift();
           appendBytes(out, msg.bytes);
           break;
@@ -590,6 +632,7 @@ export class ClientSession implements BackendSink {
         case B.ParameterStatus: {
           const breach = this.checkPin(msg.bytes);
           if (breach !== null) {
+            this.deps.metrics.tripwire(breach);
             this.writeClient(out);
             this.fail(clientErrors.tripwire(breach), false);
             return;
@@ -640,6 +683,7 @@ export class ClientSession implements BackendSink {
 
   onBackendClosed(error: Error | undefined): void {
     if (this.step === 'closed') return;
+    this.queryTimer?.clear();
     this.log.warn({ err: error?.message }, 'server connection lost');
     const backend = this.backend;
     this.backend = null;
@@ -667,6 +711,9 @@ export class ClientSession implements BackendSink {
   /** Sends a FATAL error and closes. `reuseBackend` false when the backend is known bad. */
   private fail(fields: build.ErrorFields, reuseBackend = true): void {
     if (this.step === 'closed') return;
+    if ((this.step === 'startup' || this.step === 'password') && (fields.sqlstate === '08P01' || fields.sqlstate === '0A000')) {
+      this.deps.metrics.clientConnection('protocol_error');
+    }
     if (!this.socket.destroyed) this.socket.write(build.errorResponse(fields));
     this.close(reuseBackend);
   }
@@ -683,6 +730,7 @@ export class ClientSession implements BackendSink {
 
   private close(reuseBackend = true): void {
     if (this.step === 'closed') return;
+    this.queryTimer?.clear();
     this.step = 'closed';
     if (this.startupTimer !== null) clearTimeout(this.startupTimer);
     if (this.key !== null) this.deps.cancels.forget(this.key.processId);

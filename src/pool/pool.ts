@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import type { Metrics } from '../admin/index.js';
 import { BackendConnection, type BackendOptions, type BackendTarget } from '../backend/connection.js';
+
+type PoolMetrics = Pick<Metrics, 'acquireTimeout' | 'backendConnection' | 'backendReset'>;
 
 export interface PoolOptions extends BackendOptions {
   size: number;
@@ -77,6 +80,7 @@ export class BackendPool {
     private readonly target: BackendTarget,
     private readonly options: PoolOptions,
     private readonly log: Logger,
+    private readonly metrics: PoolMetrics | null = null,
   ) {
     this.janitor = setInterval(() => this.sweep(), 1_000);
     this.janitor.unref();
@@ -108,6 +112,7 @@ export class BackendPool {
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
+        this.metrics?.acquireTimeout();
         reject(new PoolTimeoutError(this.options.acquireTimeoutMs));
       }, this.options.acquireTimeoutMs);
       const waiter: Waiter = { tenant, since, resolve, reject, timer };
@@ -166,7 +171,13 @@ export class BackendPool {
   }
 
   private async reset(backend: BackendConnection): Promise<void> {
-    await backend.runInternal('DISCARD ALL', this.options.resetTimeoutMs);
+    try {
+      await backend.runInternal('DISCARD ALL', this.options.resetTimeoutMs);
+    } catch (error) {
+      this.metrics?.backendReset('failed');
+      throw error;
+    }
+    this.metrics?.backendReset('ok');
     backend.markReset();
   }
 
@@ -233,6 +244,7 @@ export class BackendPool {
     BackendConnection.connect(this.target, this.options).then(
       (backend) => {
         this.connecting--;
+        this.metrics?.backendConnection('opened');
         this.born.set(backend, Date.now());
         backend.onClose = () => this.forget(backend);
         if (this.closing) {
@@ -244,6 +256,7 @@ export class BackendPool {
       },
       (error: Error) => {
         this.connecting--;
+        this.metrics?.backendConnection('failed');
         this.log.error({ err: error.message }, 'backend connection failed');
         // Fail one waiter per failed attempt so clients hear about an unreachable server quickly.
         const waiter = this.waiters.shift();
@@ -304,6 +317,7 @@ export class BackendPool {
   }
 
   private forget(backend: BackendConnection): void {
+    this.metrics?.backendConnection('closed');
     const i = this.idle.indexOf(backend);
     if (i >= 0) this.idle.splice(i, 1);
     this.resetting.delete(backend);

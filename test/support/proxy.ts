@@ -69,7 +69,7 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}, optio
     options.logTo !== undefined
       ? createLogger('debug', false, options.logTo)
       : pino({ level: process.env['PGFENCE_TEST_LOG'] ?? 'silent' });
-  const running = await startPgfence(config, log);
+  const running = await startPgfence(config, log, { processMetrics: false });
 
   const token = (tenant: string, claims: Record<string, unknown> = {}): Promise<string> =>
     mintToken(config.jwt, { tenantId: tenant, user: `${tenant}-user`, ttlSeconds: 600, extraClaims: claims });
