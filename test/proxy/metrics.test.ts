@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, type TestProxy } from '../support/proxy.js';
+
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  proxy = await startTestProxy({ admin: { enabled: true, host: '127.0.0.1', port: 0 } });
+});
+afterAll(async () => {
+  await proxy?.close();
+});
+
+async function scrape(): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${proxy.running.adminPort}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+function value(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}
+
+describe('metrics of a running pgfence', () => {
+  it('counts connections, statements, rejections and query durations per tenant', async () => {
+    const client = await proxy.connect('acme');
+    await client.query('SELECT 1');
+    await client.query('SELECT count(*) FROM items');
+    await client.query('SELECT * FROM tenant_globex.secrets').catch(() => undefined);
+    const text = await scrape();
+    await client.end();
+    expect(value(text, 'pgfence_client_connections_total{result="accepted"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_statements_total{tenant="acme"}')).toBeGreaterThanOrEqual(3);
+    expect(value(text, 'pgfence_statements_rejected_total{tenant="acme",reason="foreign_schema"}')).toBe(1);
+    expect(value(text, 'pgfence_query_duration_seconds_count{tenant="acme"}')).toBeGreaterThanOrEqual(3);
+    expect(value(text, 'pgfence_backends{state="active"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_clients')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_backend_connections_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts refused connections by reason and answers /readyz', async () => {
+    await proxy.connect('initech').catch(() => undefined);
+    const text = await scrape();
+    expect(value(text, 'pgfence_client_connections_total{result="tenant_refused"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_auth_failures_total{reason="suspended_tenant"}')).toBeGreaterThanOrEqual(1);
+    const ready = await fetch(`http://127.0.0.1:${proxy.running.adminPort}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+});
