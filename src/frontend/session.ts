@@ -54,6 +54,9 @@ interface PendingRejection {
 
 let nextSessionId = 1;
 
+/** A client that sends this much while it waits for a backend is paused until it gets one. */
+const QUEUED_BYTES_BEFORE_PAUSE = 1024 * 1024;
+
 /**
  * One client connection: startup and JWT authentication, then the relay between the client and
  * the backend pinned to its tenant, with the guard inspecting every Query and Parse.
@@ -94,6 +97,7 @@ export class ClientSession implements BackendSink {
   private bindingDirty = false;
   /** Client messages that arrived while a backend was being acquired (transaction pooling). */
   private queued: FramedMessage[] = [];
+  private queuedBytes = 0;
   private acquiring = false;
   private readonly tracker = new ResponseTracker();
   private statements: ClientStatements | null = null;
@@ -365,14 +369,18 @@ export class ClientSession implements BackendSink {
         return;
       }
       this.queued.push(msg);
+      this.queuedBytes += msg.bytes.length;
     }
+    if (this.queuedBytes > QUEUED_BYTES_BEFORE_PAUSE) this.socket.pause();
     if (!this.acquiring) void this.acquireForQueued();
   }
 
   /** Transaction pooling: the first message of a transaction binds a backend for it. */
   private async acquireForQueued(): Promise<void> {
     this.acquiring = true;
-    this.socket.pause();
+    // Reading goes on while the backend is acquired (usually at once): pausing and resuming the
+    // socket for every transaction costs more than it saves. A client that piles up messages
+    // while it waits is paused instead.
     let backend: BackendConnection | null;
     try {
       backend = await this.bindBackend(this.tenant as Tenant);
@@ -385,8 +393,10 @@ export class ClientSession implements BackendSink {
     if (backend === null || this.isClosed()) return;
     const queued = this.queued;
     this.queued = [];
+    const wasPaused = this.queuedBytes > QUEUED_BYTES_BEFORE_PAUSE;
+    this.queuedBytes = 0;
     this.relayToBackend(queued);
-    if (this.step === 'ready' && !backend.needsDrain) this.socket.resume();
+    if (wasPaused && this.step === 'ready' && !backend.needsDrain) this.socket.resume();
   }
 
   private expect(kind: Expected, drop = false): void {
