@@ -6,6 +6,7 @@ import { resolveBackendTarget } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { ClientSession, type SessionDeps } from './frontend/session.js';
+import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import { BackendPool } from './pool/pool.js';
 import { createTenantResolver } from './tenancy/index.js';
@@ -33,7 +34,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const guard = await Guard.create({ cacheSize: config.guard.cacheSize });
   const verifier = await createTokenVerifier(config.jwt);
   const target = resolveBackendTarget(config.backend);
-  const tenants = createTenantResolver(config.tenancy, target);
+  const tenants = createTenantResolver(config.tenancy, target, { connectTimeoutMs: config.backend.connectTimeoutMs });
   const pool = new BackendPool(
     target,
     {
@@ -51,7 +52,8 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     metrics,
   );
   pool.onAcquired = (seconds) => metrics.acquireWait(seconds);
-  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log, metrics };
+  const tls = config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls);
+  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log, metrics, tls };
   const sessions = new Set<ClientSession>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { postgresUrlProblem } from './postgres-url.js';
 
 /**
  * The one source of truth for pgfence's configuration: validation, defaults and (through
@@ -8,6 +9,9 @@ import { z } from 'zod';
 const TENANT_ID = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
 const GUC_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*\.[a-zA-Z_][a-zA-Z0-9_]*$/;
 const SCHEMA_NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+
+/** Marks a key whose value is never echoed in an error (and is flagged in the reference). */
+const SECRET = { secret: true } as const;
 
 export const JWT_ALGORITHMS = [
   'HS256', 'HS384', 'HS512',
@@ -31,17 +35,33 @@ const listenSchema = z
     maxMessageBytes: z
       .number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024 * 1024)
       .describe('Largest protocol message accepted from a client or a backend.'),
+    tls: z
+      .object({
+        cert: z.string().min(1).describe('Server certificate chain: PEM text or the path of a PEM file.'),
+        key: z.string().min(1).meta({ secret: true }).describe('Private key of the certificate: PEM text or the path of a PEM file.'),
+      })
+      .strict()
+      .optional()
+      .describe('Offer TLS to clients (SSLRequest is answered S); without it pgfence answers N.'),
   })
   .strict();
 
 const backendSchema = z
   .object({
-    url: z.string().optional().describe('postgres://user:password@host:port/database; fields below override it.'),
-    host: z.string().optional().describe('Backend host (default 127.0.0.1).'),
+    url: z
+      .string()
+      .superRefine((url, ctx) => {
+        const problem = postgresUrlProblem(url);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional()
+      .meta(SECRET)
+      .describe('postgres://user:password@host:port/database; fields below override it.'),
+    host: z.string().min(1).optional().describe('Backend host (default 127.0.0.1).'),
     port: z.number().int().min(1).max(65535).optional().describe('Backend port (default 5432).'),
-    database: z.string().optional().describe('Backend database (default postgres).'),
-    user: z.string().optional().describe('Service role pgfence logs in as (default postgres).'),
-    password: z.string().optional().describe('Password of the service role; use ${ENV_VAR} to keep it out of the file.'),
+    database: z.string().min(1).optional().describe('Backend database (default postgres).'),
+    user: z.string().min(1).optional().describe('Service role pgfence logs in as (default postgres).'),
+    password: z.string().optional().meta(SECRET).describe('Password of the service role; use ${ENV_VAR} to keep it out of the file.'),
     connectTimeoutMs: z.number().int().positive().default(5_000).describe('Time to connect and authenticate a backend.'),
   })
   .strict();
@@ -51,9 +71,9 @@ const jwtSchema = z
     algorithms: z
       .array(z.enum(JWT_ALGORITHMS)).min(1).default(['HS256'])
       .describe('Algorithms a token may be signed with; `none` is never accepted.'),
-    secret: z.string().min(32).optional().describe('Shared secret for HS256/384/512 (at least 32 bytes).'),
+    secret: z.string().min(32).optional().meta(SECRET).describe('Shared secret for HS256/384/512 (at least 32 bytes).'),
     publicKey: z.string().optional().describe('PEM public key (SPKI or certificate) for RS*/PS*/ES*/EdDSA.'),
-    jwk: z.record(z.string(), z.unknown()).optional().describe('A public key as a JWK object.'),
+    jwk: z.record(z.string(), z.unknown()).optional().meta(SECRET).describe('A public key as a JWK object.'),
     jwksUrl: z.string().url().optional().describe('JWKS endpoint; keys are fetched and cached.'),
     jwksCacheMaxAgeMs: z.number().int().positive().default(600_000).describe('How long fetched JWKS keys are trusted.'),
     issuer: z.string().optional().describe('Required `iss` claim.'),
@@ -62,15 +82,12 @@ const jwtSchema = z
     tenantClaim: z.string().min(1).default('tenant_id').describe('Claim naming the tenant (dots walk into objects).'),
     userClaim: z.string().min(1).default('sub').describe('Claim naming the user, for logs.'),
     privateKey: z
-      .string().optional()
+      .string().optional().meta(SECRET)
       .describe('PEM private key used only by `pgfence token` to mint tokens for asymmetric algorithms.'),
   })
   .strict()
   .superRefine((jwt, ctx) => {
-    const sources = [jwt.secret, jwt.publicKey, jwt.jwk, jwt.jwksUrl].filter((s) => s !== undefined);
-    if (sources.length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'one of secret, publicKey, jwk or jwksUrl is required' });
-    }
+    // A missing key source is reported by the per-family checks below, which say which key.
     const hmac = jwt.algorithms.filter((a) => a.startsWith('HS'));
     const asym = jwt.algorithms.filter((a) => !a.startsWith('HS'));
     if (hmac.length > 0 && asym.length > 0) {
@@ -89,8 +106,12 @@ const jwtSchema = z
 
 const tenantEntrySchema = z
   .object({
-    id: z.string().regex(TENANT_ID, 'tenant id must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'),
-    status: z.enum(['active', 'suspended']).default('active'),
+    id: z
+      .string().regex(TENANT_ID, 'tenant id must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$')
+      .describe('Tenant id, as the JWT tenant claim carries it.'),
+    status: z
+      .enum(['active', 'suspended']).default('active')
+      .describe('active, or suspended (refused at connect).'),
   })
   .strict();
 
@@ -99,7 +120,9 @@ const registrySchema = z
     query: z
       .string().min(1)
       .describe('SQL run on the backend with $1 = tenant id; returns one row with a `status` column, or none.'),
-    cacheTtlMs: z.number().int().min(0).default(30_000).describe('How long an answer is cached.'),
+    cacheTtlMs: z
+      .number().int().min(0).default(30_000)
+      .describe('How long an answer is cached (an unknown tenant at most 5 s); 0 = ask every time.'),
   })
   .strict();
 
@@ -109,14 +132,14 @@ const tenancySchema = z
       .enum(['schema', 'row', 'both']).default('schema')
       .describe('schema: search_path pinned to the tenant schema; row: tenant GUC only (RLS); both.'),
     schemaTemplate: z
-      .string().includes('{tenant}').default('tenant_{tenant}')
+      .string().includes('{tenant}', { message: 'must contain {tenant}' }).default('tenant_{tenant}')
       .describe('Schema name of a tenant; {tenant} is replaced by the tenant id.'),
     tenantGuc: z
       .string().regex(GUC_NAME, 'must be a custom GUC name like app.current_tenant_id')
       .default('app.current_tenant_id')
       .describe('GUC set to the tenant id on every pinned backend.'),
     sharedSchemas: z
-      .array(z.string().regex(SCHEMA_NAME)).default(['public'])
+      .array(z.string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$')).default(['public'])
       .describe('Schemas every tenant may use, appended to search_path.'),
     tenants: z.array(tenantEntrySchema).optional().describe('Static tenant list.'),
     registry: registrySchema.optional().describe('Read tenants from a registry table instead.'),
@@ -129,6 +152,26 @@ const tenancySchema = z
     if (t.tenants !== undefined && t.registry !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'give tenants or registry, not both' });
     }
+    const schemaNames = t.mode !== 'row';
+    const templateOk = SCHEMA_NAME.test(t.schemaTemplate.replaceAll('{tenant}', 'x'));
+    if (schemaNames && !templateOk) {
+      ctx.addIssue({
+        code: 'custom', path: ['schemaTemplate'],
+        message: 'must give schema names matching ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$ once {tenant} is replaced',
+      });
+    }
+    const seen = new Set<string>();
+    t.tenants?.forEach(({ id }, i) => {
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `duplicate tenant id "${id}"` });
+      seen.add(id);
+      const schema = t.schemaTemplate.replaceAll('{tenant}', id);
+      if (schemaNames && templateOk && TENANT_ID.test(id) && !SCHEMA_NAME.test(schema)) {
+        ctx.addIssue({
+          code: 'custom', path: ['tenants', i, 'id'],
+          message: `gives the schema name "${schema}", longer than Postgres's 63 characters`,
+        });
+      }
+    });
   });
 
 const poolSchema = z
@@ -159,7 +202,9 @@ const guardSchema = z
 
 const logSchema = z
   .object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    level: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+      .describe('Least severe log level written (JSON lines on stdout).'),
   })
   .strict();
 

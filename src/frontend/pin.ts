@@ -1,5 +1,5 @@
 import type { TenancyConfig } from '../config/schema.js';
-import { pinStatement, quoteLiteral, type Tenant } from '../tenancy/index.js';
+import { pinStatement, quoteIdent, quoteLiteral, type Tenant } from '../tenancy/index.js';
 
 /**
  * The one simple query that prepares a reset backend for a client: the client's own session
@@ -13,7 +13,9 @@ export function pinSql(tenancy: TenancyConfig, tenant: Tenant, settings: Readonl
   const settingsSql = parts.length > 0 ? `SELECT ${parts.join(', ')}; ` : '';
   // The cast fails with 3F000 when the schema is missing: a search_path naming a missing schema
   // would silently send the tenant's CREATE TABLE into the next schema on the path.
-  const schemaCheck = tenant.schema === null ? '' : `SELECT ${quoteLiteral(tenant.schema)}::pg_catalog.regnamespace; `;
+  // The literal is read as an identifier (case-folded unless quoted), so quote it: 'tenant_Acme'
+  // unquoted would find tenant_acme.
+  const schemaCheck = tenant.schema === null ? '' : `SELECT ${quoteLiteral(quoteIdent(tenant.schema))}::pg_catalog.regnamespace; `;
   return schemaCheck + settingsSql + pinStatement(tenancy, tenant);
 }
 

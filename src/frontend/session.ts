@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Metrics, QueryTimer, TenantMetrics } from '../admin/index.js';
 import { serialize } from 'pg-protocol';
@@ -32,6 +33,8 @@ import { queryFingerprint } from './audit.js';
 
 export interface SessionDeps {
   metrics: Metrics;
+  /** Offered to clients that send SSLRequest; null answers 'N'. */
+  tls: tls.SecureContext | null;
   config: Config;
   guard: Guard;
   verifier: TokenVerifier;
@@ -96,6 +99,7 @@ export class ClientSession implements BackendSink {
   private bindingFailed = false;
   private bindingDirty = false;
   /** Client messages that arrived while a backend was being acquired (transaction pooling). */
+  private encrypted = false;
   private queued: FramedMessage[] = [];
   private queuedBytes = 0;
   private acquiring = false;
@@ -106,7 +110,7 @@ export class ClientSession implements BackendSink {
   private queryTimer: QueryTimer | null = null;
 
   constructor(
-    private readonly socket: net.Socket,
+    private socket: net.Socket,
     private readonly deps: SessionDeps,
   ) {
     this.framer = new MessageFramer(deps.config.listen.maxMessageBytes);
@@ -117,9 +121,30 @@ export class ClientSession implements BackendSink {
   start(): void {
     this.socket.setNoDelay(true);
     this.startupTimer = setTimeout(() => this.fail(clientErrors.startupTimeout()), this.deps.config.listen.startupTimeoutMs);
-    this.socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    this.socket.on('error', (error) => this.log.debug({ err: error.message }, 'client socket error'));
-    this.socket.on('close', () => this.onClientGone());
+    this.listen(this.socket);
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('error', (error) => this.log.debug({ err: error.message }, 'client socket error'));
+    socket.on('close', () => this.onClientGone());
+  }
+
+  /** Answers SSLRequest with 'S' and continues the startup inside TLS. */
+  private upgradeToTls(context: tls.SecureContext): void {
+    // Bytes sent after SSLRequest but before the handshake would bypass encryption (CVE-2021-23214).
+    if (this.startup.takeRest().length > 0) {
+      this.fail(clientErrors.protocolViolation('data received after SSLRequest before the TLS handshake'));
+      return;
+    }
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.write('S');
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    this.socket = secure;
+    this.encrypted = true;
+    secure.setNoDelay(true);
+    this.listen(secure);
   }
 
   /** Ends the session from outside (shutdown). */
@@ -159,6 +184,13 @@ export class ClientSession implements BackendSink {
     if (packet === null) return;
     switch (packet.kind) {
       case 'ssl':
+        if (this.deps.tls !== null && !this.encrypted) {
+          this.upgradeToTls(this.deps.tls);
+          return;
+        }
+        this.socket.write(build.ENCRYPTION_NOT_SUPPORTED);
+        this.onStartupBytes(null);
+        return;
       case 'gssenc':
         this.socket.write(build.ENCRYPTION_NOT_SUPPORTED);
         this.onStartupBytes(null);
@@ -173,7 +205,7 @@ export class ClientSession implements BackendSink {
       case 'startup':
         this.params = packet.params;
         this.user = packet.params.get('user');
-        if (!this.deps.config.listen.allowPlaintextJwt && !isLoopback(this.socket.remoteAddress)) {
+        if (!this.encrypted && !this.deps.config.listen.allowPlaintextJwt && !isLoopback(this.socket.remoteAddress)) {
           this.deps.metrics.clientConnection('startup_refused');
           this.fail(clientErrors.tlsRequired());
           return;

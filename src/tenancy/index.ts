@@ -1,4 +1,10 @@
-export { TenantRefused, type RefusalReason } from './errors.js';
+export { type RefusalReason, type RefusalSqlstate, TenantRefused } from './errors.js';
 export { NAME_PATTERN, quoteIdent, quoteLiteral, schemaForTenant } from './names.js';
-export { pinnedSearchPath, pinStatement } from './pin.js';
-export { createTenantResolver, type Tenant, type TenantResolver } from './resolver.js';
+export { expectedSearchPath, pinStatement } from './pin.js';
+export {
+  createTenantResolver,
+  type Tenant,
+  type TenantResolver,
+  type TenantResolverOptions,
+  type TenantStatus,
+} from './resolver.js';

@@ -1,9 +1,14 @@
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
 
+/** Tenant ids and schema names: ASCII letters, digits, `_` and `-`, not starting with a digit, at most 63 characters (Postgres's identifier limit). */
 export const NAME_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
 
-/** The schema of a tenant from the template; null in row mode, where tenants share tables. */
+/**
+ * The schema of a tenant: the template with every {tenant} replaced; null in row mode, where
+ * tenants share tables. Refuses (invalid_tenant_id) an id or a resulting name outside
+ * NAME_PATTERN, e.g. an id that makes the name longer than 63 characters.
+ */
 export function schemaForTenant(tenancy: TenancyConfig, tenantId: string): string | null {
   if (!NAME_PATTERN.test(tenantId)) throw new TenantRefused('invalid_tenant_id', tenantId);
   if (tenancy.mode === 'row') return null;
@@ -12,14 +17,20 @@ export function schemaForTenant(tenancy: TenancyConfig, tenantId: string): strin
   return schema;
 }
 
-/** Postgres identifier quoting. */
+/**
+ * A Postgres identifier, always quoted (so `tenant_Acme` keeps its case and `tenant_a-b` its
+ * hyphen), with `"` doubled.
+ */
 export function quoteIdent(name: string): string {
+  if (name.includes('\0')) throw new Error('an identifier cannot contain NUL');
   return `"${name.replaceAll('"', '""')}"`;
 }
 
 /**
- * A string literal that reads the same whatever standard_conforming_strings says: the E'' form
- * with backslashes and quotes escaped. NUL cannot be sent in a query at all.
+ * A string literal that reads the same whatever standard_conforming_strings says: the escape
+ * string form E'...', in which a backslash is always an escape, so backslashes are doubled and
+ * quotes doubled. Every other character, newlines included, stands for itself. NUL cannot be
+ * expressed (Postgres text cannot hold it, and a simple Query ends at it) and throws.
  */
 export function quoteLiteral(value: string): string {
   if (value.includes('\0')) throw new Error('a string literal cannot contain NUL');

@@ -2,19 +2,37 @@ import type { TenancyConfig } from '../config/schema.js';
 import { quoteIdent, quoteLiteral } from './names.js';
 import type { Tenant } from './resolver.js';
 
-/** The search_path a pinned backend has: the tenant schema (if any), then the shared schemas. */
-export function pinnedSearchPath(tenancy: TenancyConfig, tenant: Tenant): string {
+/** The search_path of a pinned backend: the tenant's schema (none in row mode), then the shared schemas. */
+function searchPathValue(tenancy: TenancyConfig, tenant: Tenant): string {
   const schemas = tenant.schema === null ? tenancy.sharedSchemas : [tenant.schema, ...tenancy.sharedSchemas];
   return schemas.map(quoteIdent).join(', ');
 }
 
 /**
- * One statement that pins a backend to a tenant. Schema-qualified calls, so that no search_path
- * and no object a tenant created can redirect it.
+ * The one simple-query statement that pins a backend to a tenant:
+ *
+ *   SELECT pg_catalog.set_config('search_path', E'"tenant_acme", "public"', false),
+ *          pg_catalog.set_config(E'app.current_tenant_id', E'acme', false)
+ *
+ * Every call is schema-qualified, so no search_path and no object a tenant created can redirect
+ * it. search_path is a list of identifiers given as one string, so each element is quoted
+ * inside the literal (an unquoted `tenant_Acme` would fold to tenant_acme, and `tenant_a-b`
+ * would not parse).
  */
 export function pinStatement(tenancy: TenancyConfig, tenant: Tenant): string {
   return (
-    `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(pinnedSearchPath(tenancy, tenant))}, false), ` +
+    `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(searchPathValue(tenancy, tenant))}, false), ` +
     `pg_catalog.set_config(${quoteLiteral(tenancy.tenantGuc)}, ${quoteLiteral(tenant.id)}, false)`
   );
+}
+
+/**
+ * What Postgres reports for search_path after pinStatement, in SHOW search_path and (Postgres
+ * 18+) in ParameterStatus: set_config keeps the string it is given verbatim, quotes included,
+ * e.g. `"tenant_acme", "public"` (a SET statement would instead normalise to
+ * `tenant_acme, public`). Checked against real servers in test/tenancy/postgres.test.ts.
+ * Row mode with no shared schemas gives the empty string.
+ */
+export function expectedSearchPath(tenancy: TenancyConfig, tenant: Tenant): string {
+  return searchPathValue(tenancy, tenant);
 }

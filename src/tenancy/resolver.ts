@@ -1,69 +1,38 @@
-import { LRUCache } from 'lru-cache';
-import pg from 'pg';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
-import { TenantRefused } from './errors.js';
-import { NAME_PATTERN, schemaForTenant } from './names.js';
+import { registryResolver } from './registry-resolver.js';
+import { staticResolver } from './static-resolver.js';
 
+export type TenantStatus = 'active' | 'suspended';
+
+/** A tenant pgfence serves. */
 export interface Tenant {
   id: string;
-  /** null in row mode. */
+  /** The tenant's schema; null in row mode. */
   schema: string | null;
 }
 
 export interface TenantResolver {
-  /** The tenant to serve, or TenantRefused. */
+  /** The tenant to serve, or a rejection with TenantRefused; never a default tenant. */
   resolve(tenantId: string): Promise<Tenant>;
+  /** Releases the registry connections, if any; idempotent. */
   close(): Promise<void>;
 }
 
-export function createTenantResolver(tenancy: TenancyConfig, backend: ResolvedBackendTarget): TenantResolver {
-  if (tenancy.tenants !== undefined) return staticResolver(tenancy, tenancy.tenants);
-  if (tenancy.registry !== undefined) return registryResolver(tenancy, tenancy.registry, backend);
-  throw new Error('tenancy needs tenants or registry');
+export interface TenantResolverOptions {
+  /** Registry only: time to connect to the backend (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Registry only: longest the registry query may run (default 5 s). */
+  queryTimeoutMs?: number;
 }
 
-function staticResolver(tenancy: TenancyConfig, tenants: NonNullable<TenancyConfig['tenants']>): TenantResolver {
-  const byId = new Map(tenants.map((t) => [t.id, t.status]));
-  return {
-    async resolve(tenantId) {
-      const status = byId.get(tenantId);
-      if (!NAME_PATTERN.test(tenantId)) throw new TenantRefused('invalid_tenant_id', tenantId);
-      if (status === undefined) throw new TenantRefused('unknown_tenant', tenantId);
-      if (status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
-    },
-    async close() {},
-  };
-}
-
-/** Reads a tenant's status with the operator's query; answers (found or not) are cached briefly. */
-function registryResolver(
+/** The static list of tenancy.tenants, or the operator's registry query (tenancy.registry). */
+export function createTenantResolver(
   tenancy: TenancyConfig,
-  registry: NonNullable<TenancyConfig['registry']>,
   backend: ResolvedBackendTarget,
+  options: TenantResolverOptions = {},
 ): TenantResolver {
-  const pool = new pg.Pool({ ...backend, max: 2, idleTimeoutMillis: 30_000, application_name: 'pgfence-registry' });
-  pool.on('error', () => undefined);
-  const cache = new LRUCache<string, { status: string }>({ max: 10_000, ttl: Math.max(registry.cacheTtlMs, 1) });
-  return {
-    async resolve(tenantId) {
-      if (!NAME_PATTERN.test(tenantId)) throw new TenantRefused('invalid_tenant_id', tenantId);
-      let entry = registry.cacheTtlMs > 0 ? cache.get(tenantId) : undefined;
-      if (entry === undefined) {
-        let rows: Array<{ status?: unknown }>;
-        try {
-          rows = (await pool.query(registry.query, [tenantId])).rows;
-        } catch {
-          throw new TenantRefused('registry_unavailable', tenantId);
-        }
-        entry = { status: rows.length === 0 ? 'unknown' : String(rows[0]?.status) };
-        if (registry.cacheTtlMs > 0) cache.set(tenantId, entry);
-      }
-      if (entry.status === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
-      if (entry.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
-    },
-    close: () => pool.end(),
-  };
+  if (tenancy.tenants !== undefined) return staticResolver(tenancy, tenancy.tenants);
+  if (tenancy.registry !== undefined) return registryResolver(tenancy, tenancy.registry, backend, options);
+  throw new Error('tenancy needs tenants or registry (the configuration schema requires one)');
 }

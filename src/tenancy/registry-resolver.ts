@@ -1,0 +1,99 @@
+import { LRUCache } from 'lru-cache';
+import pg from 'pg';
+import type { ResolvedBackendTarget } from '../config/load.js';
+import type { TenancyConfig } from '../config/schema.js';
+import { TenantRefused } from './errors.js';
+import { NAME_PATTERN, schemaForTenant } from './names.js';
+import type { TenantResolver, TenantResolverOptions } from './resolver.js';
+
+/** What the registry said about a tenant: its status column, or that it has no row. */
+type Answer = { kind: 'found'; status: unknown } | { kind: 'unknown' };
+
+/** "No such tenant" is kept at most this long, so a tenant created a moment ago soon gets in. */
+const UNKNOWN_TTL_MS = 5_000;
+const CACHE_ENTRIES = 10_000;
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+/**
+ * Tenants from the operator's registry query, run on the backend target with $1 = tenant id
+ * over a small pg pool of its own. The query returns no row (unknown tenant) or one row with a
+ * `status` column: 'active' is served, anything else ('suspended', NULL, 'deleted', ...) is
+ * refused. Answers are cached for cacheTtlMs, "unknown" for at most 5 s; concurrent look-ups
+ * of one tenant share one query. A failed query, or one that breaks the contract (no `status`
+ * column, several rows), refuses with registry_unavailable and is not cached.
+ */
+export function registryResolver(
+  tenancy: TenancyConfig,
+  registry: NonNullable<TenancyConfig['registry']>,
+  backend: ResolvedBackendTarget,
+  options: TenantResolverOptions,
+): TenantResolver {
+  const timeout = options.queryTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const pool = new pg.Pool({
+    host: backend.host,
+    port: backend.port,
+    database: backend.database,
+    user: backend.user,
+    password: backend.password,
+    max: 2,
+    idleTimeoutMillis: 30_000,
+    allowExitOnIdle: true,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    statement_timeout: timeout,
+    query_timeout: timeout + 1_000,
+    application_name: 'pgfence-registry',
+  });
+  // An idle registry connection that dies is simply replaced on the next query.
+  pool.on('error', () => undefined);
+  const ttl = registry.cacheTtlMs;
+  const cache = ttl > 0 ? new LRUCache<string, Answer>({ max: CACHE_ENTRIES, ttl }) : undefined;
+  const inFlight = new Map<string, Promise<Answer>>();
+  let closed: Promise<void> | undefined;
+
+  const ask = async (tenantId: string): Promise<Answer> => {
+    let result: pg.QueryResult;
+    try {
+      result = await pool.query(registry.query, [tenantId]);
+    } catch (error) {
+      throw new TenantRefused('registry_unavailable', tenantId, { cause: error });
+    }
+    if (!result.fields.some((f) => f.name === 'status')) {
+      throw new TenantRefused('registry_unavailable', tenantId, { cause: new Error('the registry query returns no `status` column') });
+    }
+    if (result.rows.length > 1) {
+      throw new TenantRefused('registry_unavailable', tenantId, {
+        cause: new Error(`the registry query returned ${result.rows.length} rows for one tenant`),
+      });
+    }
+    const row = result.rows[0] as { status?: unknown } | undefined;
+    const answer: Answer = row === undefined ? { kind: 'unknown' } : { kind: 'found', status: row.status };
+    cache?.set(tenantId, answer, answer.kind === 'unknown' ? { ttl: Math.min(ttl, UNKNOWN_TTL_MS) } : {});
+    return answer;
+  };
+
+  const lookUp = (tenantId: string): Promise<Answer> => {
+    const cached = cache?.get(tenantId);
+    if (cached !== undefined) return Promise.resolve(cached);
+    let pending = inFlight.get(tenantId);
+    if (pending === undefined) {
+      pending = ask(tenantId).finally(() => inFlight.delete(tenantId));
+      inFlight.set(tenantId, pending);
+    }
+    return pending;
+  };
+
+  return {
+    async resolve(tenantId) {
+      if (!NAME_PATTERN.test(tenantId)) throw new TenantRefused('invalid_tenant_id', tenantId);
+      if (closed !== undefined) throw new TenantRefused('registry_unavailable', tenantId, { cause: new Error('resolver closed') });
+      const answer = await lookUp(tenantId);
+      if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
+      if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
+      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
+    },
+    close() {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}
