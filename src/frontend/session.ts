@@ -13,7 +13,7 @@ import { Backend as B, Frontend as F } from '../protocol/codes.js';
 import { errorFields, parameterStatus, parseMessage, queryText, readCString, type SqlText } from '../protocol/decode.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { StartupReader } from '../protocol/startup.js';
-import { type Tenant, TenantRefused, type TenantResolver } from '../tenancy/index.js';
+import { expectedSearchPath, type Tenant, TenantRefused, type TenantResolver } from '../tenancy/index.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import { clientErrors } from './errors.js';
 import { isLoopback } from './peer.js';
@@ -56,6 +56,13 @@ interface PendingRejection {
 }
 
 let nextSessionId = 1;
+
+/** A backend that does not show the pin it was given: closed, never used. */
+class PinBreach extends Error {
+  constructor(readonly what: string) {
+    super(`backend does not hold the pin (${what})`);
+  }
+}
 
 /** A client that sends this much while it waits for a backend is paused until it gets one. */
 const QUEUED_BYTES_BEFORE_PAUSE = 1024 * 1024;
@@ -295,7 +302,10 @@ export class ClientSession implements BackendSink {
       backend.pinnedTenant = tenant.id;
       backend.settingsKey = this.settingsKey;
     }
-    this.pinnedSearchPath = backend.params.get('search_path');
+    // Postgres 18+ reports search_path: it must be exactly the pin, now and until release.
+    this.pinnedSearchPath = expectedSearchPath(this.deps.config.tenancy, tenant);
+    const reported = backend.params.get('search_path');
+    if (reported !== undefined && reported !== this.pinnedSearchPath) throw new PinBreach('search_path');
     this.pinnedSuperuser = backend.params.get('is_superuser');
     this.pendingSets = [];
     this.bindingFailed = false;
@@ -357,6 +367,9 @@ export class ClientSession implements BackendSink {
     } else if (error instanceof BackendUnavailableError) {
       this.log.error({ err: error.message }, 'backend unavailable');
       this.fail(clientErrors.backendUnavailable());
+    } else if (error instanceof PinBreach) {
+      this.deps.metrics.tripwire(error.what);
+      this.fail(clientErrors.tripwire(error.what), false);
     } else if (error instanceof BackendError && error.sqlstate === '3F000' && this.tenant !== null) {
       this.log.error('tenant schema missing');
       this.fail(clientErrors.tenantSchemaMissing(this.tenant.id));
