@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
@@ -6,6 +7,7 @@ import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
 import { errorFields, parameterStatus } from '../protocol/decode.js';
 import { type FramedMessage, MessageFramer } from '../protocol/framer.js';
 import { md5PasswordResponse, ScramClient } from './scram.js';
+import { backendTlsOptions } from './tls-options.js';
 
 export interface BackendTarget {
   host: string;
@@ -13,6 +15,9 @@ export interface BackendTarget {
   database: string;
   user: string;
   password: string | undefined;
+  sslmode: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** PEM text or a file path; the system store when absent. */
+  sslRootCert: string | undefined;
 }
 
 export interface BackendOptions {
@@ -88,29 +93,38 @@ export class BackendConnection {
 
   static connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: target.host, port: target.port });
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, 30_000);
-      const conn = new BackendConnection(target, socket, options.maxMessageBytes);
+      const raw = net.connect({ host: target.host, port: target.port });
+      raw.setNoDelay(true);
+      raw.setKeepAlive(true, 30_000);
+      let socket: net.Socket = raw;
       const timer = setTimeout(() => fail(new Error(`backend handshake timed out after ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
       const fail = (error: Error): void => {
         clearTimeout(timer);
         socket.destroy();
+        raw.destroy();
         reject(error);
       };
-      socket.once('error', fail);
-      socket.once('close', () => fail(new Error('backend closed the connection during the handshake')));
-      socket.once('connect', () => {
-        const handshake = new Handshake(conn, socket, target, () => {
+      raw.once('error', fail);
+      raw.once('close', () => fail(new Error('backend closed the connection during the handshake')));
+      const startup = (final: net.Socket): void => {
+        socket = final;
+        const conn = new BackendConnection(target, final, options.maxMessageBytes);
+        const handshake = new Handshake(conn, final, target, () => {
           clearTimeout(timer);
-          socket.removeAllListeners('error');
-          socket.removeAllListeners('close');
-          socket.removeAllListeners('data');
+          for (const s of new Set([raw, final])) {
+            s.removeAllListeners('error');
+            s.removeAllListeners('close');
+            s.removeAllListeners('data');
+          }
           conn.startRelay();
           resolve(conn);
         }, fail);
-        socket.on('data', (chunk: Buffer) => handshake.onData(chunk));
-        socket.write(serialize.startup({ user: target.user, database: target.database, application_name: 'pgfence', client_encoding: 'UTF8' }));
+        final.on('data', (chunk: Buffer) => handshake.onData(chunk));
+        final.write(serialize.startup({ user: target.user, database: target.database, application_name: 'pgfence', client_encoding: 'UTF8' }));
+      };
+      raw.once('connect', () => {
+        if (target.sslmode === 'disable') startup(raw);
+        else negotiateTls(raw, target, startup, fail);
       });
     });
   }
@@ -265,6 +279,37 @@ export class BackendConnection {
       }
     }
   }
+}
+
+/** SSLRequest, then TLS on the same socket when the server answers 'S' (libpq's sslmode rules). */
+function negotiateTls(
+  raw: net.Socket,
+  target: BackendTarget,
+  proceed: (socket: net.Socket) => void,
+  fail: (error: Error) => void,
+): void {
+  raw.write(serialize.requestSsl());
+  raw.once('data', (answer: Buffer) => {
+    if (answer[0] === 0x4e /* N */) {
+      if (target.sslmode === 'prefer') proceed(raw);
+      else fail(new Error(`the backend does not offer TLS (backend.sslmode is ${target.sslmode})`));
+      return;
+    }
+    if (answer[0] !== 0x53 /* S */ || answer.length > 1) {
+      fail(new Error('unexpected answer to SSLRequest from the backend'));
+      return;
+    }
+    let secure: tls.TLSSocket;
+    try {
+      secure = tls.connect({ ...backendTlsOptions(target), socket: raw });
+    } catch (error) {
+      fail(error as Error);
+      return;
+    }
+    secure.setNoDelay(true);
+    secure.once('error', fail);
+    secure.once('secureConnect', () => proceed(secure));
+  });
 }
 
 /** The startup exchange with the server, decoded with pg-protocol's parser. */

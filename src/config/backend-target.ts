@@ -9,6 +9,8 @@ export interface ResolvedBackendTarget {
   database: string;
   user: string;
   password: string | undefined;
+  sslmode: BackendConfig['sslmode'];
+  sslRootCert: string | undefined;
 }
 
 /**
@@ -29,5 +31,7 @@ export function resolveBackendTarget(cfg: BackendConfig): ResolvedBackendTarget 
     database: cfg.database ?? fromUrl.database ?? 'postgres',
     user: cfg.user ?? fromUrl.user ?? 'postgres',
     password: cfg.password ?? fromUrl.password,
+    sslmode: cfg.sslmode,
+    sslRootCert: cfg.sslRootCert,
   };
 }

@@ -63,6 +63,12 @@ const backendSchema = z
     user: z.string().min(1).optional().describe('Service role pgfence logs in as (default postgres).'),
     password: z.string().optional().meta(SECRET).describe('Password of the service role; use ${ENV_VAR} to keep it out of the file.'),
     connectTimeoutMs: z.number().int().positive().default(5_000).describe('Time to connect and authenticate a backend.'),
+    sslmode: z
+      .enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('disable')
+      .describe('TLS to the backend, as libpq: prefer falls back to plaintext, require encrypts, verify-* also check the certificate.'),
+    sslRootCert: z
+      .string().min(1).optional()
+      .describe('CA certificate(s) for verify-ca / verify-full: PEM text or the path of a PEM file (default: the system store).'),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import pg from 'pg';
+import { backendTlsOptions } from '../backend/tls-options.js';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
@@ -42,6 +43,8 @@ export function registryResolver(
     statement_timeout: timeout,
     query_timeout: timeout + 1_000,
     application_name: 'pgfence-registry',
+    // node-postgres has no plaintext fallback, so `prefer` connects in plaintext here.
+    ssl: backend.sslmode === 'prefer' ? false : (backendTlsOptions(backend) ?? false),
   });
   // An idle registry connection that dies is simply replaced on the next query.
   pool.on('error', () => undefined);

@@ -37,7 +37,7 @@ describe('resolveBackendTarget', () => {
       expect(() => backend({ url })).toThrow();
       let error: unknown;
       try {
-        resolveBackendTarget({ url, connectTimeoutMs: 1 });
+        resolveBackendTarget({ url, connectTimeoutMs: 1, sslmode: 'disable' });
       } catch (e) {
         error = e;
       }

@@ -126,7 +126,7 @@ describe('the registry resolver', () => {
   const QUERY = 'SELECT status FROM control.lookup($1)';
   const resolvers: TenantResolver[] = [];
   const registry = (query: string, cacheTtlMs: number, url = db.url): TenantResolver => {
-    const resolver = createTenantResolver(tenancy({ registry: { query, cacheTtlMs } }), resolveBackendTarget({ url, connectTimeoutMs: 5_000 }), {
+    const resolver = createTenantResolver(tenancy({ registry: { query, cacheTtlMs } }), resolveBackendTarget({ url, connectTimeoutMs: 5_000, sslmode: 'disable' }), {
       connectTimeoutMs: 2_000,
     });
     resolvers.push(resolver);
