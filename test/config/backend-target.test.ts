@@ -7,16 +7,16 @@ const backend = (input: Record<string, unknown>) => configSchema.shape.backend.p
 describe('resolveBackendTarget', () => {
   it('defaults to postgres@127.0.0.1:5432/postgres without a password', () => {
     expect(resolveBackendTarget(backend({}))).toEqual({
-      host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', password: undefined,
+      host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', password: undefined, sslmode: 'disable', sslRootCert: undefined,
     });
   });
 
   it('reads postgres:// and postgresql:// URLs, percent-decoding user, password and database', () => {
     expect(resolveBackendTarget(backend({ url: 'postgres://svc%40corp:p%40ss%3Aw%2Fo%23rd@db.internal:6543/my%20app' }))).toEqual({
-      host: 'db.internal', port: 6543, database: 'my app', user: 'svc@corp', password: 'p@ss:w/o#rd',
+      host: 'db.internal', port: 6543, database: 'my app', user: 'svc@corp', password: 'p@ss:w/o#rd', sslmode: 'disable', sslRootCert: undefined,
     });
     expect(resolveBackendTarget(backend({ url: 'postgresql://svc@db' }))).toEqual({
-      host: 'db', port: 5432, database: 'postgres', user: 'svc', password: undefined,
+      host: 'db', port: 5432, database: 'postgres', user: 'svc', password: undefined, sslmode: 'disable', sslRootCert: undefined,
     });
     // An unencoded @ in the password still works: the last @ ends the user info.
     expect(resolveBackendTarget(backend({ url: 'postgres://svc:p@ss@db/app' })).password).toBe('p@ss');
@@ -28,7 +28,7 @@ describe('resolveBackendTarget', () => {
     const target = resolveBackendTarget(
       backend({ url: 'postgres://svc:url-pass@db:6000/app', host: 'replica', port: 7000, database: 'other', user: 'admin', password: 'key-pass' }),
     );
-    expect(target).toEqual({ host: 'replica', port: 7000, database: 'other', user: 'admin', password: 'key-pass' });
+    expect(target).toEqual({ host: 'replica', port: 7000, database: 'other', user: 'admin', password: 'key-pass', sslmode: 'disable', sslRootCert: undefined });
     expect(resolveBackendTarget(backend({ url: 'postgres://svc:url-pass@db/app', user: 'admin' }))).toMatchObject({ user: 'admin', password: 'url-pass' });
   });
 

@@ -35,7 +35,7 @@ describe('parseConfig', () => {
     expect(config.listen).toEqual({
       host: '127.0.0.1', port: 6432, allowPlaintextJwt: false, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024,
     });
-    expect(config.backend).toEqual({ connectTimeoutMs: 5_000 });
+    expect(config.backend).toEqual({ connectTimeoutMs: 5_000, sslmode: 'disable' });
     expect(config.jwt).toMatchObject({ algorithms: ['HS256'], secret: SECRET, tenantClaim: 'tenant_id', userClaim: 'sub', clockToleranceSec: 30 });
     expect(config.tenancy).toEqual({
       mode: 'schema',
