@@ -9,7 +9,8 @@ import { startPgfence } from './server.js';
 const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tenant
 
 Usage:
-  pgfence serve --config FILE        run the proxy with a YAML configuration
+  pgfence serve --config FILE        run the proxy with a YAML configuration; SIGHUP reloads it,
+                                     SIGTERM/SIGINT drain running transactions and stop
   pgfence demo [--port N] [--data-dir DIR]
                                      start an embedded Postgres with demo tenants, run the
                                      proxy in front of it and print ready psql lines
@@ -51,10 +52,19 @@ async function main(argv: string[]): Promise<number> {
 async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   if (values.config === undefined) throw new UsageError('serve needs --config FILE');
-  const config = await loadConfigFile(values.config);
+  const file = values.config;
+  const config = await loadConfigFile(file);
   const log = createLogger(config.log.level);
   const running = await startPgfence(config, log);
+  const onHangup = (): void => {
+    loadConfigFile(file)
+      .then((next) => running.reload(next))
+      .catch((error: unknown) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; keeping the running configuration'));
+  };
+  process.on('SIGHUP', onHangup);
   await untilSignal();
+  process.off('SIGHUP', onHangup);
+  log.info('shutting down: no new connections, waiting for running transactions');
   await running.close();
   return 0;
 }

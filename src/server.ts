@@ -3,13 +3,15 @@ import type { Logger } from 'pino';
 import { type AdminServer, Metrics, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
+import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
+import { clientErrors } from './frontend/errors.js';
 import { ClientSession, type SessionDeps } from './frontend/session.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
-import { BackendPool } from './pool/pool.js';
-import { createTenantResolver } from './tenancy/index.js';
+import { BackendPool, type PoolOptions } from './pool/pool.js';
+import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
 
 export interface RunningPgfence {
   readonly host: string;
@@ -20,40 +22,56 @@ export interface RunningPgfence {
   readonly adminPort: number | null;
   /** Live client sessions. */
   readonly sessionCount: number;
+  /** Takes what can change live from a new configuration; reports what could not. */
+  reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
+  /** Disconnects every client of a tenant; returns how many. */
+  killTenant(tenantId: string): number;
+  /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
   close(): Promise<void>;
 }
 
-/** Starts the listener and everything behind it; resolves once it accepts connections. */
 export interface StartOptions {
   /** Node's process metrics (event loop, heap) in /metrics; off for proxies started inside tests. */
   processMetrics?: boolean;
 }
 
+function poolOptions(config: Config): PoolOptions {
+  return {
+    size: config.pool.size,
+    maxPerTenant: config.pool.maxPerTenant,
+    acquireTimeoutMs: config.pool.acquireTimeoutMs,
+    resetTimeoutMs: config.pool.resetTimeoutMs,
+    idleTimeoutMs: config.pool.idleTimeoutMs,
+    maxLifetimeMs: config.pool.maxLifetimeMs,
+    healthCheckAfterIdleMs: config.pool.healthCheckAfterIdleMs,
+    connectTimeoutMs: config.backend.connectTimeoutMs,
+    maxMessageBytes: config.listen.maxMessageBytes,
+  };
+}
+
+function tenantResolver(config: Config): TenantResolver {
+  return createTenantResolver(config.tenancy, resolveBackendTarget(config.backend), { connectTimeoutMs: config.backend.connectTimeoutMs });
+}
+
+/** Starts the listener and everything behind it; resolves once it accepts connections. */
 export async function startPgfence(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningPgfence> {
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
-  const guard = await Guard.create({ cacheSize: config.guard.cacheSize });
-  const verifier = await createTokenVerifier(config.jwt);
   const target = resolveBackendTarget(config.backend);
-  const tenants = createTenantResolver(config.tenancy, target, { connectTimeoutMs: config.backend.connectTimeoutMs });
-  const pool = new BackendPool(
-    target,
-    {
-      size: config.pool.size,
-      maxPerTenant: config.pool.maxPerTenant,
-      acquireTimeoutMs: config.pool.acquireTimeoutMs,
-      resetTimeoutMs: config.pool.resetTimeoutMs,
-      idleTimeoutMs: config.pool.idleTimeoutMs,
-      maxLifetimeMs: config.pool.maxLifetimeMs,
-      healthCheckAfterIdleMs: config.pool.healthCheckAfterIdleMs,
-      connectTimeoutMs: config.backend.connectTimeoutMs,
-      maxMessageBytes: config.listen.maxMessageBytes,
-    },
-    log.child({ component: 'pool' }),
-    metrics,
-  );
+  const pool = new BackendPool(target, poolOptions(config), log.child({ component: 'pool' }), metrics);
   pool.onAcquired = (seconds) => metrics.acquireWait(seconds);
-  const tls = config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls);
-  const deps: SessionDeps = { config, guard, verifier, tenants, pool, cancels: new CancelRegistry(), log, metrics, tls };
+  // Sessions read their dependencies through this object, so a reload reaches new connections
+  // (and new transactions) without touching the ones already pinned.
+  const deps: SessionDeps = {
+    config,
+    guard: await Guard.create({ cacheSize: config.guard.cacheSize }),
+    verifier: await createTokenVerifier(config.jwt),
+    tenants: tenantResolver(config),
+    pool,
+    cancels: new CancelRegistry(),
+    log,
+    metrics,
+    tls: config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls),
+  };
   const sessions = new Set<ClientSession>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -79,6 +97,28 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const admin: AdminServer | null = config.admin.enabled
     ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
     : null;
+
+  async function reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }> {
+    const plan = planReload(deps.config, next);
+    const effective = plan.effective;
+    // Build everything first: a key that does not load leaves the running configuration untouched.
+    const verifier = await createTokenVerifier(effective.jwt);
+    const tls = effective.listen.tls === undefined ? null : clientTlsContext(effective.listen.tls);
+    const guard = plan.applied.some((k) => k.startsWith('guard')) ? await Guard.create({ cacheSize: effective.guard.cacheSize }) : deps.guard;
+    const tenantsChanged = plan.applied.some((k) => k.startsWith('tenancy'));
+    const oldTenants = deps.tenants;
+    if (tenantsChanged) deps.tenants = tenantResolver(effective);
+    deps.verifier = verifier;
+    deps.tls = tls;
+    deps.guard = guard;
+    deps.config = effective;
+    pool.reconfigure(poolOptions(effective));
+    log.level = effective.log.level;
+    if (tenantsChanged) await oldTenants.close();
+    log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
+    return { applied: plan.applied, notApplied: plan.notApplied };
+  }
+
   return {
     host: address.address,
     port: address.port,
@@ -88,15 +128,27 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     get sessionCount() {
       return sessions.size;
     },
+    reload,
+    killTenant(tenantId) {
+      let killed = 0;
+      for (const session of sessions) {
+        if (session.tenantId !== tenantId) continue;
+        session.terminate(clientErrors.tenantKilled(tenantId));
+        killed++;
+      }
+      return killed;
+    },
     close() {
       closing ??= (async () => {
         await admin?.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          for (const session of sessions) session.terminate();
-        });
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const session of sessions) session.drain();
+        const deadline = Date.now() + deps.config.listen.shutdownTimeoutMs;
+        while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        for (const session of sessions) session.terminate();
+        await stopped;
         await pool.close();
-        await tenants.close();
+        await deps.tenants.close();
         log.info('pgfence stopped');
       })();
       return closing;

@@ -35,6 +35,12 @@ const listenSchema = z
     maxMessageBytes: z
       .number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024 * 1024)
       .describe('Largest protocol message accepted from a client or a backend.'),
+    requireTls: z
+      .boolean().default(false)
+      .describe('Refuse every client that does not use TLS, loopback included (needs listen.tls).'),
+    shutdownTimeoutMs: z
+      .number().int().min(0).default(30_000)
+      .describe('On SIGTERM/SIGINT, how long running transactions may finish before clients are cut off.'),
     tls: z
       .object({
         cert: z.string().min(1).describe('Server certificate chain: PEM text or the path of a PEM file.'),
@@ -44,7 +50,12 @@ const listenSchema = z
       .optional()
       .describe('Offer TLS to clients (SSLRequest is answered S); without it pgfence answers N.'),
   })
-  .strict();
+  .strict()
+  .superRefine((listen, ctx) => {
+    if (listen.requireTls && listen.tls === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['requireTls'], message: 'needs listen.tls (a certificate and key)' });
+    }
+  });
 
 const backendSchema = z
   .object({

@@ -15,6 +15,7 @@ export const clientErrors = {
   tlsRequired: () =>
     fatal('28000', 'pgfence: a JWT may not be sent over an unencrypted connection from a non-loopback address',
       'Connect over TLS, or from the same host; the operator can set listen.allowPlaintextJwt.'),
+  tlsRequiredAlways: () => fatal('28000', 'pgfence: this server accepts only TLS connections', 'Connect with sslmode=require or stronger.'),
   passwordExpected: () => fatal('08P01', 'pgfence: expected a password message carrying a JWT'),
   authFailed: (sqlstate: string, message: string) => fatal(sqlstate, message),
   tenantRefused: (sqlstate: string, message: string) => fatal(sqlstate, message),
@@ -32,6 +33,7 @@ export const clientErrors = {
   backendLost: () => fatal('08006', 'pgfence: server connection lost'),
   tripwire: (what: string) =>
     fatal('42501', `pgfence: the server session changed ${what} outside the tenant pin; connection closed`),
+  tenantKilled: (tenant: string) => fatal('57P01', `pgfence: the connections of tenant "${tenant}" were terminated by an administrator`),
   shuttingDown: () => fatal('57P01', 'pgfence: terminating connection because pgfence is shutting down'),
   internal: () => fatal('XX000', 'pgfence: internal error'),
   functionCallRefused: () => error('42501', 'pgfence: the fast-path function call protocol is not allowed'),

@@ -107,6 +107,8 @@ export class ClientSession implements BackendSink {
   private bindingDirty = false;
   /** Client messages that arrived while a backend was being acquired (transaction pooling). */
   private encrypted = false;
+  private draining = false;
+  private readonly connectedAt = new Date();
   private queued: FramedMessage[] = [];
   private queuedBytes = 0;
   private acquiring = false;
@@ -154,9 +156,40 @@ export class ClientSession implements BackendSink {
     this.listen(secure);
   }
 
-  /** Ends the session from outside (shutdown). */
+  /** Ends the session from outside (shutdown, KILL TENANT). */
   terminate(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
     this.fail(fields);
+  }
+
+  /** Shutdown: end the session as soon as it is between transactions (at once if it is now). */
+  drain(): void {
+    this.draining = true;
+    if (this.betweenTransactions()) this.terminate();
+  }
+
+  private betweenTransactions(): boolean {
+    if (this.step !== 'ready') return true;
+    if (this.acquiring || this.queued.length > 0) return false;
+    const backend = this.backend;
+    return backend === null || (backend.txnStatus === 'I' && this.syncsSent === this.syncsDone && !this.extendedOpen && this.tracker.idle);
+  }
+
+  /** What the admin console shows of this session. */
+  describe(): { id: number; tenant: string; user: string | undefined; peer: string; state: 'startup' | 'idle' | 'active' | 'waiting'; connectedAt: Date; backendId: number | null } {
+    const state = this.step !== 'ready' ? 'startup' : this.acquiring ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
+    return {
+      id: this.id,
+      tenant: this.tenant?.id ?? '',
+      user: this.user,
+      peer: `${this.socket.remoteAddress}:${this.socket.remotePort}`,
+      state,
+      connectedAt: this.connectedAt,
+      backendId: this.backend?.id ?? null,
+    };
+  }
+
+  get tenantId(): string | null {
+    return this.tenant?.id ?? null;
   }
 
   cancel(): void {
@@ -212,6 +245,11 @@ export class ClientSession implements BackendSink {
       case 'startup':
         this.params = packet.params;
         this.user = packet.params.get('user');
+        if (!this.encrypted && this.deps.config.listen.requireTls) {
+          this.deps.metrics.clientConnection('startup_refused');
+          this.fail(clientErrors.tlsRequiredAlways());
+          return;
+        }
         if (!this.encrypted && !this.deps.config.listen.allowPlaintextJwt && !isLoopback(this.socket.remoteAddress)) {
           this.deps.metrics.clientConnection('startup_refused');
           this.fail(clientErrors.tlsRequired());
@@ -702,6 +740,7 @@ export class ClientSession implements BackendSink {
     }
     this.writeClient(out);
     if (this.transactionMode && this.backendIdle()) this.releaseBackend();
+    if (this.draining && this.betweenTransactions()) this.terminate();
   }
 
   /** The bound backend has answered everything and is outside any transaction. */

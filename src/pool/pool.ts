@@ -72,13 +72,14 @@ export class BackendPool {
   private readonly born = new Map<BackendConnection, number>();
   private connecting = 0;
   private closing = false;
+  private paused = false;
   private readonly janitor: NodeJS.Timeout;
   /** Observers for metrics: called with the wait in seconds of each successful acquire. */
   onAcquired: ((waitSeconds: number) => void) | null = null;
 
   constructor(
     private readonly target: BackendTarget,
-    private readonly options: PoolOptions,
+    private options: PoolOptions,
     private readonly log: Logger,
     private readonly metrics: PoolMetrics | null = null,
   ) {
@@ -104,7 +105,7 @@ export class BackendPool {
   acquire(tenant: string): Promise<BackendConnection> {
     if (this.closing) return Promise.reject(new Error('pool is closing'));
     const since = Date.now();
-    if (this.waiters.length === 0 && this.underCap(tenant)) {
+    if (!this.paused && this.waiters.length === 0 && this.underCap(tenant)) {
       const idle = this.takeIdle(tenant);
       if (idle !== undefined) return this.checked(idle, tenant, since);
     }
@@ -155,6 +156,46 @@ export class BackendPool {
         this.serveWaiters();
       },
     );
+  }
+
+  /** Stops handing out backends (acquires wait); resolves once no backend is in use. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    while (this.paused && (this.active.size > 0 || this.resetting.size > 0)) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.serveWaiters();
+  }
+
+  /** What the admin console shows of every backend. */
+  describe(): Array<{ id: number; state: 'idle' | 'active' | 'resetting'; tenant: string | null; dirty: boolean; createdAt: Date; lastUsedAt: Date | null }> {
+    const row = (b: BackendConnection, state: 'idle' | 'active' | 'resetting') => ({
+      id: b.id,
+      state,
+      tenant: b.pinnedTenant,
+      dirty: b.dirty,
+      createdAt: new Date(this.born.get(b) ?? Date.now()),
+      lastUsedAt: b.lastUsed > 0 ? new Date(b.lastUsed) : null,
+    });
+    return [
+      ...this.idle.map((b) => row(b, 'idle')),
+      ...[...this.active].map((b) => row(b, 'active')),
+      ...[...this.resetting].map((b) => row(b, 'resetting')),
+    ];
+  }
+
+  /** The longest a client has been waiting for a backend, in ms. */
+  get maxWaitMs(): number {
+    const first = this.waiters[0];
+    return first === undefined ? 0 : Date.now() - first.since;
+  }
+
+  /** New limits and timeouts from a reload; they apply from the next acquire and release on. */
+  reconfigure(options: PoolOptions): void {
+    this.options = options;
+    this.serveWaiters();
   }
 
   async close(): Promise<void> {
@@ -222,6 +263,7 @@ export class BackendPool {
   }
 
   private serveWaiters(): void {
+    if (this.paused) return;
     for (let i = 0; i < this.waiters.length; ) {
       const waiter = this.waiters[i] as Waiter;
       if (!this.underCap(waiter.tenant)) {

@@ -53,7 +53,7 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}, optio
   await admin.query(SEED_SQL);
 
   const config = configSchema.parse({
-    listen: { host: '127.0.0.1', port: 0 },
+    listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 2_000 },
     backend: { url: db.url },
     jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('hex'), issuer: 'pgfence-test' },
     tenancy: {
@@ -64,6 +64,7 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}, optio
     },
     pool: { size: 4, acquireTimeoutMs: 5_000 },
     ...overrides,
+    ...(overrides.listen !== undefined ? { listen: { shutdownTimeoutMs: 2_000, ...overrides.listen } } : {}),
   } satisfies ConfigInput);
   const log =
     options.logTo !== undefined
