@@ -1,5 +1,8 @@
-import { importPKCS8, SignJWT } from 'jose';
+import { importPKCS8, SignJWT, type CryptoKey } from 'jose';
 import type { JwtConfig } from '../config/schema.js';
+import { withClaim } from './claims.js';
+import { TENANT_ID_PATTERN } from './errors.js';
+import { isHmacAlgorithm } from './keys.js';
 
 export interface MintOptions {
   tenantId: string;
@@ -8,44 +11,50 @@ export interface MintOptions {
   extraClaims?: Record<string, unknown>;
 }
 
-/** Builds the claim object with the tenant at the configured (possibly dotted) claim path. */
-function withTenantClaim(claims: Record<string, unknown>, path: string, tenantId: string): Record<string, unknown> {
-  const parts = path.split('.');
-  let target = claims;
-  for (const part of parts.slice(0, -1)) {
-    const next = target[part];
-    target = (target[part] = next !== null && typeof next === 'object' ? { ...(next as object) } : {}) as Record<string, unknown>;
-  }
-  target[parts[parts.length - 1] as string] = tenantId;
-  return claims;
-}
-
-/** Mints a token that this configuration accepts: for `pgfence token`, the demo and tests. */
+/**
+ * Mints a token this configuration accepts, for `pgfence token`, the demo and tests: signed
+ * with the first of jwt.algorithms (jwt.secret for HS*, jwt.privateKey otherwise), with iat,
+ * exp, iss and aud (when configured), sub (and jwt.userClaim) = user, and the tenant at
+ * jwt.tenantClaim. Errors never quote a key.
+ */
 export async function mintToken(cfg: JwtConfig, opts: MintOptions): Promise<string> {
-  const alg = cfg.algorithms[0] ?? 'HS256';
-  let key: Uint8Array | Awaited<ReturnType<typeof importPKCS8>>;
-  if (alg.startsWith('HS')) {
-    if (cfg.secret === undefined) throw new Error('jwt.secret is needed to mint HS* tokens');
-    key = new TextEncoder().encode(cfg.secret);
-  } else {
-    if (cfg.privateKey === undefined) throw new Error(`jwt.privateKey (PKCS#8 PEM) is needed to mint ${alg} tokens`);
-    key = await importPKCS8(cfg.privateKey, alg);
+  if (!TENANT_ID_PATTERN.test(opts.tenantId)) {
+    throw new Error(`tenant id "${opts.tenantId}" must match ${TENANT_ID_PATTERN.source}`);
   }
-  const claims = withTenantClaim({ ...(opts.extraClaims ?? {}) }, cfg.tenantClaim, opts.tenantId);
-  const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt().setExpirationTime(`${opts.ttlSeconds}s`);
+  if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds <= 0) {
+    throw new Error(`token lifetime must be a positive whole number of seconds, got ${opts.ttlSeconds}`);
+  }
+  const alg = cfg.algorithms[0];
+  if (alg === undefined) throw new Error('jwt.algorithms is empty');
+  const key = await signingKey(cfg, alg);
+
+  let claims: Record<string, unknown> = { ...opts.extraClaims };
+  if (opts.user !== undefined && cfg.userClaim !== 'sub') claims = withClaim(claims, cfg.userClaim, opts.user);
+  claims = withClaim(claims, cfg.tenantClaim, opts.tenantId);
+
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt(now).setExpirationTime(now + opts.ttlSeconds);
   if (opts.user !== undefined) jwt.setSubject(opts.user);
   if (cfg.issuer !== undefined) jwt.setIssuer(cfg.issuer);
   if (cfg.audience !== undefined) jwt.setAudience(cfg.audience);
   return jwt.sign(key);
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** '90', '30s', '15m', '1h', '2d' → seconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
-  if (match === null) throw new Error(`not a duration: "${text}" (use e.g. 30s, 15m, 1h, 2d)`);
-  const seconds = Number(match[1]) * (UNITS[match[2] || 's'] as number);
-  if (seconds <= 0) throw new Error(`duration must be positive: "${text}"`);
-  return seconds;
+async function signingKey(cfg: JwtConfig, alg: string): Promise<Uint8Array | CryptoKey> {
+  if (isHmacAlgorithm(alg)) {
+    if (cfg.secret === undefined) throw new Error(`cannot mint a token: jwt.secret is not configured (needed to sign ${alg})`);
+    return new TextEncoder().encode(cfg.secret);
+  }
+  if (cfg.privateKey === undefined) {
+    throw new Error(`cannot mint a token: jwt.privateKey is not configured (a PKCS#8 PEM private key is needed to sign ${alg})`);
+  }
+  const pem = cfg.privateKey.trim();
+  try {
+    return await importPKCS8(pem, alg);
+  } catch {
+    const legacy = /-----BEGIN (RSA|EC) PRIVATE KEY-----/.test(pem)
+      ? '; it is in the older PKCS#1/SEC1 form, convert it with `openssl pkcs8 -topk8 -nocrypt -in key.pem`'
+      : '';
+    throw new Error(`cannot mint a token: jwt.privateKey is not a PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----") key for ${alg}${legacy}`);
+  }
 }

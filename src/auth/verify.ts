@@ -1,7 +1,9 @@
-import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { JwtConfig } from '../config/schema.js';
-import { AuthError } from './errors.js';
-import { loadVerificationKey } from './keys.js';
+import { claimPathSegments, readClaim } from './claims.js';
+import { authErrors, TENANT_ID_PATTERN } from './errors.js';
+import { loadVerificationKeys } from './keys.js';
+import { refusalFor } from './refusal.js';
 
 export interface VerifiedIdentity {
   tenantId: string;
@@ -10,24 +12,21 @@ export interface VerifiedIdentity {
 }
 
 export interface TokenVerifier {
+  /** Resolves to the identity, or rejects with an AuthError (never anything else). */
   verify(token: string): Promise<VerifiedIdentity>;
 }
 
-const TENANT_ID = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+/** Longest password taken for a JWT; real tokens are a few KiB at most. */
+export const MAX_TOKEN_LENGTH = 64 * 1024;
+/** Compact JWS: three base64url parts, the last (signature) possibly empty. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-/** Reads a claim by a dotted path (`app_metadata.tenant`). */
-export function claimAt(claims: Record<string, unknown>, path: string): unknown {
-  let current: unknown = claims;
-  for (const part of path.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
-}
-
+/** Imports the configured keys once; the verifier then checks each client's token. */
 export async function createTokenVerifier(cfg: JwtConfig): Promise<TokenVerifier> {
-  const key = await loadVerificationKey(cfg);
-  const options = {
+  claimPathSegments(cfg.tenantClaim);
+  claimPathSegments(cfg.userClaim);
+  const keys = await loadVerificationKeys(cfg);
+  const options: JWTVerifyOptions = {
     algorithms: [...cfg.algorithms],
     issuer: cfg.issuer,
     audience: cfg.audience,
@@ -35,50 +34,45 @@ export async function createTokenVerifier(cfg: JwtConfig): Promise<TokenVerifier
   };
   return {
     async verify(token) {
-      if (token.length === 0) throw new AuthError('empty_password');
-      let payload: Record<string, unknown>;
+      if (token.length === 0) throw authErrors.emptyPassword();
+      if (token.length > MAX_TOKEN_LENGTH) throw authErrors.malformedToken(`longer than ${MAX_TOKEN_LENGTH} characters`);
+      if (!COMPACT_JWS.test(token)) throw authErrors.malformedToken('expected three base64url parts separated by dots');
+      let claims: Record<string, unknown>;
       try {
-        const result =
-          typeof key === 'function'
-            ? await jwtVerify(token, key as JWTVerifyGetKey, options)
-            : await jwtVerify(token, key, options);
-        payload = result.payload;
+        claims = await verifiedClaims(token, keys.getKey, options);
       } catch (error) {
-        throw toAuthError(error);
+        throw refusalFor(error, token);
       }
-      const tenant = claimAt(payload, cfg.tenantClaim);
-      if (tenant === undefined || tenant === null) throw new AuthError('missing_tenant_claim', `claim "${cfg.tenantClaim}"`);
-      if (typeof tenant !== 'string' || !TENANT_ID.test(tenant)) throw new AuthError('malformed_tenant_claim');
-      const user = claimAt(payload, cfg.userClaim);
-      return { tenantId: tenant, user: typeof user === 'string' ? user : undefined, claims: payload };
+      return identityOf(Object.freeze(claims), cfg);
     },
   };
 }
 
-/** Maps jose's errors to our reasons; nothing of the token reaches the message. */
-function toAuthError(error: unknown): AuthError {
-  if (error instanceof errors.JWTExpired) return new AuthError('expired');
-  if (error instanceof errors.JWTClaimValidationFailed) {
-    switch (error.claim) {
-      case 'nbf':
-      case 'iat':
-        return new AuthError(error.reason === 'check_failed' ? 'not_yet_valid' : 'invalid_claims', `claim "${error.claim}"`);
-      case 'iss':
-        return new AuthError('wrong_issuer');
-      case 'aud':
-        return new AuthError('wrong_audience');
-      default:
-        return new AuthError('invalid_claims', `claim "${error.claim}"`);
+/**
+ * jwtVerify, plus what jose leaves to its caller: when a JWKS holds several keys that fit the
+ * header (no kid, say, during a rotation), each one is tried in turn.
+ */
+async function verifiedClaims(token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<Record<string, unknown>> {
+  try {
+    return (await jwtVerify(token, getKey, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (inner) {
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
     }
+    throw new errors.JWSSignatureVerificationFailed();
   }
-  if (error instanceof errors.JOSEAlgNotAllowed) return new AuthError('alg_not_allowed');
-  if (error instanceof errors.JWSSignatureVerificationFailed) return new AuthError('bad_signature');
-  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return new AuthError('no_matching_key');
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return new AuthError('jwks_unavailable');
-  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid || error instanceof errors.JOSENotSupported) {
-    return new AuthError('malformed_token');
-  }
-  if (error instanceof TypeError && /fetch|network|ECONNREFUSED/i.test(error.message)) return new AuthError('jwks_unavailable');
-  if (error instanceof Error && /ECONNREFUSED|fetch failed|socket/i.test(error.message)) return new AuthError('jwks_unavailable');
-  return new AuthError('malformed_token');
+}
+
+/** The tenant (a string matching TENANT_ID_PATTERN, else refused) and the user, for logs. */
+function identityOf(claims: Readonly<Record<string, unknown>>, cfg: JwtConfig): VerifiedIdentity {
+  const tenant = readClaim(claims, cfg.tenantClaim);
+  if (tenant === undefined) throw authErrors.missingTenantClaim(cfg.tenantClaim);
+  if (typeof tenant !== 'string' || !TENANT_ID_PATTERN.test(tenant)) throw authErrors.malformedTenantClaim();
+  const user = readClaim(claims, cfg.userClaim);
+  return { tenantId: tenant, user: typeof user === 'string' ? user : undefined, claims };
 }

@@ -33,7 +33,7 @@ describe('parseConfig', () => {
   it('fills every default around a minimal file', () => {
     const config = parseConfig(MINIMAL, 'pgfence.yaml', {});
     expect(config.listen).toEqual({
-      host: '127.0.0.1', port: 6432, allowPlaintextJwt: false, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024,
+      host: '127.0.0.1', port: 6432, allowPlaintextJwt: false, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024, requireTls: false, shutdownTimeoutMs: 30_000,
     });
     expect(config.backend).toEqual({ connectTimeoutMs: 5_000, sslmode: 'disable' });
     expect(config.jwt).toMatchObject({ algorithms: ['HS256'], secret: SECRET, tenantClaim: 'tenant_id', userClaim: 'sub', clockToleranceSec: 30 });

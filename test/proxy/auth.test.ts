@@ -42,11 +42,11 @@ describe('authentication through pgfence', () => {
   const cases: Array<[string, () => Promise<string>, string, RegExp]> = [
     ['alg none', async () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ tenant_id: 'acme', iss: 'pgfence-test' })}.`, '28P01', /algorithm|well-formed/],
     ['bad signature', () => sign({ tenant_id: 'acme', iss: 'pgfence-test' }, { secret: 'x'.repeat(40) }), '28P01', /signature is invalid/],
-    ['HS384 where only HS256 is allowed', () => sign({ tenant_id: 'acme', iss: 'pgfence-test' }, { alg: 'HS384' }), '28P01', /algorithm is not allowed/],
+    ['HS384 where only HS256 is allowed', () => sign({ tenant_id: 'acme', iss: 'pgfence-test' }, { alg: 'HS384' }), '28P01', /algorithm "HS384" is not allowed/],
     ['expired', () => sign({ tenant_id: 'acme', iss: 'pgfence-test', exp: now() - 3600 }), '28P01', /has expired/],
     ['not yet valid', () => sign({ tenant_id: 'acme', iss: 'pgfence-test', nbf: now() + 3600 }), '28P01', /not valid yet/],
     ['wrong issuer', () => sign({ tenant_id: 'acme', iss: 'someone-else' }), '28P01', /issuer is not accepted/],
-    ['missing tenant claim', () => sign({ iss: 'pgfence-test' }), '28000', /no tenant claim/],
+    ['missing tenant claim', () => sign({ iss: 'pgfence-test' }), '28000', /has no "tenant_id" claim/],
     ['malformed tenant claim', () => sign({ tenant_id: 'acme; drop table x', iss: 'pgfence-test' }), '28000', /tenant claim must be a string/],
     ['numeric tenant claim', () => sign({ tenant_id: 42, iss: 'pgfence-test' }), '28000', /tenant claim must be a string/],
     ['garbage', async () => 'definitely.not.a-jwt', '28P01', /well-formed/],
