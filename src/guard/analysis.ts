@@ -1,30 +1,78 @@
 /**
  * What a SQL text does, independent of who sends it: the schemas it names, the settings it
- * changes, what it may not do at all. Computed once per distinct text and cached.
+ * changes, what no tenant may do. Computed once per distinct text and cached; the verdict for a
+ * tenant is then a cheap look at these facts.
  */
 export interface Analysis {
-  /** The text did not parse: Postgres would refuse it too, and the guard fails closed. */
-  parseError: string | null;
-  /** Every schema named anywhere, as Postgres resolves identifiers (folded, unquoted). */
-  schemas: Set<string>;
-  /** A database qualifier was used (db.schema.table). */
-  catalogs: Set<string>;
-  /** Settings changed with SET/RESET/set_config (lower case); '*' for RESET ALL / DISCARD ALL. */
-  settings: Set<string>;
-  /** Statements or functions refused for every tenant, with the reason to give. */
-  forbidden: Array<{ reason: 'forbidden_statement' | 'dynamic_sql' | 'parser_divergence'; what: string }>;
+  /** The text (or a body inside it) did not parse: Postgres would refuse it, the guard fails closed. */
+  readonly parseError: string | null;
+  /** Every schema named anywhere, as Postgres reads it (unquoted names folded, quoted kept). */
+  readonly schemas: ReadonlySet<string>;
+  /** Database qualifiers (db.schema.table). */
+  readonly catalogs: ReadonlySet<string>;
+  /** Settings changed by SET/RESET/set_config or a function's SET clause, lower case; '*' for all. */
+  readonly settings: ReadonlySet<string>;
+  /** Refusals that hold for every tenant, in the order they were found. */
+  readonly refusals: readonly Refusal[];
   /**
    * What the client's own statements leave in the session after their transaction ends: settings
    * (value null = back to the default) that transaction pooling replays on every backend, and
    * state that cannot follow a client from backend to backend.
    */
-  sessionEffects: SessionEffect[];
+  readonly sessionEffects: readonly SessionEffect[];
+}
+
+export type RefusalReason = 'forbidden_statement' | 'dynamic_sql' | 'pin_change' | 'parser_divergence';
+
+export interface Refusal {
+  readonly reason: RefusalReason;
+  /** The end-user message, complete ("pgfence: ..."). */
+  readonly message: string;
 }
 
 export type SessionEffect =
   | { kind: 'set'; name: string; value: string | null }
   | { kind: 'unsupported'; what: string };
 
-export function emptyAnalysis(): Analysis {
-  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), forbidden: [], sessionEffects: [] };
+/** The analysis while it is being built. */
+export interface Facts {
+  parseError: string | null;
+  schemas: Set<string>;
+  catalogs: Set<string>;
+  settings: Set<string>;
+  refusals: Refusal[];
+  sessionEffects: SessionEffect[];
+}
+
+export function emptyFacts(): Facts {
+  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], sessionEffects: [] };
+}
+
+/** Records the schema (and database) of a qualified name given as parts: [[db.]schema.]name. */
+export function addQualified(f: Facts, parts: readonly string[]): void {
+  if (parts.length >= 2) f.schemas.add(parts[parts.length - 2] as string);
+  if (parts.length >= 3) f.catalogs.add(parts[parts.length - 3] as string);
+}
+
+/** Records a name of something inside a relation: [[[db.]schema.]table.]column (or trigger, policy...). */
+export function addRelationMember(f: Facts, parts: readonly string[]): void {
+  addQualified(f, parts.slice(0, -1));
+}
+
+const EXPLANATION: Record<RefusalReason, string> = {
+  forbidden_statement: 'is not allowed through pgfence',
+  dynamic_sql: 'is not allowed (pgfence cannot check what it would touch)',
+  pin_change: 'is not allowed (the tenant pin is managed by pgfence)',
+  parser_divergence: 'is not allowed (pgfence requires UTF8 and standard_conforming_strings = on)',
+};
+
+/** Records that the text is refused for everyone: "pgfence: <what> <why>". */
+export function refuse(f: Facts, reason: RefusalReason, what: string): void {
+  f.refusals.push({ reason, message: `pgfence: ${what} ${EXPLANATION[reason]}` });
+}
+
+export function freeze(f: Facts): Analysis {
+  Object.freeze(f.refusals);
+  Object.freeze(f.sessionEffects);
+  return Object.freeze(f);
 }

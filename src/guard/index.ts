@@ -1,3 +1,4 @@
-export type { Analysis, SessionEffect } from './analysis.js';
-export { Guard, judge, type RejectReason, type TenantFence, type Verdict } from './guard.js';
-export { splitQualifiedName } from './qualified-name.js';
+export type { Analysis, Refusal, RefusalReason, SessionEffect } from './analysis.js';
+export { Guard } from './guard.js';
+export { splitQualifiedName } from './literal-names.js';
+export { judge, type RejectReason, type TenantFence, type Verdict } from './verdict.js';

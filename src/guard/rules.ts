@@ -1,62 +1,124 @@
 /** The static knowledge the guard applies: which names are special and why. */
 
 /** Schemas every tenant may name besides its own and the configured shared ones. */
-export const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_temp']);
+export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema', 'pg_temp']);
 
 /** Settings that make up the pin (the tenant GUC is added per fence). */
-export const PIN_SETTINGS = new Set(['search_path', 'role', 'session_authorization']);
+export const PIN_SETTINGS: ReadonlySet<string> = new Set(['search_path', 'role', 'session_authorization']);
 
 /**
  * Settings that change how the server reads SQL text; the guard parses UTF-8 with standard
  * conforming strings, so other values would let the server see a statement the guard never saw.
  */
-export const PARSER_SETTINGS = new Map<string, (value: string) => boolean>([
-  ['client_encoding', (v) => ['utf8', 'unicode', 'default'].includes(v.toLowerCase().replace(/[-_]/g, ''))],
-  ['standard_conforming_strings', (v) => ['on', 'true', 'yes', '1', 'default'].includes(v.toLowerCase())],
+export const PARSER_SETTINGS: ReadonlyMap<string, (value: string) => boolean> = new Map([
+  ['client_encoding', (v: string) => ['utf8', 'unicode', 'default'].includes(v.toLowerCase().replace(/[-_]/g, ''))],
+  ['standard_conforming_strings', (v: string) => ['on', 'true', 'yes', '1', 'default'].includes(v.toLowerCase())],
 ]);
+
+/**
+ * How Postgres reads a string as an object name:
+ * - qualified: `[schema.]name` (regclass, regproc, regoper, regconfig, ... and text arguments that name a relation);
+ * - signature: `[schema.]name(argtype, ...)` (regprocedure, regoperator);
+ * - type: the SQL type grammar (regtype);
+ * - schema: a single identifier naming a schema (regnamespace);
+ * - schema_verbatim: the text as is, no quoting or folding (has_schema_privilege, schema_to_xml);
+ * - none: not a schema-scoped name (regrole).
+ */
+export type NameSyntax = 'qualified' | 'signature' | 'type' | 'schema' | 'schema_verbatim' | 'none';
 
 /** Types whose input function turns a string into an object name. */
-export const REG_TYPES = new Set([
-  'regclass', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regtype', 'regnamespace',
-  'regconfig', 'regdictionary', 'regcollation', 'regrole',
+export const REG_TYPES: ReadonlyMap<string, NameSyntax> = new Map<string, NameSyntax>([
+  ['regclass', 'qualified'], ['regproc', 'qualified'], ['regprocedure', 'signature'], ['regoper', 'qualified'],
+  ['regoperator', 'signature'], ['regtype', 'type'], ['regnamespace', 'schema'], ['regconfig', 'qualified'],
+  ['regdictionary', 'qualified'], ['regcollation', 'qualified'], ['regrole', 'none'],
 ]);
 
-/** Functions that take an object name as text (or regclass) and read or touch that object. */
-export const NAME_TAKING_FUNCTIONS = new Set([
-  'nextval', 'currval', 'setval', 'to_regclass', 'to_regproc', 'to_regprocedure', 'to_regtype',
-  'to_regtypemod', 'to_regnamespace', 'to_regoper', 'to_regoperator', 'to_regcollation', 'to_regrole',
-  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema',
-  'has_table_privilege', 'has_column_privilege', 'has_sequence_privilege', 'has_function_privilege',
-  'has_schema_privilege', 'has_type_privilege', 'has_any_column_privilege',
-  'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_relation_filenode',
-  'pg_relation_filepath', 'pg_get_serial_sequence', 'pg_get_viewdef', 'pg_get_functiondef',
-  'pg_get_function_arguments', 'pg_get_indexdef', 'pg_get_constraintdef', 'pg_get_triggerdef',
-  'pg_get_ruledef', 'pg_get_expr', 'pg_stat_get_live_tuples', 'pg_sequence_last_value',
-  'pg_sequence_parameters', 'pg_column_size', 'pg_partition_tree', 'pg_partition_root',
+export interface NameArgument {
+  syntax: NameSyntax;
+  /** Which argument names the object, given the number of arguments. */
+  index(argc: number): number;
+  /** The function acts on the object (reads its data, advances it): the name must be a literal. */
+  acts: boolean;
+}
+
+const first = (): number => 0;
+const secondToLast = (argc: number): number => argc - 2;
+const thirdToLast = (argc: number): number => argc - 3;
+
+function table(syntax: NameSyntax, index: (argc: number) => number, acts: boolean, names: string[]): Array<[string, NameArgument]> {
+  return names.map((name) => [name, { syntax, index, acts }]);
+}
+
+/** Functions that take an object name as text (or as an implicitly cast reg* literal). */
+export const NAME_ARGUMENTS: ReadonlyMap<string, NameArgument> = new Map([
+  ...table('qualified', first, true, [
+    'nextval', 'currval', 'setval', 'pg_sequence_last_value',
+    'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema',
+    'get_raw_page', 'verify_heapam',
+  ]),
+  ...table('schema_verbatim', first, true, ['schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema']),
+  ...table('qualified', first, false, [
+    'regclass', 'to_regclass', 'to_regproc', 'to_regoper', 'to_regcollation',
+    'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_relation_filenode',
+    'pg_relation_filepath', 'pg_partition_tree', 'pg_partition_ancestors', 'pg_partition_root',
+    'pg_get_serial_sequence', 'pg_get_viewdef', 'pg_get_replica_identity_index', 'pg_relation_is_updatable',
+    'pg_column_is_updatable', 'pg_relation_is_publishable', 'pg_index_column_has_property', 'pg_index_has_property',
+    'brin_summarize_new_values', 'brin_summarize_range', 'brin_desummarize_range', 'gin_clean_pending_list',
+    'row_security_active',
+    // contrib modules an operator may have installed
+    'pgstattuple', 'pgstattuple_approx', 'pgstatindex', 'pgstatginindex', 'pgstathashindex', 'pg_relpages',
+    'bt_index_check', 'bt_index_parent_check', 'pg_prewarm', 'pg_visibility', 'pg_visibility_map',
+    'pg_visibility_map_summary', 'pg_check_visible', 'pg_check_frozen', 'pg_truncate_visibility_map', 'pg_freespace',
+  ]),
+  ...table('signature', first, false, ['to_regprocedure', 'to_regoperator']),
+  ...table('type', first, false, ['to_regtype', 'to_regtypemod']),
+  ...table('schema', first, false, ['to_regnamespace']),
+  ...table('qualified', secondToLast, false, ['has_table_privilege', 'has_sequence_privilege', 'has_any_column_privilege']),
+  ...table('qualified', thirdToLast, false, ['has_column_privilege']),
+  ...table('signature', secondToLast, false, ['has_function_privilege']),
+  ...table('type', secondToLast, false, ['has_type_privilege']),
+  ...table('schema_verbatim', secondToLast, false, ['has_schema_privilege']),
 ]);
 
-/** Of those, the ones whose argument must be a literal: anything else is an unknown target. */
-export const DATA_TOUCHING_FUNCTIONS = new Set([
-  'nextval', 'currval', 'setval', 'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema',
-  'pg_sequence_last_value',
-]);
-
-/** Functions that run SQL text, reach other sessions, files or shared objects. */
-export const FORBIDDEN_FUNCTIONS = new Set([
-  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml',
-  'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_stat_file', 'pg_file_write',
-  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile',
-  'pg_signal_backend', 'pg_promote', 'pg_switch_wal', 'pg_create_restore_point',
-  'lo_import', 'lo_export', 'lo_unlink', 'lo_open', 'lo_create', 'lo_creat', 'lo_get', 'lo_put',
-  'lo_from_bytea', 'lo_truncate', 'lo_lseek', 'lowrite', 'loread',
+/** Functions that run SQL text pgfence never sees. */
+const SQL_RUNNING_FUNCTIONS = [
+  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
   'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
-  'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
+];
+
+/** Functions that reach files, large objects (shared by all tenants), other sessions or the server. */
+const ESCAPING_FUNCTIONS = [
+  'pg_read_file', 'pg_read_binary_file', 'pg_stat_file', 'pg_current_logfile', 'pg_import_system_collations',
+  'loread', 'lowrite',
+  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
+  'pg_switch_wal', 'pg_log_backend_memory_contexts', 'pg_stat_get_activity', 'pg_stat_get_backend_activity',
+  'pg_stat_statements', 'pg_stat_statements_reset', 'pg_drop_replication_slot',
+];
+
+export const FORBIDDEN_FUNCTIONS: ReadonlyMap<string, 'dynamic_sql' | 'forbidden_statement'> = new Map([
+  ...SQL_RUNNING_FUNCTIONS.map((n): [string, 'dynamic_sql'] => [n, 'dynamic_sql']),
+  ...ESCAPING_FUNCTIONS.map((n): [string, 'forbidden_statement'] => [n, 'forbidden_statement']),
 ]);
 
-export const FORBIDDEN_FUNCTION_PREFIXES = ['dblink', 'pg_ls_', 'pg_logical_', 'pg_replication_', 'pg_create_', 'pg_drop_replication'];
+export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, 'dynamic_sql' | 'forbidden_statement']> = [
+  ['dblink', 'dynamic_sql'],
+  ['lo_', 'forbidden_statement'],
+  ['pg_ls_', 'forbidden_statement'],
+  ['pg_file_', 'forbidden_statement'],
+  ['pg_stat_reset', 'forbidden_statement'],
+  ['pg_logical_', 'forbidden_statement'],
+  ['pg_replication_', 'forbidden_statement'],
+  ['pg_create_', 'forbidden_statement'],
+  ['pg_copy_', 'forbidden_statement'],
+  ['pg_backup_', 'forbidden_statement'],
+  ['pg_wal_', 'forbidden_statement'],
+];
 
-/** Statements that act on the whole cluster or outside the tenant model. */
-export const FORBIDDEN_STATEMENTS = new Map<string, string>([
+/** Relations that show other sessions' SQL text: every tenant shares the pool's role, so they would leak. */
+export const CROSS_SESSION_RELATIONS: ReadonlySet<string> = new Set(['pg_stat_activity', 'pg_stat_statements']);
+
+/** Statements that act on the whole cluster or database, or outside the tenant model. */
+export const FORBIDDEN_STATEMENTS: ReadonlyMap<string, string> = new Map([
   ['CreateSchemaStmt', 'CREATE SCHEMA'],
   ['CreateRoleStmt', 'CREATE ROLE'],
   ['AlterRoleStmt', 'ALTER ROLE'],
@@ -84,6 +146,7 @@ export const FORBIDDEN_STATEMENTS = new Map<string, string>([
   ['AlterFdwStmt', 'ALTER FOREIGN DATA WRAPPER'],
   ['CreateForeignServerStmt', 'CREATE SERVER'],
   ['AlterForeignServerStmt', 'ALTER SERVER'],
+  ['CreateForeignTableStmt', 'CREATE FOREIGN TABLE'],
   ['CreateUserMappingStmt', 'CREATE USER MAPPING'],
   ['AlterUserMappingStmt', 'ALTER USER MAPPING'],
   ['DropUserMappingStmt', 'DROP USER MAPPING'],
@@ -105,15 +168,42 @@ export const FORBIDDEN_STATEMENTS = new Map<string, string>([
   ['AlterOpFamilyStmt', 'ALTER OPERATOR FAMILY'],
   ['AlterDefaultPrivilegesStmt', 'ALTER DEFAULT PRIVILEGES'],
   ['CheckPointStmt', 'CHECKPOINT'],
-  ['ReplicaIdentityStmt', 'REPLICA IDENTITY'],
   ['SecLabelStmt', 'SECURITY LABEL'],
-  ['CreateStatsStmt', 'CREATE STATISTICS'],
-  ['AlterCollationStmt', 'ALTER COLLATION'],
-  ['CreateRangeStmt', 'CREATE TYPE ... AS RANGE'],
 ]);
 
-/** Keys whose value is a possibly qualified name as a list of String nodes. */
-export const NAME_LIST_KEYS = new Set([
-  'funcname', 'names', 'objname', 'defnames', 'collname', 'opclassname', 'opfamilyname',
-  'conversion_name', 'handler_name', 'validator', 'typeName', 'opclass',
+/**
+ * Object kinds that live outside any schema and are shared by every tenant of the database or
+ * cluster: COMMENT ON, DROP, GRANT or ALTER of them reaches beyond the tenant.
+ */
+export const SHARED_OBJECT_TYPES: ReadonlyMap<string, string> = new Map([
+  ['OBJECT_DATABASE', 'DATABASE'], ['OBJECT_ROLE', 'ROLE'], ['OBJECT_TABLESPACE', 'TABLESPACE'],
+  ['OBJECT_EXTENSION', 'EXTENSION'], ['OBJECT_FDW', 'FOREIGN DATA WRAPPER'], ['OBJECT_FOREIGN_SERVER', 'SERVER'],
+  ['OBJECT_LANGUAGE', 'LANGUAGE'], ['OBJECT_EVENT_TRIGGER', 'EVENT TRIGGER'], ['OBJECT_PUBLICATION', 'PUBLICATION'],
+  ['OBJECT_PUBLICATION_NAMESPACE', 'PUBLICATION'], ['OBJECT_PUBLICATION_REL', 'PUBLICATION'],
+  ['OBJECT_SUBSCRIPTION', 'SUBSCRIPTION'], ['OBJECT_ACCESS_METHOD', 'ACCESS METHOD'],
+  ['OBJECT_PARAMETER_ACL', 'PARAMETER'], ['OBJECT_LARGEOBJECT', 'LARGE OBJECT'], ['OBJECT_USER_MAPPING', 'USER MAPPING'],
+  ['OBJECT_CAST', 'CAST'], ['OBJECT_TRANSFORM', 'TRANSFORM'], ['OBJECT_DEFACL', 'DEFAULT PRIVILEGES'],
+  ['OBJECT_AMOP', 'OPERATOR FAMILY member'], ['OBJECT_AMPROC', 'OPERATOR FAMILY member'],
 ]);
+
+/** Object kinds whose name is a relation's name plus one more part (column, trigger, policy, ...). */
+export const RELATION_MEMBER_TYPES: ReadonlySet<string> = new Set([
+  'OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT',
+]);
+
+/** Object kinds whose name starts with an access method (`opclass USING btree` is [btree, opclass]). */
+export const ACCESS_METHOD_PREFIXED_TYPES: ReadonlySet<string> = new Set(['OBJECT_OPCLASS', 'OBJECT_OPFAMILY']);
+
+/**
+ * Keys whose lists of String nodes are column names, labels or text, never qualified object
+ * names. Every other list of String nodes is read as a possibly qualified name: a position the
+ * guard does not know fails closed.
+ */
+export const NON_NAME_LISTS: ReadonlySet<string> = new Set([
+  'colnames', 'colNames', 'aliascolnames', 'ctecolnames', 'usingClause', 'indirection', 'search_col_list',
+  'cycle_col_list', 'cols', 'attlist', 'keys', 'including', 'fk_attrs', 'pk_attrs', 'fk_del_set_cols', 'columns',
+  'vals', 'aliases', 'va_cols', 'tokentype', 'stat_types', 'args', 'arg_names', 'passing_names', 'funccolnames',
+]);
+
+/** DefElem options whose list argument is column names (COPY) or a function's body and link symbol. */
+export const NON_NAME_OPTIONS: ReadonlySet<string> = new Set(['force_quote', 'force_not_null', 'force_null', 'as']);

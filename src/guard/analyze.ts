@@ -1,0 +1,58 @@
+import { parseSync } from 'libpg-query';
+import { type Analysis, emptyFacts, type Facts, freeze } from './analysis.js';
+import type { Json } from './json.js';
+import { walkStatement } from './walk.js';
+
+/** Parser messages can quote the rest of an unterminated literal: keep them short. */
+const MAX_ERROR_LENGTH = 160;
+
+/**
+ * Everything the guard needs to know about a SQL text, tenant-independent. Never throws: a text
+ * that does not parse, or that the walk cannot finish (nesting too deep for the stack), is
+ * recorded as a parse error and refused.
+ */
+export function analyzeSql(sql: string): Analysis {
+  const facts = emptyFacts();
+  try {
+    walkSqlText(sql, facts, true, null);
+  } catch (error) {
+    facts.parseError ??= `statement too complex to analyse (${(error as Error).message})`;
+  }
+  facts.parseError = facts.parseError === null ? null : shorten(facts.parseError);
+  return freeze(facts);
+}
+
+interface ParsedStatement {
+  stmt: Json;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+/**
+ * Parses a SQL text and walks each of its statements into `facts`. `what` names text found
+ * inside a statement (a function body, a type name in a literal); null for the client's text.
+ */
+function walkSqlText(sql: string, facts: Facts, runsNow: boolean, what: string | null): void {
+  let statements: ParsedStatement[];
+  try {
+    // The parser rejects an empty text; Postgres answers it with EmptyQueryResponse.
+    statements = sql === '' ? [] : ((parseSync(sql) as unknown as { stmts?: ParsedStatement[] }).stmts ?? []);
+  } catch (error) {
+    const message = (error as Error).message;
+    facts.parseError ??= what === null ? message : `${what}: ${message}`;
+    return;
+  }
+  const bytes = Buffer.from(sql, 'utf8');
+  const walkText = (text: string, nestedRunsNow: boolean, nestedWhat: string): void => walkSqlText(text, facts, nestedRunsNow, nestedWhat);
+  for (const entry of statements) {
+    // Locations are byte offsets into the UTF-8 text; a length of 0 means "to the end".
+    const start = entry.stmt_location ?? 0;
+    const end = entry.stmt_len ? start + entry.stmt_len : bytes.length;
+    const statementText = bytes.toString('utf8', start, end);
+    walkStatement(entry.stmt, { facts, runsNow, statementText, inView: false, walkText });
+  }
+}
+
+function shorten(message: string): string {
+  return message.length <= MAX_ERROR_LENGTH ? message : `${message.slice(0, MAX_ERROR_LENGTH)}...`;
+}

@@ -1,0 +1,149 @@
+import { addQualified, refuse } from './analysis.js';
+import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList } from './json.js';
+import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
+import { FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
+import type { Scope } from './scope.js';
+import { visitSetConfig } from './settings.js';
+
+const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
+
+/**
+ * A function call. Rules go by the function's own name whatever schema qualifies it: the
+ * built-ins live in pg_catalog, but an extension (dblink) may sit in a shared schema, and a
+ * tenant's function that merely shares a dangerous name is refused too (fail closed).
+ */
+export function visitFuncCall(body: Obj, scope: Scope): void {
+  const f = scope.facts;
+  const names = stringList(body['funcname']) ?? [];
+  const name = (names[names.length - 1] ?? '').toLowerCase();
+  const args = arrayOf(body['args']);
+  const forbidden = forbiddenFunction(name);
+  if (forbidden !== undefined) {
+    refuse(f, forbidden, `${name}()`);
+    return;
+  }
+  if (name === 'set_config') {
+    visitSetConfig(args, f, scope.runsNow);
+    return;
+  }
+  if (scope.runsNow && SESSION_ADVISORY_LOCKS.has(name)) f.sessionEffects.push({ kind: 'unsupported', what: 'a session-level advisory lock' });
+  const spec = NAME_ARGUMENTS.get(name);
+  if (spec === undefined) return;
+  const arg = args[spec.index(args.length)];
+  if (arg === undefined) return;
+  const literal = literalOf(arg);
+  if (literal !== undefined) readName(literal, spec.syntax, `${name}()`, scope);
+  else if (spec.acts && !isCheckedSequenceLookup(arg)) refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
+}
+
+function forbiddenFunction(name: string): 'dynamic_sql' | 'forbidden_statement' | undefined {
+  return FORBIDDEN_FUNCTIONS.get(name) ?? FORBIDDEN_FUNCTION_PREFIXES.find(([prefix]) => name.startsWith(prefix))?.[1];
+}
+
+/** Options of CREATE OPERATOR / CREATE AGGREGATE that name a function the server will call later. */
+const FUNCTION_OPTIONS = new Set(['function', 'procedure', 'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc']);
+
+/**
+ * An operator or aggregate built on a function calls it with operands that never appear as a
+ * call in any statement text: `CREATE OPERATOR @@ (RIGHTARG = regclass, FUNCTION = nextval)`
+ * would let `@@ 'other.seq'` act on a name the guard never reads. Such functions are refused here.
+ */
+export function visitDefinition(body: Obj, scope: Scope): void {
+  for (const option of arrayOf(body['definition'])) {
+    const def = node(option, 'DefElem');
+    if (def === undefined || !FUNCTION_OPTIONS.has(String(def['defname']))) continue;
+    const names = stringList(node(def['arg'], 'TypeName')?.['names']) ?? stringList(def['arg']);
+    const name = names?.[names.length - 1]?.toLowerCase();
+    if (name === undefined) continue;
+    const what = `${name}() behind an operator or aggregate`;
+    const forbidden = forbiddenFunction(name);
+    if (forbidden !== undefined) refuse(scope.facts, forbidden, what);
+    else if (name === 'set_config' || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
+  }
+}
+
+/** nextval(pg_get_serial_sequence('t', 'c')): the sequence is the named table's own, in its schema. */
+function isCheckedSequenceLookup(arg: Json): boolean {
+  const call = node(arg, 'FuncCall');
+  const names = stringList(call?.['funcname']);
+  return names?.[names.length - 1] === 'pg_get_serial_sequence' && literalOf(arrayOf(call?.['args'])[0]) !== undefined;
+}
+
+/** `'a.b'::regclass` and friends: the string is an object name. */
+export function visitCast(body: Obj, scope: Scope): void {
+  const typeName = body['typeName'];
+  const names = isObj(typeName) ? stringList(typeName['names']) : undefined;
+  const type = names?.[names.length - 1]?.toLowerCase();
+  const syntax = type === undefined ? undefined : REG_TYPES.get(type);
+  if (syntax === undefined || syntax === 'none') return;
+  const arg = body['arg'];
+  const literal = literalOf(arg);
+  if (literal === undefined) {
+    // Casting a column or parameter (an OID, or a name the server resolves to one) only yields an
+    // OID; anything computed is refused rather than guessed at.
+    if (!isPlainValue(arg)) refuse(scope.facts, 'dynamic_sql', `a computed ${type} value`);
+    return;
+  }
+  if (!isObj(typeName) || !Array.isArray(typeName['arrayBounds'])) {
+    readName(literal, syntax, type as string, scope);
+    return;
+  }
+  const elements = arrayElements(literal);
+  if (elements === null) refuse(scope.facts, 'dynamic_sql', `a ${type}[] literal pgfence cannot read`);
+  else for (const element of elements) readName(element, syntax, type as string, scope);
+}
+
+function isPlainValue(v: Json | undefined): boolean {
+  if (node(v, 'ColumnRef') !== undefined || node(v, 'ParamRef') !== undefined || node(v, 'A_Const') !== undefined) return true;
+  const inner = node(v, 'TypeCast');
+  return inner !== undefined && isPlainValue(inner['arg']);
+}
+
+/** reg* input takes a string of digits as an OID, not a name. */
+const OID = /^\d+$/;
+
+/** Records the schema a string names, read with the syntax Postgres will use. */
+function readName(text: string, syntax: NameSyntax, where: string, scope: Scope): void {
+  const f = scope.facts;
+  const unreadable = (): void => refuse(f, 'dynamic_sql', `an object name in ${where} that pgfence cannot read`);
+  switch (syntax) {
+    case 'none':
+      return;
+    case 'schema_verbatim':
+      f.schemas.add(text);
+      return;
+    case 'schema': {
+      const parts = splitQualifiedName(text);
+      if (parts === null) unreadable();
+      else for (const part of parts) f.schemas.add(part);
+      return;
+    }
+    case 'qualified': {
+      if (OID.test(text)) return;
+      const parts = splitQualifiedName(text);
+      if (parts === null) unreadable();
+      else addQualified(f, parts);
+      return;
+    }
+    case 'signature': {
+      if (OID.test(text)) return;
+      const signature = splitSignature(text);
+      if (signature === null) {
+        unreadable();
+        return;
+      }
+      addQualified(f, signature.name);
+      for (const argType of signature.argTypes) if (argType.toLowerCase() !== 'none') readTypeText(argType, where, scope);
+      return;
+    }
+    case 'type':
+      if (!OID.test(text)) readTypeText(text, where, scope);
+      return;
+  }
+}
+
+/** A type written as text: Postgres parses it with the SQL grammar, so the guard does the same. */
+export function readTypeText(text: string, where: string, scope: Scope): void {
+  if (!text.includes('.')) return; // without a dot no schema can be named
+  scope.walkText(`SELECT NULL::${text}`, false, `the type name in ${where}`);
+}

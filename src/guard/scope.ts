@@ -1,0 +1,14 @@
+import type { Facts } from './analysis.js';
+
+/** Where in the text the walker is, and how to look at SQL found inside the statement. */
+export interface Scope {
+  readonly facts: Facts;
+  /** The statement runs now in the client's session (a DO block does; a function body is kept for later). */
+  readonly runsNow: boolean;
+  /** The text of the statement being walked: the PL/pgSQL parser needs the whole CREATE FUNCTION. */
+  readonly statementText: string;
+  /** Inside CREATE VIEW: a view over pg_settings would make it writable. */
+  readonly inView: boolean;
+  /** Parses SQL text found inside the statement (bodies, type names in literals) and walks it into the same facts. */
+  walkText(sql: string, runsNow: boolean, what: string): void;
+}

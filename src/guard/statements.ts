@@ -1,0 +1,157 @@
+import { type Facts, refuse } from './analysis.js';
+import { visitBody } from './bodies.js';
+import { visitCast, visitDefinition, visitFuncCall } from './functions.js';
+import { isObj, type Json, type Obj } from './json.js';
+import { objectTypeOf, visitColumnRef } from './names.js';
+import { FORBIDDEN_STATEMENTS, SHARED_OBJECT_TYPES } from './rules.js';
+import type { Scope } from './scope.js';
+import { visitDiscard, visitSet } from './settings.js';
+
+const CURSOR_OPT_HOLD = 0x0020;
+
+/**
+ * The rules attached to a node type. Returns the scope for the node's children (a view body,
+ * a function body and stored expressions do not run now). Names are found by the generic walk.
+ */
+export function visitNode(type: string, body: Obj, key: string, scope: Scope): Scope {
+  const f = scope.facts;
+  const forbidden = FORBIDDEN_STATEMENTS.get(type);
+  if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden);
+  switch (type) {
+    case 'ColumnRef':
+      visitColumnRef(body, f);
+      break;
+    case 'FuncCall':
+      visitFuncCall(body, scope);
+      break;
+    case 'TypeCast':
+      visitCast(body, scope);
+      break;
+    case 'VariableSetStmt':
+      // A SET clause of CREATE/ALTER FUNCTION sits under a DefElem's `arg`; it runs inside the function only.
+      visitSet(body, f, scope.runsNow && key !== 'arg');
+      break;
+    case 'DiscardStmt':
+      visitDiscard(body, f);
+      break;
+    case 'CopyStmt':
+      if (typeof body['filename'] === 'string' || body['is_program'] === true) {
+        refuse(f, 'forbidden_statement', 'COPY to or from a server file or program');
+      }
+      break;
+    case 'GrantStmt':
+    case 'DropStmt':
+    case 'CommentStmt':
+    case 'RenameStmt':
+    case 'AlterObjectSchemaStmt':
+    case 'AlterObjectDependsStmt':
+      visitObjectStatement(type, body, f);
+      break;
+    case 'ReindexStmt':
+      if (body['kind'] === 'REINDEX_OBJECT_SCHEMA' && typeof body['name'] === 'string') f.schemas.add(body['name']);
+      if (body['kind'] === 'REINDEX_OBJECT_SYSTEM' || body['kind'] === 'REINDEX_OBJECT_DATABASE') {
+        refuse(f, 'forbidden_statement', 'REINDEX SYSTEM or DATABASE');
+      }
+      break;
+    case 'VacuumStmt':
+      if (!Array.isArray(body['rels']) || body['rels'].length === 0) {
+        refuse(f, 'forbidden_statement', 'VACUUM or ANALYZE without a table list (it would process every tenant)');
+      }
+      break;
+    case 'ClusterStmt':
+      if (!isObj(body['relation'])) refuse(f, 'forbidden_statement', 'CLUSTER without a table (it would process every tenant)');
+      break;
+    case 'TransactionStmt':
+      if (TWO_PHASE.has(String(body['kind']))) refuse(f, 'forbidden_statement', 'two-phase commit (a prepared transaction outlives the session)');
+      break;
+    case 'UpdateStmt':
+    case 'InsertStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      if (isSettingsView(body['relation'])) refuse(f, 'pin_change', 'writing to pg_settings');
+      break;
+    case 'ViewStmt':
+      if (scope.runsNow) visitTemporary(type, body, f);
+      return { ...scope, inView: true, runsNow: false };
+    case 'DefineStmt':
+      visitDefinition(body, scope);
+      break;
+    case 'DoStmt':
+      visitBody(body, 'DO', scope);
+      break;
+    case 'CreateFunctionStmt':
+      visitBody(body, body['is_procedure'] === true ? 'CREATE PROCEDURE' : 'CREATE FUNCTION', scope);
+      return { ...scope, runsNow: false };
+    default:
+      if (scope.runsNow) visitSessionState(type, body, f);
+      if (STORED_FOR_LATER.has(type)) return { ...scope, runsNow: false };
+  }
+  return scope;
+}
+
+/** Statements whose expressions are stored and run later (defaults, checks, policies, rules, triggers). */
+const STORED_FOR_LATER = new Set([
+  'CreateStmt', 'AlterTableStmt', 'IndexStmt', 'RuleStmt', 'CreatePolicyStmt', 'AlterPolicyStmt', 'CreateTrigStmt',
+  'CreateDomainStmt', 'AlterDomainStmt',
+]);
+
+const TWO_PHASE = new Set(['TRANS_STMT_PREPARE', 'TRANS_STMT_COMMIT_PREPARED', 'TRANS_STMT_ROLLBACK_PREPARED']);
+
+function isSettingsView(relation: Json | undefined): boolean {
+  if (!isObj(relation)) return false;
+  return relation['relname'] === 'pg_settings' && (relation['schemaname'] === undefined || relation['schemaname'] === 'pg_catalog');
+}
+
+/** DROP, COMMENT ON, GRANT, RENAME, SET SCHEMA: refused on objects every tenant shares, and on schemas themselves. */
+function visitObjectStatement(type: string, body: Obj, f: Facts): void {
+  const objtype = objectTypeOf(body);
+  const shared = objtype === undefined ? undefined : SHARED_OBJECT_TYPES.get(objtype);
+  if (shared !== undefined) {
+    refuse(f, 'forbidden_statement', (STATEMENT_VERBS[type] ?? ((kind: string) => `${type} on ${kind}`))(shared));
+    return;
+  }
+  if (objtype === 'OBJECT_SCHEMA' && (type === 'DropStmt' || type === 'RenameStmt')) {
+    refuse(f, 'forbidden_statement', type === 'DropStmt' ? 'DROP SCHEMA' : 'ALTER SCHEMA ... RENAME');
+  }
+}
+
+const STATEMENT_VERBS: Record<string, (kind: string) => string> = {
+  GrantStmt: (kind) => `GRANT or REVOKE ON ${kind}`,
+  DropStmt: (kind) => `DROP ${kind}`,
+  CommentStmt: (kind) => `COMMENT ON ${kind}`,
+  RenameStmt: (kind) => `ALTER ${kind} ... RENAME`,
+  AlterObjectSchemaStmt: (kind) => `ALTER ${kind} ... SET SCHEMA`,
+};
+
+/** State a statement leaves in the session that transaction pooling cannot carry to another backend. */
+function visitSessionState(type: string, body: Obj, f: Facts): void {
+  switch (type) {
+    case 'PrepareStmt':
+      f.sessionEffects.push({ kind: 'unsupported', what: 'PREPARE' });
+      break;
+    case 'ListenStmt':
+      f.sessionEffects.push({ kind: 'unsupported', what: 'LISTEN' });
+      break;
+    case 'DeclareCursorStmt':
+      if ((Number(body['options'] ?? 0) & CURSOR_OPT_HOLD) !== 0) f.sessionEffects.push({ kind: 'unsupported', what: 'DECLARE ... WITH HOLD' });
+      break;
+    case 'CreateStmt':
+    case 'CreateSeqStmt':
+    case 'CreateTableAsStmt':
+      visitTemporary(type, body, f);
+      break;
+    default:
+      break;
+  }
+}
+
+/** Temporary objects outlive the transaction unless ON COMMIT DROP. */
+function visitTemporary(type: string, body: Obj, f: Facts): void {
+  const into = isObj(body['into']) ? body['into'] : undefined;
+  const rel = into !== undefined ? into['rel'] : (body['relation'] ?? body['sequence'] ?? body['view']);
+  if (!isObj(rel) || rel['relpersistence'] !== 't') return;
+  const onCommit = into !== undefined ? into['onCommit'] : body['oncommit'];
+  if (onCommit === 'ONCOMMIT_DROP') return;
+  const what = type === 'ViewStmt' ? 'a temporary view' : type === 'CreateSeqStmt' ? 'a temporary sequence' : 'a temporary table without ON COMMIT DROP';
+  f.sessionEffects.push({ kind: 'unsupported', what });
+}

@@ -1,0 +1,81 @@
+import type { Analysis } from './analysis.js';
+import { PIN_SETTINGS, SYSTEM_SCHEMAS } from './rules.js';
+
+export interface TenantFence {
+  /** The tenant's own schema, e.g. "tenant_acme"; null in row mode (no tenant schema). */
+  ownSchema: string | null;
+  /** Schemas every tenant may use, e.g. ["public"]. */
+  sharedSchemas: readonly string[];
+  /** The tenant GUC, e.g. "app.current_tenant_id". */
+  tenantGuc: string;
+}
+
+/**
+ * Stable codes for why a statement was refused (audit logs and metrics count by them).
+ * - parse_error: the text (or a body or name inside it) does not parse; SQLSTATE 42601 like Postgres.
+ * - foreign_schema: names a schema outside the fence; foreign_database: a db.schema.name qualifier.
+ * - pin_change: would change search_path, role, session_authorization or the tenant GUC.
+ * - forbidden_statement: acts outside the tenant model (roles, databases, files, other sessions...).
+ * - dynamic_sql: its targets cannot be known from the text (EXECUTE, query_to_xml, computed names).
+ * - parser_divergence: would make the server read later text differently from the guard (0A000).
+ */
+export type RejectReason =
+  | 'parse_error'
+  | 'foreign_schema'
+  | 'foreign_database'
+  | 'pin_change'
+  | 'forbidden_statement'
+  | 'dynamic_sql'
+  | 'parser_divergence';
+
+export type Verdict =
+  | { allowed: true }
+  | { allowed: false; sqlstate: string; reason: RejectReason; message: string };
+
+const ALLOWED: Verdict = Object.freeze({ allowed: true });
+const OTHER_SESSION_TEMP = /^pg_(toast_)?temp_\d+$/;
+const SQLSTATE_SYNTAX_ERROR = '42601';
+const SQLSTATE_INSUFFICIENT_PRIVILEGE = '42501';
+const SQLSTATE_FEATURE_NOT_SUPPORTED = '0A000';
+
+/** The verdict for one tenant: cheap, from the cached tenant-independent analysis. */
+export function judge(a: Analysis, fence: TenantFence): Verdict {
+  if (a.parseError !== null) {
+    return reject(SQLSTATE_SYNTAX_ERROR, 'parse_error', `pgfence: could not parse statement: ${a.parseError}`);
+  }
+  const refusal = a.refusals[0];
+  if (refusal !== undefined) {
+    const sqlstate = refusal.reason === 'parser_divergence' ? SQLSTATE_FEATURE_NOT_SUPPORTED : SQLSTATE_INSUFFICIENT_PRIVILEGE;
+    return reject(sqlstate, refusal.reason, refusal.message);
+  }
+  if (a.settings.size > 0) {
+    const guc = fence.tenantGuc.toLowerCase();
+    for (const setting of a.settings) {
+      if (setting === '*') {
+        return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'pin_change', 'pgfence: RESET ALL and DISCARD ALL are not allowed (the tenant pin is managed by pgfence)');
+      }
+      if (PIN_SETTINGS.has(setting) || setting === guc) {
+        return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'pin_change', `pgfence: changing ${setting} is not allowed (the tenant pin is managed by pgfence)`);
+      }
+    }
+  }
+  for (const catalog of a.catalogs) {
+    return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'foreign_database', `pgfence: cross-database reference ${quote(catalog)} is not allowed`);
+  }
+  for (const schema of a.schemas) {
+    if (schema === fence.ownSchema || SYSTEM_SCHEMAS.has(schema) || fence.sharedSchemas.includes(schema)) continue;
+    const note = OTHER_SESSION_TEMP.test(schema) ? ' (it is another session\'s temporary schema)' : '';
+    return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'foreign_schema', `pgfence: access to schema ${quote(schema)} is not allowed for this tenant${note}`);
+  }
+  return ALLOWED;
+}
+
+function reject(sqlstate: string, reason: RejectReason, message: string): Verdict {
+  return { allowed: false, sqlstate, reason, message };
+}
+
+/** A name as Postgres would print it in a message, cut to identifier length. */
+function quote(name: string): string {
+  const shown = name.length > 63 ? `${name.slice(0, 63)}...` : name;
+  return `"${shown.replace(/"/g, '""')}"`;
+}
