@@ -6,7 +6,7 @@ import { serialize } from 'pg-protocol';
 import { AuthError, type TokenVerifier } from '../auth/index.js';
 import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
-import { type Guard, judge, type SessionEffect, type TenantFence } from '../guard/index.js';
+import type { Guard, SessionEffect, TenantFence } from '../guard/index.js';
 import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
 import * as build from '../protocol/build.js';
 import { Backend as B, Frontend as F } from '../protocol/codes.js';
@@ -670,8 +670,7 @@ export class ClientSession implements BackendSink {
       this.tenantMetrics?.rejected('invalid_encoding');
       return clientErrors.invalidEncoding();
     }
-    const analysis = this.deps.guard.analyze(sql.text);
-    const verdict = judge(analysis, this.fence as TenantFence);
+    const { analysis, verdict } = this.deps.guard.inspect(sql.text, this.fence as TenantFence);
     if (!verdict.allowed) {
       this.log.warn({ audit: 'statement_rejected', reason: verdict.reason, fingerprint: queryFingerprint(sql.text) }, verdict.message);
       this.tenantMetrics?.rejected(verdict.reason);

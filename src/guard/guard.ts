@@ -2,6 +2,7 @@ import { loadModule } from 'libpg-query';
 import type { Analysis } from './analysis.js';
 import { analyzeSql } from './analyze.js';
 import { AnalysisCache } from './cache.js';
+import { numericShape } from './numeric-shape.js';
 import { judge, type TenantFence, type Verdict } from './verdict.js';
 
 /**
@@ -32,6 +33,28 @@ export class Guard {
 
   /** The verdict on one Query or Parse text for one tenant. Synchronous; never throws. */
   check(sql: string, fence: TenantFence): Verdict {
-    return judge(this.analyze(sql), fence);
+    return this.inspect(sql, fence).verdict;
+  }
+
+  /**
+   * The verdict and the analysis it rests on. A text whose numbers-only variant was analysed
+   * before is judged by that shared analysis when it is allowed outright and leaves nothing in the
+   * session (see numeric-shape.ts); anything else is judged on the text itself, so refusals name
+   * what the client wrote and settings keep their real values.
+   */
+  inspect(sql: string, fence: TenantFence): { analysis: Analysis; verdict: Verdict } {
+    const exact = this.cache.get(sql);
+    if (exact === undefined) {
+      const shape = numericShape(sql);
+      if (shape !== sql) {
+        const shaped = this.analyze(shape);
+        if (shaped.sessionEffects.length === 0 && shaped.settings.size === 0) {
+          const verdict = judge(shaped, fence);
+          if (verdict.allowed) return { analysis: shaped, verdict };
+        }
+      }
+    }
+    const analysis = exact ?? this.analyze(sql);
+    return { analysis, verdict: judge(analysis, fence) };
   }
 }

@@ -1,0 +1,58 @@
+/**
+ * The text with its numeric literals replaced by 0, so that statements differing only in numbers
+ * (the same query with other ids, as ORMs and pgbench's simple protocol send them) share one
+ * analysis instead of one parse each.
+ *
+ * A digit run is replaced only where no name can continue through it: not after a letter, digit,
+ * `_`, `$`, `-`, a backslash (escapes in E'' and U&'' strings) or any non-ASCII character. Every
+ * name the guard could allow (a tenant or shared schema, a system schema, a GUC) starts with a
+ * letter or `_` and is made of [A-Za-z0-9_-], so each of its digits follows one of those characters
+ * and survives: a name in the shaped text that the guard allows is spelled the same in the
+ * original. Token boundaries do not move either (digits stay digits). So where the shaped text is
+ * allowed without side effects, the original is too; the guard checks everything else on the
+ * original text itself.
+ */
+export function numericShape(sql: string): string {
+  let out: string[] | null = null;
+  let last = 0;
+  const n = sql.length;
+  for (let i = 0; i < n; i++) {
+    const c = sql.charCodeAt(i);
+    if (c < 48 || c > 57) continue;
+    let end = i + 1;
+    while (end < n && isDigit(sql.charCodeAt(end))) end++;
+    if (i > 0 && blocksShaping(sql.charCodeAt(i - 1))) {
+      i = end - 1;
+      continue;
+    }
+    if (end - i === 1 && c === 48) {
+      i = end - 1;
+      continue; // already "0"
+    }
+    out ??= [];
+    out.push(sql.slice(last, i), '0');
+    last = end;
+    i = end - 1;
+  }
+  if (out === null) return sql;
+  out.push(sql.slice(last));
+  return out.join('');
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Characters after which a digit may belong to a name or an escape sequence. */
+function blocksShaping(c: number): boolean {
+  return (
+    (c >= 65 && c <= 90) || // A-Z
+    (c >= 97 && c <= 122) || // a-z
+    isDigit(c) ||
+    c === 95 || // _
+    c === 36 || // $
+    c === 45 || // -
+    c === 92 || // backslash
+    c >= 128
+  );
+}
