@@ -331,8 +331,7 @@ export class ClientSession implements BackendSink {
     }
     this.backend = backend;
     backend.bind(this);
-    const fresh = backend.pinnedTenant === tenant.id && !backend.dirty && backend.settingsKey === this.settingsKey;
-    if (!fresh) {
+    if (!this.holdsPin(backend, tenant)) {
       const pin = pinSql(this.deps.config.tenancy, tenant, this.settings);
       const discard = backend.pinnedTenant !== null || backend.dirty;
       if (discard) backend.markReset();
@@ -340,8 +339,28 @@ export class ClientSession implements BackendSink {
       backend.pinnedTenant = tenant.id;
       backend.settingsKey = this.settingsKey;
     }
+    this.startBinding(backend, tenant);
+    return backend;
+  }
+
+  /** The backend is pinned to this tenant with this client's settings and nothing left behind. */
+  private holdsPin(backend: BackendConnection, tenant: Tenant): boolean {
+    return backend.pinnedTenant === tenant.id && !backend.dirty && backend.settingsKey === this.settingsKey;
+  }
+
+  /** Transaction pooling, common case: an idle backend already pinned for this client, taken at once. */
+  private bindReadyBackend(tenant: Tenant): BackendConnection | null {
+    const backend = this.deps.pool.tryAcquirePinned(tenant.id, (b) => this.holdsPin(b, tenant));
+    if (backend === null) return null;
+    this.backend = backend;
+    backend.bind(this);
+    this.startBinding(backend, tenant);
+    return backend;
+  }
+
+  private startBinding(backend: BackendConnection, tenant: Tenant): void {
     // Postgres 18+ reports search_path: it must be exactly the pin, now and until release.
-    this.pinnedSearchPath = expectedSearchPath(this.deps.config.tenancy, tenant);
+    this.pinnedSearchPath ??= expectedSearchPath(this.deps.config.tenancy, tenant);
     const reported = backend.params.get('search_path');
     if (reported !== undefined && reported !== this.pinnedSearchPath) throw new PinBreach('search_path');
     this.pinnedSuperuser = backend.params.get('is_superuser');
@@ -350,7 +369,6 @@ export class ClientSession implements BackendSink {
     this.bindingDirty = false;
     this.unnamedParsed = false;
     this.tracker.clear();
-    return backend;
   }
 
   /** Transaction pooling: hands the backend back once a transaction is over. */
@@ -445,6 +463,19 @@ export class ClientSession implements BackendSink {
     if (this.backend !== null && !this.acquiring) {
       this.relayToBackend(messages);
       return;
+    }
+    if (!this.acquiring && this.queued.length === 0 && messages[0]?.type !== F.Terminate) {
+      let ready: BackendConnection | null;
+      try {
+        ready = this.bindReadyBackend(this.tenant as Tenant);
+      } catch (error) {
+        this.failAuthentication(error);
+        return;
+      }
+      if (ready !== null) {
+        this.relayToBackend(messages);
+        return;
+      }
     }
     for (const msg of messages) {
       if (msg.type === F.Terminate && this.queued.length === 0 && !this.acquiring) {

@@ -123,6 +123,26 @@ export class BackendPool {
   }
 
   /**
+   * Synchronously takes an idle backend that `suits` the caller (pinned to its tenant, nothing
+   * left behind) when one is there and no one is waiting; null otherwise (then use acquire).
+   */
+  tryAcquirePinned(tenant: string, suits: (backend: BackendConnection) => boolean): BackendConnection | null {
+    if (this.paused || this.closing || this.waiters.length > 0 || !this.underCap(tenant)) return null;
+    const now = Date.now();
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const backend = this.idle[i] as BackendConnection;
+      if (!suits(backend) || now - backend.lastUsed >= this.options.healthCheckAfterIdleMs) continue;
+      this.idle.splice(i, 1);
+      this.idleSince.delete(backend);
+      this.active.add(backend);
+      this.enterTenant(backend, tenant);
+      this.onAcquired?.(0);
+      return backend;
+    }
+    return null;
+  }
+
+  /**
    * Gives a backend back. Releasing a backend that is not active is a bug and throws: there is
    * one release path, and a backend can only be in one place.
    */
@@ -134,6 +154,11 @@ export class BackendPool {
     if (!opts.reusable || this.closing || backend.closed || backend.txnStatus !== 'I' || tooOld) {
       this.log.debug({ backend: backend.id, reusable: opts.reusable, txn: backend.txnStatus, tooOld }, 'closing backend instead of reuse');
       this.destroy(backend);
+      this.serveWaiters();
+      return;
+    }
+    if (!opts.reset && backend.cancelling === null) {
+      this.move(backend, 'idle');
       this.serveWaiters();
       return;
     }
