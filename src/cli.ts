@@ -18,6 +18,8 @@ Usage:
   pgfence token --config FILE --tenant ID [--ttl 1h] [--user NAME]
                                      mint a JWT for a tenant with the configured signing key
                                      (jwt.secret for HS*, jwt.privateKey for asymmetric keys)
+  pgfence token --config FILE --admin [--ttl 1h]
+                                     mint an admin token for the console: psql to database pgfence
   pgfence help config                the configuration reference (every key, type, default)
   pgfence --help                     this text
 
@@ -55,7 +57,7 @@ async function serve(args: string[]): Promise<number> {
   const file = values.config;
   const config = await loadConfigFile(file);
   const log = createLogger(config.log.level);
-  const running = await startPgfence(config, log);
+  const running = await startPgfence(config, log, { loadConfig: () => loadConfigFile(file) });
   const onHangup = (): void => {
     loadConfigFile(file)
       .then((next) => running.reload(next))
@@ -83,14 +85,23 @@ async function demo(args: string[]): Promise<number> {
 async function token(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, tenant: { type: 'string' }, ttl: { type: 'string' }, user: { type: 'string' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      tenant: { type: 'string' },
+      admin: { type: 'boolean' },
+      ttl: { type: 'string' },
+      user: { type: 'string' },
+    },
   });
-  if (values.config === undefined || values.tenant === undefined) throw new UsageError('token needs --config FILE and --tenant ID');
+  if (values.config === undefined || (values.tenant === undefined && values.admin !== true)) {
+    throw new UsageError('token needs --config FILE and --tenant ID (or --admin)');
+  }
   const config = await loadConfigFile(values.config);
   const jwt = await mintToken(config.jwt, {
-    tenantId: values.tenant,
+    tenantId: values.tenant ?? null,
     user: values.user,
     ttlSeconds: parseDuration(values.ttl ?? '1h'),
+    adminClaim: values.admin === true ? config.admin.consoleClaim : undefined,
   });
   process.stdout.write(jwt + '\n');
   return 0;

@@ -7,6 +7,7 @@ import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
+import { consoleContext } from './admin/console-context.js';
 import { ClientSession, type SessionDeps } from './frontend/session.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
@@ -33,6 +34,8 @@ export interface RunningPgfence {
 export interface StartOptions {
   /** Node's process metrics (event loop, heap) in /metrics; off for proxies started inside tests. */
   processMetrics?: boolean;
+  /** Where RELOAD in the admin console rereads the configuration; without it RELOAD is refused. */
+  loadConfig?: () => Promise<Config>;
 }
 
 function poolOptions(config: Config): PoolOptions {
@@ -70,6 +73,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     cancels: new CancelRegistry(),
     log,
     metrics,
+    console: null,
     tls: config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls),
   };
   const sessions = new Set<ClientSession>();
@@ -119,6 +123,27 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     return { applied: plan.applied, notApplied: plan.notApplied };
   }
 
+  function killTenant(tenantId: string): number {
+    let killed = 0;
+    for (const session of sessions) {
+      if (session.tenantId !== tenantId) continue;
+      session.terminate(clientErrors.tenantKilled(tenantId));
+      killed++;
+    }
+    return killed;
+  }
+
+  deps.console = consoleContext({
+    deps,
+    sessions,
+    pool,
+    reload: async () => {
+      if (options.loadConfig === undefined) throw new Error('this pgfence was started without a configuration file');
+      return reload(await options.loadConfig());
+    },
+    killTenant,
+  });
+
   return {
     host: address.address,
     port: address.port,
@@ -129,15 +154,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
       return sessions.size;
     },
     reload,
-    killTenant(tenantId) {
-      let killed = 0;
-      for (const session of sessions) {
-        if (session.tenantId !== tenantId) continue;
-        session.terminate(clientErrors.tenantKilled(tenantId));
-        killed++;
-      }
-      return killed;
-    },
+    killTenant,
     close() {
       closing ??= (async () => {
         await admin?.close();

@@ -86,6 +86,9 @@ export interface TenantMetrics {
   queryDuration(seconds: number): void;
   /** A FIFO timer for this tenant's round trips, one per session. */
   queryTimer(): QueryTimer;
+  /** Totals since start, for the admin console's SHOW STATS. */
+  readonly statementCount: number;
+  readonly rejectedCount: number;
 }
 
 type Inc = { inc(value?: number): void };
@@ -95,6 +98,8 @@ class TenantSeries implements TenantMetrics {
   private readonly statements: Inc;
   private readonly duration: Observe;
   private readonly rejections = new Map<string, Inc>();
+  statementCount = 0;
+  rejectedCount = 0;
 
   constructor(
     readonly label: string,
@@ -105,10 +110,12 @@ class TenantSeries implements TenantMetrics {
   }
 
   statement(): void {
+    this.statementCount++;
     this.statements.inc();
   }
 
   rejected(reason: string): void {
+    this.rejectedCount++;
     let child = this.rejections.get(reason);
     if (child === undefined) {
       child = this.metrics.rejected.labels(this.label, reason);
@@ -330,6 +337,11 @@ export class Metrics {
   }
 
   /** The per-tenant handle; keep it for the session rather than calling this per message. */
+  /** Every tenant series so far (and the overflow one), for SHOW STATS. */
+  tenantTotals(): TenantMetrics[] {
+    return this.other === undefined || this.other === null ? [...this.tenants.values()] : [...this.tenants.values(), this.other];
+  }
+
   tenant(id: string): TenantMetrics {
     const known = this.tenants.get(id);
     if (known !== undefined) return known;

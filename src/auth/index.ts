@@ -12,3 +12,4 @@ export { AuthError, TENANT_ID_PATTERN, type AuthFailure, type AuthSqlstate } fro
 export { parseDuration } from './duration.js';
 export { mintToken, type MintOptions } from './mint.js';
 export { createTokenVerifier, MAX_TOKEN_LENGTH, type TokenVerifier, type VerifiedIdentity } from './verify.js';
+export { readClaim } from './claims.js';

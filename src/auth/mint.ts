@@ -5,10 +5,13 @@ import { TENANT_ID_PATTERN } from './errors.js';
 import { isHmacAlgorithm } from './keys.js';
 
 export interface MintOptions {
-  tenantId: string;
+  /** The tenant the token names; null for an admin token (see adminClaim). */
+  tenantId: string | null;
   user?: string | undefined;
   ttlSeconds: number;
   extraClaims?: Record<string, unknown>;
+  /** Sets this claim to true: the admin console's claim (admin.consoleClaim). */
+  adminClaim?: string;
 }
 
 /**
@@ -18,7 +21,7 @@ export interface MintOptions {
  * jwt.tenantClaim. Errors never quote a key.
  */
 export async function mintToken(cfg: JwtConfig, opts: MintOptions): Promise<string> {
-  if (!TENANT_ID_PATTERN.test(opts.tenantId)) {
+  if (opts.tenantId !== null && !TENANT_ID_PATTERN.test(opts.tenantId)) {
     throw new Error(`tenant id "${opts.tenantId}" must match ${TENANT_ID_PATTERN.source}`);
   }
   if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds <= 0) {
@@ -30,7 +33,9 @@ export async function mintToken(cfg: JwtConfig, opts: MintOptions): Promise<stri
 
   let claims: Record<string, unknown> = { ...opts.extraClaims };
   if (opts.user !== undefined && cfg.userClaim !== 'sub') claims = withClaim(claims, cfg.userClaim, opts.user);
-  claims = withClaim(claims, cfg.tenantClaim, opts.tenantId);
+  if (opts.tenantId !== null) claims = withClaim(claims, cfg.tenantClaim, opts.tenantId);
+  if (opts.adminClaim !== undefined) claims = withClaim(claims, opts.adminClaim, true);
+  if (opts.tenantId === null && opts.adminClaim === undefined) throw new Error('a token needs a tenant (or the admin claim)');
 
   const now = Math.floor(Date.now() / 1000);
   const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt(now).setExpirationTime(now + opts.ttlSeconds);

@@ -45,7 +45,8 @@ function leaves(value: unknown, prefix: string, out: Map<string, unknown>): void
   }
 }
 
-function isLive(path: string): boolean {
+/** True for a key a reload may change in a running pgfence. */
+export function liveKey(path: string): boolean {
   return LIVE_KEYS.some((key) => path === key || path.startsWith(`${key}.`));
 }
 
@@ -72,7 +73,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
   const notApplied: string[] = [];
   for (const path of new Set([...before.keys(), ...after.keys()])) {
     if (isDeepStrictEqual(before.get(path), after.get(path))) continue;
-    if (isLive(path)) applied.push(path);
+    if (liveKey(path)) applied.push(path);
     else {
       notApplied.push(path);
       setAt(effective, path, structuredClone(before.get(path)));

@@ -234,6 +234,9 @@ const adminSchema = z
       .string().min(1).default('127.0.0.1')
       .describe('Address of the admin endpoint; it has no authentication, so keep it on a private interface.'),
     port: z.number().int().min(0).max(65535).default(9432).describe('TCP port of the admin endpoint; 0 picks a free one.'),
+    consoleClaim: z
+      .string().min(1).default('pgfence_admin')
+      .describe('A JWT whose claim of this name is true may open the admin console: psql to the database pgfence.'),
   })
   .strict();
 

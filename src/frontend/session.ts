@@ -2,8 +2,10 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Metrics, QueryTimer, TenantMetrics } from '../admin/index.js';
+import type { ConsoleContext } from '../admin/console.js';
+import { ConsoleConnection } from './console-connection.js';
 import { serialize } from 'pg-protocol';
-import { AuthError, type TokenVerifier } from '../auth/index.js';
+import { AuthError, readClaim, type TokenVerifier } from '../auth/index.js';
 import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
 import type { Guard, SessionEffect, TenantFence } from '../guard/index.js';
@@ -33,6 +35,8 @@ import { queryFingerprint } from './audit.js';
 
 export interface SessionDeps {
   metrics: Metrics;
+  /** What the admin console (database `pgfence`) reads and acts on; null where there is none. */
+  console: ConsoleContext | null;
   /** Offered to clients that send SSLRequest; null answers 'N'. */
   tls: tls.SecureContext | null;
   config: Config;
@@ -45,7 +49,7 @@ export interface SessionDeps {
 }
 
 /** Where a client connection is in its life; one `switch` on it routes every byte. */
-type Step = 'startup' | 'password' | 'binding' | 'ready' | 'closed';
+type Step = 'startup' | 'password' | 'binding' | 'ready' | 'console' | 'closed';
 
 /** A statement the guard refused, waiting for the backend to fail its stand-in Execute. */
 interface PendingRejection {
@@ -56,6 +60,9 @@ interface PendingRejection {
 }
 
 let nextSessionId = 1;
+
+/** The virtual database of the admin console. */
+export const CONSOLE_DATABASE = 'pgfence';
 
 /** A backend that does not show the pin it was given: closed, never used. */
 class PinBreach extends Error {
@@ -107,6 +114,7 @@ export class ClientSession implements BackendSink {
   private bindingDirty = false;
   /** Client messages that arrived while a backend was being acquired (transaction pooling). */
   private encrypted = false;
+  private console: ConsoleConnection | null = null;
   private draining = false;
   private readonly connectedAt = new Date();
   private queued: FramedMessage[] = [];
@@ -175,8 +183,8 @@ export class ClientSession implements BackendSink {
   }
 
   /** What the admin console shows of this session. */
-  describe(): { id: number; tenant: string; user: string | undefined; peer: string; state: 'startup' | 'idle' | 'active' | 'waiting'; connectedAt: Date; backendId: number | null } {
-    const state = this.step !== 'ready' ? 'startup' : this.acquiring ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
+  describe(): { id: number; tenant: string; user: string | undefined; peer: string; state: 'startup' | 'idle' | 'active' | 'waiting'; connectedAt: Date; backendId: number | null; admin: boolean } {
+    const state = this.step === 'console' ? 'idle' : this.step !== 'ready' ? 'startup' : this.acquiring ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
     return {
       id: this.id,
       tenant: this.tenant?.id ?? '',
@@ -185,6 +193,7 @@ export class ClientSession implements BackendSink {
       state,
       connectedAt: this.connectedAt,
       backendId: this.backend?.id ?? null,
+      admin: this.step === 'console',
     };
   }
 
@@ -206,6 +215,7 @@ export class ClientSession implements BackendSink {
         case 'password':
         case 'binding':
         case 'ready':
+        case 'console':
           this.inbox.length = 0;
           this.framer.push(chunk, this.inbox);
           this.onClientMessages(this.inbox);
@@ -288,11 +298,45 @@ export class ClientSession implements BackendSink {
       return;
     }
     if (this.step === 'ready') this.onReadyMessages(messages);
+    else if (this.step === 'console') this.console?.onMessages(messages);
+  }
+
+  /** The virtual database `pgfence`: the admin console, for tokens with the admin claim. */
+  private async openConsole(token: string): Promise<void> {
+    const claims = await this.deps.verifier.verifyClaims(token);
+    const claim = this.deps.config.admin.consoleClaim;
+    if (readClaim(claims, claim) !== true) {
+      this.deps.metrics.clientConnection('auth_failed');
+      this.fail(clientErrors.notAdmin(claim));
+      return;
+    }
+    const ctx = this.deps.console;
+    if (ctx === null) {
+      this.fail(clientErrors.consoleUnavailable());
+      return;
+    }
+    if (this.isClosed()) return;
+    if (this.startupTimer !== null) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+    const user = readClaim(claims, this.deps.config.jwt.userClaim);
+    this.user = typeof user === 'string' ? user : this.user;
+    this.log = this.log.child({ console: true, user: this.user });
+    this.console = new ConsoleConnection(ctx, (parts) => this.writeClient(parts), (fields) => (fields ? this.fail(fields) : this.close()));
+    this.key = this.deps.cancels.issue(this);
+    this.writeClient(ConsoleConnection.greeting(build.backendKeyData(this.key.processId, this.key.secretKey)));
+    this.step = 'console';
+    this.deps.metrics.clientConnection('accepted');
+    this.log.info('admin console opened');
+    this.socket.resume();
   }
 
   private async authenticate(token: string): Promise<void> {
     try {
       if (token.length === 0) throw new AuthError('empty_password');
+      if (this.params.get('database') === CONSOLE_DATABASE) {
+        await this.openConsole(token);
+        return;
+      }
       const identity = await this.deps.verifier.verify(token);
       const tenant = await this.deps.tenants.resolve(identity.tenantId);
       this.tenant = tenant;

@@ -47,7 +47,7 @@ describe('parseConfig', () => {
     expect(config.pool).toMatchObject({ mode: 'session', reset: 'auto', size: 20, maxPerTenant: 0 });
     expect(config.guard).toEqual({ cacheSize: 10_000 });
     expect(config.log).toEqual({ level: 'info' });
-    expect(config.admin).toEqual({ enabled: false, host: '127.0.0.1', port: 9432 });
+    expect(config.admin).toEqual({ enabled: false, host: '127.0.0.1', port: 9432, consoleClaim: 'pgfence_admin' });
   });
 
   it('names the file, the line and the key of an unknown key, and suggests the near one', () => {
