@@ -191,6 +191,9 @@ export class Metrics {
   private readonly backendConnections: Counter<'result'>;
   private readonly backendResets: Counter<'result'>;
   private readonly tripwires: Counter<'what'>;
+  private readonly clientBytes: Counter<'direction'>;
+  private readonly bytesIn: Inc;
+  private readonly bytesOut: Inc;
   private readonly acquireTimeouts: Counter;
   private readonly acquireWaitSeconds: Histogram;
   private readonly queryDurationSeconds: Histogram<'tenant'>;
@@ -246,6 +249,14 @@ export class Metrics {
       labelNames: ['what'],
       registers,
     });
+    this.clientBytes = new Counter({
+      name: 'pgfence_client_bytes_total',
+      help: 'Bytes between clients and pgfence: direction="in" from clients, "out" to clients.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.bytesIn = this.clientBytes.labels('in');
+    this.bytesOut = this.clientBytes.labels('out');
     this.acquireTimeouts = new Counter({
       name: 'pgfence_acquire_timeouts_total',
       help: 'Backend acquires that gave up after pool.acquireTimeoutMs.',
@@ -369,6 +380,15 @@ export class Metrics {
 
   backendReset(result: BackendResetResult): void {
     this.resetResults[result].inc();
+  }
+
+  /** Bytes a client sent (in) or received (out). */
+  clientBytesIn(bytes: number): void {
+    this.bytesIn.inc(bytes);
+  }
+
+  clientBytesOut(bytes: number): void {
+    this.bytesOut.inc(bytes);
   }
 
   /** `what`: which reported parameter broke the pin (`session_authorization`, `search_path`, `role`). */

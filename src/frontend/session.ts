@@ -207,6 +207,7 @@ export class ClientSession implements BackendSink {
   }
 
   private onClientData(chunk: Buffer): void {
+    this.deps.metrics.clientBytesIn(chunk.length);
     try {
       switch (this.step) {
         case 'startup':
@@ -865,7 +866,12 @@ export class ClientSession implements BackendSink {
     if (parts.length === 0 || this.socket.destroyed) return;
     this.socket.cork();
     try {
-      for (const part of parts) this.socket.write(part);
+      let bytes = 0;
+      for (const part of parts) {
+        bytes += part.length;
+        this.socket.write(part);
+      }
+      this.deps.metrics.clientBytesOut(bytes);
     } finally {
       this.socket.uncork();
     }

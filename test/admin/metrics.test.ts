@@ -21,6 +21,7 @@ describe('Metrics: names and types', () => {
       pgfence_backend_connections_total: 'counter',
       pgfence_backend_resets_total: 'counter',
       pgfence_tripwire_total: 'counter',
+      pgfence_client_bytes_total: 'counter',
       pgfence_acquire_timeouts_total: 'counter',
       pgfence_acquire_wait_seconds: 'histogram',
       pgfence_query_duration_seconds: 'histogram',

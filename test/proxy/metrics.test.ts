@@ -16,13 +16,15 @@ async function scrape(): Promise<string> {
   return res.text();
 }
 
+/** A series' value; 0 for a series not exported yet (prom-client shows a labelled counter once it moved). */
 function value(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 describe('metrics of a running pgfence', () => {
   it('counts connections, statements, rejections and query durations per tenant', async () => {
+    const before = await scrape();
     const client = await proxy.connect('acme');
     await client.query('SELECT 1');
     await client.query('SELECT count(*) FROM items');
@@ -36,6 +38,10 @@ describe('metrics of a running pgfence', () => {
     expect(value(text, 'pgfence_backends{state="active"}')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'pgfence_clients')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'pgfence_backend_connections_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+    // The counters moved with the traffic between two scrapes.
+    expect(value(text, 'pgfence_client_bytes_total{direction="in"}')).toBeGreaterThan(value(before, 'pgfence_client_bytes_total{direction="in"}'));
+    expect(value(text, 'pgfence_client_bytes_total{direction="out"}')).toBeGreaterThan(value(before, 'pgfence_client_bytes_total{direction="out"}'));
+    expect(value(before, 'pgfence_statements_total{tenant="acme"}')).toBeLessThan(value(text, 'pgfence_statements_total{tenant="acme"}'));
   });
 
   it('counts refused connections by reason and answers /readyz', async () => {
