@@ -44,5 +44,7 @@ export const clientErrors = {
   notInTransactionPooling: (what: string) =>
     error('0A000', `pgfence: ${what} is not supported in transaction pooling mode (it would outlive the transaction on a shared server connection)`,
       'Use pool.mode: session for clients that need it.'),
+  channelNameTooLong: (channel: string) =>
+    error('42622', `pgfence: channel name "${channel.slice(0, 63)}" is too long once made tenant-private (tenant id + "." + channel must fit in 63 bytes)`),
   statementRejected: (sqlstate: string, message: string) => error(sqlstate, message),
 } as const;

@@ -4,11 +4,12 @@ import type { Logger } from 'pino';
 import type { Metrics, QueryTimer, TenantMetrics } from '../admin/index.js';
 import type { ConsoleContext } from '../admin/console.js';
 import { ConsoleConnection } from './console-connection.js';
+import { clientNotification, rewriteChannelStatements, withSqlText } from './channels.js';
 import { serialize } from 'pg-protocol';
 import { AuthError, readClaim, type TokenVerifier } from '../auth/index.js';
 import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
-import type { Guard, SessionEffect, TenantFence } from '../guard/index.js';
+import type { ChannelStatement, Guard, SessionEffect, TenantFence } from '../guard/index.js';
 import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
 import * as build from '../protocol/build.js';
 import { Backend as B, Frontend as F } from '../protocol/codes.js';
@@ -115,6 +116,7 @@ export class ClientSession implements BackendSink {
   /** Client messages that arrived while a backend was being acquired (transaction pooling). */
   private encrypted = false;
   private console: ConsoleConnection | null = null;
+  private rewritten: Buffer | null = null;
   private draining = false;
   private readonly connectedAt = new Date();
   private queued: FramedMessage[] = [];
@@ -574,7 +576,7 @@ export class ClientSession implements BackendSink {
           this.queryTimer?.sent();
           const rejection = this.inspect(queryText(msg.bytes));
           if (rejection === null) {
-            appendBytes(out, msg.bytes);
+            appendBytes(out, this.takeRewritten() ?? msg.bytes);
             this.expect('query');
           } else {
             out.push(this.standIn(rejection), serialize.sync());
@@ -647,8 +649,8 @@ export class ClientSession implements BackendSink {
     }
   }
 
-  private relayParse(bytes: Buffer, out: Buffer[], backend: BackendConnection): void {
-    const { name, sql } = parseMessage(bytes);
+  private relayParse(original: Buffer, out: Buffer[], backend: BackendConnection): void {
+    const { name, sql } = parseMessage(original);
     const rejection = this.inspect(sql);
     if (rejection !== null) {
       out.push(this.standIn(rejection));
@@ -656,6 +658,7 @@ export class ClientSession implements BackendSink {
       this.skippingToSync = true;
       return;
     }
+    const bytes = this.takeRewritten() ?? original;
     if (this.statements === null || name === '') {
       if (name === '') this.unnamedParsed = true;
       appendBytes(out, bytes);
@@ -752,8 +755,28 @@ export class ClientSession implements BackendSink {
       this.tenantMetrics?.rejected(verdict.reason);
       return clientErrors.statementRejected(verdict.sqlstate, verdict.message);
     }
-    if (this.transactionMode) return this.noteSessionEffects(analysis.sessionEffects);
+    if (this.transactionMode) {
+      const refused = this.noteSessionEffects(analysis.sessionEffects);
+      if (refused !== null) return refused;
+    }
+    if (analysis.channels.length > 0) return this.mapChannels(sql, analysis.channels);
     return null;
+  }
+
+  /** Rewrites LISTEN/UNLISTEN/NOTIFY to the tenant's private channels (see channels.ts). */
+  private mapChannels(sql: SqlText, statements: readonly ChannelStatement[]): build.ErrorFields | null {
+    const text = sql.message.subarray(sql.start, sql.end);
+    const rewritten = rewriteChannelStatements(text, statements, (this.tenant as Tenant).id);
+    if (!Buffer.isBuffer(rewritten)) return clientErrors.channelNameTooLong(rewritten.tooLong);
+    this.rewritten = withSqlText(sql.message, sql.start, sql.end, rewritten);
+    return null;
+  }
+
+  /** The message as rewritten by the last inspect(), once. */
+  private takeRewritten(): Buffer | null {
+    const rewritten = this.rewritten;
+    this.rewritten = null;
+    return rewritten;
   }
 
   /** Transaction pooling: settings are remembered and replayed; state that cannot follow the client is refused. */
@@ -792,6 +815,11 @@ export class ClientSession implements BackendSink {
           while (this.rejections.length > 0 && (this.rejections[0] as PendingRejection).syncNumber <= this.syncsDone) this.rejections.shift();
           appendBytes(out, msg.bytes);
           break;
+        case B.NotificationResponse: {
+          const mine = clientNotification(msg.bytes, (this.tenant as Tenant).id, this.backend?.processId ?? 0, this.key?.processId ?? 0);
+          if (mine !== null) appendBytes(out, mine);
+          break;
+        }
         case B.ErrorResponse:
           this.bindingFailed = true;
           if (this.backend !== null && this.statements !== null) this.backend.prepared.clear(); // unsure which survived

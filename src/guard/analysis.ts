@@ -20,6 +20,21 @@ export interface Analysis {
    * state that cannot follow a client from backend to backend.
    */
   readonly sessionEffects: readonly SessionEffect[];
+  /**
+   * LISTEN, UNLISTEN and NOTIFY statements of the client's own text, with their byte range in it:
+   * pgfence rewrites them to the tenant's private channel names.
+   */
+  readonly channels: readonly ChannelStatement[];
+}
+
+export interface ChannelStatement {
+  readonly kind: 'listen' | 'unlisten' | 'notify';
+  /** null for UNLISTEN *. */
+  readonly channel: string | null;
+  readonly payload: string | null;
+  /** Byte offsets of the statement in the UTF-8 text. */
+  readonly start: number;
+  readonly end: number;
 }
 
 export type RefusalReason = 'forbidden_statement' | 'dynamic_sql' | 'pin_change' | 'parser_divergence';
@@ -42,10 +57,11 @@ export interface Facts {
   settings: Set<string>;
   refusals: Refusal[];
   sessionEffects: SessionEffect[];
+  channels: ChannelStatement[];
 }
 
 export function emptyFacts(): Facts {
-  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], sessionEffects: [] };
+  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], sessionEffects: [], channels: [] };
 }
 
 /** Records the schema (and database) of a qualified name given as parts: [[db.]schema.]name. */
@@ -74,5 +90,6 @@ export function refuse(f: Facts, reason: RefusalReason, what: string): void {
 export function freeze(f: Facts): Analysis {
   Object.freeze(f.refusals);
   Object.freeze(f.sessionEffects);
+  Object.freeze(f.channels);
   return Object.freeze(f);
 }

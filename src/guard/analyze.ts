@@ -49,7 +49,8 @@ function walkSqlText(sql: string, facts: Facts, runsNow: boolean, what: string |
     const start = entry.stmt_location ?? 0;
     const end = entry.stmt_len ? start + entry.stmt_len : bytes.length;
     const statementText = bytes.toString('utf8', start, end);
-    walkStatement(entry.stmt, { facts, runsNow, statementText, inView: false, walkText });
+    const clientStatement = what === null ? { start, end } : null;
+    walkStatement(entry.stmt, { facts, runsNow, statementText, clientStatement, inView: false, walkText });
   }
 }
 

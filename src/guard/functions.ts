@@ -17,6 +17,10 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']) ?? [];
   const name = (names[names.length - 1] ?? '').toLowerCase();
   const args = arrayOf(body['args']);
+  if (name === 'pg_notify') {
+    refuse(f, 'forbidden_statement', 'pg_notify() (use NOTIFY, which pgfence keeps tenant-private)');
+    return;
+  }
   const forbidden = forbiddenFunction(name);
   if (forbidden !== undefined) {
     refuse(f, forbidden, `${name}()`);

@@ -48,7 +48,7 @@ export class Guard {
       const shape = numericShape(sql);
       if (shape !== sql) {
         const shaped = this.analyze(shape);
-        if (shaped.sessionEffects.length === 0 && shaped.settings.size === 0) {
+        if (shaped.sessionEffects.length === 0 && shaped.settings.size === 0 && shaped.channels.length === 0) {
           const verdict = judge(shaped, fence);
           if (verdict.allowed) return { analysis: shaped, verdict };
         }

@@ -1,4 +1,4 @@
-export type { Analysis, Refusal, RefusalReason, SessionEffect } from './analysis.js';
+export type { Analysis, ChannelStatement, Refusal, RefusalReason, SessionEffect } from './analysis.js';
 export { Guard } from './guard.js';
 export { splitQualifiedName } from './literal-names.js';
 export { judge, type RejectReason, type TenantFence, type Verdict } from './verdict.js';

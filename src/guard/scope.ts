@@ -7,6 +7,8 @@ export interface Scope {
   readonly runsNow: boolean;
   /** The text of the statement being walked: the PL/pgSQL parser needs the whole CREATE FUNCTION. */
   readonly statementText: string;
+  /** Byte range of a statement of the client's own text; null for SQL found inside one (bodies). */
+  readonly clientStatement: { readonly start: number; readonly end: number } | null;
   /** Inside CREATE VIEW: a view over pg_settings would make it writable. */
   readonly inView: boolean;
   /** Parses SQL text found inside the statement (bodies, type names in literals) and walks it into the same facts. */

@@ -21,6 +21,12 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
     case 'ColumnRef':
       visitColumnRef(body, f);
       break;
+    case 'ListenStmt':
+    case 'UnlistenStmt':
+    case 'NotifyStmt':
+      visitChannel(type, body, key, scope);
+      if (scope.runsNow) visitSessionState(type, body, f);
+      break;
     case 'FuncCall':
       visitFuncCall(body, scope);
       break;
@@ -122,6 +128,23 @@ const STATEMENT_VERBS: Record<string, (kind: string) => string> = {
   RenameStmt: (kind) => `ALTER ${kind} ... RENAME`,
   AlterObjectSchemaStmt: (kind) => `ALTER ${kind} ... SET SCHEMA`,
 };
+
+/**
+ * Channels are database-wide, so pgfence gives each tenant its own by rewriting the client's
+ * LISTEN/UNLISTEN/NOTIFY statements; one it cannot rewrite (inside a function body, DO block or
+ * rule, where it would run later under the raw name) is refused.
+ */
+function visitChannel(type: string, body: Obj, key: string, scope: Scope): void {
+  const range = scope.clientStatement;
+  if (range === null || key !== '') {
+    refuse(scope.facts, 'forbidden_statement', 'LISTEN/NOTIFY inside a function body, DO block or rule');
+    return;
+  }
+  const channel = typeof body['conditionname'] === 'string' ? body['conditionname'] : null;
+  const kind = type === 'ListenStmt' ? 'listen' : type === 'UnlistenStmt' ? 'unlisten' : 'notify';
+  const payload = typeof body['payload'] === 'string' ? body['payload'] : null;
+  scope.facts.channels.push({ kind, channel, payload, start: range.start, end: range.end });
+}
 
 /** State a statement leaves in the session that transaction pooling cannot carry to another backend. */
 function visitSessionState(type: string, body: Obj, f: Facts): void {

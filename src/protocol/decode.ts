@@ -12,13 +12,17 @@ export function readCString(buf: Buffer, offset: number): [string, number] {
 export interface SqlText {
   text: string;
   validUtf8: boolean;
+  /** The message the text came from, and the text's byte range in it. */
+  message: Buffer;
+  start: number;
+  end: number;
 }
 
 function sqlAt(message: Buffer, offset: number): [SqlText, number] {
   const end = message.indexOf(0, offset);
   if (end < 0) throw new FramingError('string is not NUL-terminated');
   const raw = message.subarray(offset, end);
-  return [{ text: raw.toString('utf8'), validUtf8: isUtf8(raw) }, end + 1];
+  return [{ text: raw.toString('utf8'), validUtf8: isUtf8(raw), message, start: offset, end }, end + 1];
 }
 
 /** The SQL text of a Query message. */

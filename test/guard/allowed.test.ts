@@ -95,7 +95,7 @@ const ALLOWED: Array<[string, string]> = [
   ['set_config of a harmless setting', "SELECT set_config('statement_timeout', '1000', true)"],
   ['SHOW search_path', 'SHOW search_path'],
   ['LISTEN / NOTIFY / UNLISTEN', "LISTEN jobs; NOTIFY jobs, 'hello'; UNLISTEN jobs"],
-  ['pg_notify', "SELECT pg_notify('jobs', 'x')"],
+  ['NOTIFY with a payload (rewritten to the tenant channel by the session)', "NOTIFY jobs, 'x'"],
   ['PREPARE / EXECUTE / DEALLOCATE', 'PREPARE q(int) AS SELECT * FROM items WHERE id = $1; EXECUTE q(1); DEALLOCATE q'],
   ['DECLARE / FETCH / CLOSE', 'DECLARE c CURSOR FOR SELECT * FROM items; FETCH 10 FROM c; CLOSE c'],
   ['EXPLAIN ANALYZE', 'EXPLAIN (ANALYZE, BUFFERS, FORMAT json) SELECT * FROM items WHERE id = 1'],

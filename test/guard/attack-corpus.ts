@@ -171,6 +171,10 @@ const PIN_CHANGE: Attack[] = [
 ];
 
 const FORBIDDEN: Attack[] = [
+  ['pg_notify can name any tenant channel', "SELECT pg_notify('globex.jobs', 'forged')", 'forbidden_statement'],
+  ['NOTIFY inside a DO block runs under the raw channel name', "DO $$ BEGIN NOTIFY jobs, 'x'; END $$", 'forbidden_statement'],
+  ['LISTEN inside a function body', 'CREATE FUNCTION l() RETURNS void LANGUAGE plpgsql AS $$ BEGIN LISTEN jobs; END $$', 'forbidden_statement'],
+  ['NOTIFY in a rule action runs later under the raw name', 'CREATE RULE r AS ON INSERT TO items DO ALSO NOTIFY jobs', 'forbidden_statement'],
   ['ALTER SYSTEM', "ALTER SYSTEM SET search_path = 'tenant_globex'", 'forbidden_statement'],
   ['LOAD', "LOAD 'auto_explain'", 'forbidden_statement'],
   ['CREATE EXTENSION', 'CREATE EXTENSION dblink', 'forbidden_statement'],

@@ -110,7 +110,7 @@ describe('protocol paths through pgfence', () => {
     }
   });
 
-  it('delivers LISTEN/NOTIFY between sessions of the same tenant', async () => {
+  it('delivers LISTEN/NOTIFY between sessions of the same tenant, under the names the client used', async () => {
     const listener = await proxy.connect('acme');
     try {
       await listener.query('LISTEN jobs');
@@ -119,8 +119,40 @@ describe('protocol paths through pgfence', () => {
       const [note] = (await got) as [pg.Notification];
       expect(note.channel).toBe('jobs');
       expect(note.payload).toBe('job 1');
+      // Its own notification carries the process id pgfence gave it, as Postgres would.
+      const own = once(listener, 'notification');
+      await listener.query("NOTIFY jobs, 'self'");
+      const [self] = (await own) as [pg.Notification];
+      expect(self.processId).toBe((listener as unknown as { processID: number }).processID);
     } finally {
       await listener.end();
+    }
+  });
+
+  it('keeps channels tenant-private: another tenant can neither hear nor forge them', async () => {
+    const acme = await proxy.connect('acme');
+    const heard: string[] = [];
+    acme.on('notification', (n) => heard.push(`${n.channel}:${n.payload}`));
+    try {
+      await acme.query('LISTEN jobs');
+      await withTenant('globex', async (c) => {
+        await c.query("NOTIFY jobs, 'from globex'");
+        await c.query(`NOTIFY "acme.jobs", 'forged'`);
+        const refused = await c.query("SELECT pg_notify('acme.jobs', 'forged')").catch((e: pg.DatabaseError) => e);
+        expect((refused as pg.DatabaseError).code).toBe('42501');
+        const inDo = await c.query("DO $$ BEGIN NOTIFY jobs, 'x'; END $$").catch((e: pg.DatabaseError) => e);
+        expect((inDo as pg.DatabaseError).code).toBe('42501');
+      });
+      await withTenant('acme', (c) => c.query("SELECT 1; NOTIFY jobs, 'from acme'; SELECT 2"));
+      await acme.query('SELECT 1');
+      await new Promise((r) => setTimeout(r, 100));
+      await acme.query('SELECT 1');
+      expect(heard).toEqual(['jobs:from acme']);
+      // On the server the session listens on the tenant-private name.
+      const channels = await acme.query('SELECT pg_listening_channels() AS c');
+      expect(channels.rows.map((r) => r.c)).toEqual(['acme.jobs']);
+    } finally {
+      await acme.end();
     }
   });
 
