@@ -1,3 +1,5 @@
+import { message } from '../protocol/build.js';
+
 /**
  * Encoders for the result messages the admin console writes: a text-only result set
  * (RowDescription, DataRow), CommandComplete and EmptyQueryResponse. Errors and notices come from
@@ -8,14 +10,6 @@
 const TEXT_OID = 25;
 /** Bytes per field in RowDescription after the name: table OID, column number, type OID, type length, type modifier, format. */
 const FIELD_TAIL_BYTES = 4 + 2 + 4 + 2 + 4 + 2;
-
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 /** A C string; a NUL inside would end it early, so it is dropped. */
 function cstring(text: string): Buffer {

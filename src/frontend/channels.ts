@@ -1,4 +1,5 @@
 import type { ChannelStatement } from '../guard/index.js';
+import { message as buildMessage } from '../protocol/build.js';
 import { readCString } from '../protocol/decode.js';
 import { quoteIdent, quoteLiteral } from '../tenancy/index.js';
 
@@ -41,15 +42,10 @@ export function clientNotification(message: Buffer, tenant: string, backendPid: 
   const [channel, afterChannel] = readCString(message, 9);
   const prefix = `${tenant}.`;
   if (!channel.startsWith(prefix)) return null;
-  const payload = message.subarray(afterChannel);
+  const processId = Buffer.allocUnsafe(4);
+  processId.writeInt32BE(pid === backendPid ? clientPid : pid);
   const name = Buffer.from(`${channel.slice(prefix.length)}\0`, 'utf8');
-  const out = Buffer.allocUnsafe(9 + name.length + payload.length);
-  out[0] = 0x41; // A
-  out.writeInt32BE(out.length - 1, 1);
-  out.writeInt32BE(pid === backendPid ? clientPid : pid, 5);
-  name.copy(out, 9);
-  payload.copy(out, 9 + name.length);
-  return out;
+  return buildMessage('A', Buffer.concat([processId, name, message.subarray(afterChannel)]));
 }
 
 /** A Query or Parse message with its SQL text (bytes [start, end) of the message) replaced. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { message } from '../protocol/build.js';
 import { readCString } from '../protocol/decode.js';
 
 /**
@@ -32,22 +33,14 @@ export class ClientStatements {
   }
 }
 
-function frame(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
-
 const cstring = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
 
 export function parseMessageFor(serverName: string, body: Buffer): Buffer {
-  return frame('P', Buffer.concat([cstring(serverName), body]));
+  return message('P', Buffer.concat([cstring(serverName), body]));
 }
 
 export function closeStatementMessage(name: string): Buffer {
-  return frame('C', Buffer.concat([Buffer.from('S'), cstring(name)]));
+  return message('C', Buffer.concat([Buffer.from('S'), cstring(name)]));
 }
 
 /** The statement name a Bind refers to. */
@@ -60,7 +53,7 @@ export function bindStatementName(bind: Buffer): string {
 export function renameBind(bind: Buffer, statement: string): Buffer {
   const [portal, afterPortal] = readCString(bind, 5);
   const [, afterStatement] = readCString(bind, afterPortal);
-  return frame('B', Buffer.concat([cstring(portal), cstring(statement), bind.subarray(afterStatement)]));
+  return message('B', Buffer.concat([cstring(portal), cstring(statement), bind.subarray(afterStatement)]));
 }
 
 /** Target kind ('S' statement or 'P' portal) and name of a Describe or Close. */
@@ -69,5 +62,5 @@ export function describedTarget(message: Buffer): { kind: string; name: string }
 }
 
 export function describeStatementMessage(name: string): Buffer {
-  return frame('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
+  return message('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
 }

@@ -1,8 +1,9 @@
 import type { TransactionStatus } from './codes.js';
 
-/** Builders for the few messages pgfence writes itself to clients. */
+/** Builders for the few messages pgfence writes itself. */
 
-function message(type: string, body: Buffer): Buffer {
+/** One protocol message: type byte, int32 length, body. */
+export function message(type: string, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = type.charCodeAt(0);
   out.writeInt32BE(4 + body.length, 1);

@@ -4,19 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasCommand } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
 
-async function has(command: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${command}`]).then(
-    () => true,
-    () => false,
-  );
-}
-
-const havePsql = await has('psql');
-const havePgbench = await has('pgbench');
+const havePsql = await hasCommand('psql');
+const havePgbench = await hasCommand('pgbench');
 
 let proxy: TestProxy;
 

@@ -11,13 +11,11 @@ import { mintToken } from '../../src/auth/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../src/embedded/postgres.js';
 import { startPgfence } from '../../src/server.js';
+import { hasCommand } from '../support/helpers.js';
 import { startTestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
-const haveOpenssl = await run('sh', ['-c', 'command -v openssl']).then(
-  () => true,
-  () => false,
-);
+const haveOpenssl = await hasCommand('openssl');
 
 let dir: string;
 let server: EmbeddedPostgresHandle;

@@ -3,13 +3,11 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
+import { hasCommand } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
-const havePsql = await run('sh', ['-c', 'command -v psql']).then(
-  () => true,
-  () => false,
-);
+const havePsql = await hasCommand('psql');
 
 let proxy: TestProxy;
 let adminToken: string;

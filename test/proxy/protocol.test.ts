@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendGone } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { message, passwordMessage, splitMessages, startupMessage, WireClient } from '../support/wire.js';
+import { message, passwordMessage, sendCancelRequest, splitMessages, startupMessage, WireClient } from '../support/wire.js';
 
 let proxy: TestProxy;
 
@@ -174,14 +175,7 @@ describe('protocol paths through pgfence', () => {
       const key = client as unknown as { processID: number; secretKey: number };
       const backendPid = (await proxy.direct<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'")).rows[0]?.pid;
       expect(key.processID).not.toBe(backendPid);
-      const cancel = await WireClient.connect(proxy.port);
-      const packet = Buffer.alloc(16);
-      packet.writeInt32BE(16, 0);
-      packet.writeInt32BE(80877102, 4);
-      packet.writeInt32BE(key.processID, 8);
-      packet.writeInt32BE(key.secretKey, 12);
-      cancel.write(packet);
-      await cancel.untilClosed();
+      await sendCancelRequest(proxy.port, key.processID, key.secretKey);
       const err = (await slow) as pg.DatabaseError;
       expect(err.code).toBe('57014');
       expect(Date.now() - started).toBeLessThan(10_000);
@@ -209,13 +203,7 @@ describe('protocol paths through pgfence', () => {
     const pidRow = all.find((m) => m.type === 'D') as { body: Buffer };
     const pid = Number(pidRow.body.subarray(6).toString());
     wire.close();
-    for (let i = 0; i < 50; i++) {
-      const r = await proxy.direct<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-      if (r.rows[0]?.n === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const alive = await proxy.direct<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-    expect(alive.rows[0]?.n).toBe(0);
+    expect(await backendGone(proxy, pid)).toBe(true);
     const rows = await proxy.direct<{ n: number }>("SELECT count(*)::int AS n FROM tenant_acme.items WHERE note = 'uncommitted'");
     expect(rows.rows[0]?.n).toBe(0);
   });

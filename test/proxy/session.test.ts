@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendGone, errorOf } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 let proxy: TestProxy;
@@ -11,14 +11,6 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as pg.DatabaseError;
-  }
-  throw new Error('expected the statement to fail');
-}
 
 describe('a tenant-pinned session', () => {
   it('sees its own rows through the pinned search_path and tenant GUC', async () => {
@@ -134,12 +126,7 @@ describe('the tripwire behind the guard', () => {
     expect(err.message).toContain('search_path');
     await client.end().catch(() => undefined);
     // The backend that left the pin is closed, never reused.
-    for (let i = 0; i < 50; i++) {
-      const alive = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-      if (alive.rows[0]?.n === 0) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('the backend that left the pin is still alive');
+    expect(await backendGone(proxy, pid)).toBe(true);
   });
 
   it('closes the session when a function switches the role', async () => {

@@ -5,18 +5,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasCommand } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { errorOfBody, splitMessages, WireClient } from '../support/wire.js';
 
 const run = promisify(execFile);
-const haveOpenssl = await run('sh', ['-c', 'command -v openssl']).then(
-  () => true,
-  () => false,
-);
-const havePsql = await run('sh', ['-c', 'command -v psql']).then(
-  () => true,
-  () => false,
-);
+const haveOpenssl = await hasCommand('openssl');
+const havePsql = await hasCommand('psql');
 
 let dir: string;
 let cert: string;

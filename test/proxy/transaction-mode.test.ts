@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendGone, errorOf, hasCommand } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { sendCancelRequest } from '../support/wire.js';
 
 const run = promisify(execFile);
 const TENANTS = ['t1', 't2', 't3', 't4', 't5', 't6', 't7', 't8'];
@@ -26,14 +28,6 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as pg.DatabaseError;
-  }
-  throw new Error('expected the statement to fail');
-}
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 
@@ -186,15 +180,7 @@ describe('transaction pooling', () => {
       const calm = bystander.query('SELECT pg_sleep(0.8) AS done');
       await new Promise((r) => setTimeout(r, 300));
       const key = victim as unknown as { processID: number; secretKey: number };
-      const { WireClient } = await import('../support/wire.js');
-      const wire = await WireClient.connect(proxy.port);
-      const packet = Buffer.alloc(16);
-      packet.writeInt32BE(16, 0);
-      packet.writeInt32BE(80877102, 4);
-      packet.writeInt32BE(key.processID, 8);
-      packet.writeInt32BE(key.secretKey, 12);
-      wire.write(packet);
-      await wire.untilClosed();
+      await sendCancelRequest(proxy.port, key.processID, key.secretKey);
       expect(((await slow) as pg.DatabaseError).code).toBe('57014');
       expect((await calm).rows).toHaveLength(1);
       expect((await victim.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
@@ -210,22 +196,13 @@ describe('transaction pooling', () => {
     await c.query("INSERT INTO writes (writer) VALUES ('ghost')");
     const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
     (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-    for (let i = 0; i < 50; i++) {
-      const r = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-      if (r.rows[0]?.n === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const alive = await proxy.direct('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-    expect(alive.rows[0]?.n).toBe(0);
+    expect(await backendGone(proxy, pid)).toBe(true);
     const ghosts = await proxy.direct("SELECT count(*)::int AS n FROM tenant_t5.writes WHERE writer = 'ghost'");
     expect(ghosts.rows[0]?.n).toBe(0);
   });
 });
 
-const havePgbench = await run('sh', ['-c', 'command -v pgbench']).then(
-  () => true,
-  () => false,
-);
+const havePgbench = await hasCommand('pgbench');
 
 describe.skipIf(!havePgbench)('pgbench through transaction pooling', () => {
   it('runs -M prepared with more clients than backends, two tenants at once', async () => {

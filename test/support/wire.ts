@@ -139,3 +139,15 @@ export function message(type: string, body: Buffer | string): Buffer {
 
 export const passwordMessage = (password: string): Buffer => message('p', `${password}\0`);
 export const queryMessage = (sql: string): Buffer => message('Q', `${sql}\0`);
+
+/** Sends a CancelRequest with the given key on a fresh connection and waits until pgfence closes it. */
+export async function sendCancelRequest(port: number, processId: number, secretKey: number): Promise<void> {
+  const wire = await WireClient.connect(port);
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(processId, 8);
+  packet.writeInt32BE(secretKey, 12);
+  wire.write(packet);
+  await wire.untilClosed();
+}

@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type pg from 'pg';
+import type { TestProxy } from './proxy.js';
+
+const run = promisify(execFile);
+
+/** True when a command (psql, pgbench, openssl) is on PATH; tests that need it skip otherwise. */
+export async function hasCommand(command: string): Promise<boolean> {
+  return run('sh', ['-c', `command -v ${command}`]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The error a statement fails with; throws if it succeeds. */
+export async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as pg.DatabaseError;
+  }
+  throw new Error('expected the statement to fail');
+}
+
+/** Waits (up to 5 s) until a server process is gone; true if it is. */
+export async function backendGone(proxy: TestProxy, pid: number): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    const r = await proxy.direct<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
+    if (r.rows[0]?.n === 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
