@@ -18,6 +18,11 @@ export interface PoolOptions extends BackendOptions {
   healthCheckAfterIdleMs: number;
 }
 
+/** How long the longest waiter may be passed over for same-tenant waiters (see serveSameTenantWaiters). */
+const AFFINITY_WINDOW_MS = 20;
+/** How far down the wait queue a same-tenant waiter is looked for. */
+const AFFINITY_LOOKAHEAD = 64;
+
 export class PoolTimeoutError extends Error {
   constructor(readonly waitedMs: number) {
     super(`no backend available within ${waitedMs} ms`);
@@ -289,6 +294,7 @@ export class BackendPool {
 
   private serveWaiters(): void {
     if (this.paused) return;
+    this.serveSameTenantWaiters();
     for (let i = 0; i < this.waiters.length; ) {
       const waiter = this.waiters[i] as Waiter;
       if (!this.underCap(waiter.tenant)) {
@@ -304,6 +310,29 @@ export class BackendPool {
     const eligible = this.waiters.filter((w) => this.underCap(w.tenant)).length;
     while (!this.closing && eligible > this.connecting && this.total < this.options.size) this.grow();
     // Full pool, idle backends of no use to the waiters' caps: nothing more to do until a release.
+  }
+
+  /**
+   * Tenant affinity for waiters: an idle backend pinned to some tenant goes to a waiter of that
+   * tenant (no reset needed) rather than to the longest waiter of another one, as long as the
+   * longest waiter has not waited past AFFINITY_WINDOW_MS (then plain FIFO order serves it).
+   */
+  private serveSameTenantWaiters(): void {
+    const head = this.waiters[0];
+    if (head === undefined || Date.now() - head.since > AFFINITY_WINDOW_MS) return;
+    for (let i = 0; i < this.waiters.length && i < AFFINITY_LOOKAHEAD; ) {
+      const waiter = this.waiters[i] as Waiter;
+      const match = this.underCap(waiter.tenant) ? this.idle.findIndex((b) => b.pinnedTenant === waiter.tenant && !b.dirty) : -1;
+      if (match < 0) {
+        i++;
+        continue;
+      }
+      const [backend] = this.idle.splice(match, 1) as [BackendConnection];
+      this.idleSince.delete(backend);
+      this.waiters.splice(i, 1);
+      clearTimeout(waiter.timer);
+      this.checked(backend, waiter.tenant, waiter.since).then(waiter.resolve, waiter.reject);
+    }
   }
 
   private grow(): void {
