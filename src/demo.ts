@@ -63,6 +63,9 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
       opts.out.write(`# tenant ${tenant}\n`);
       opts.out.write(`PGPASSWORD='${token}' psql "host=127.0.0.1 port=${running.port} dbname=app user=${tenant}-dba sslmode=disable"\n\n`);
     }
+    const admin = await mintToken(config.jwt, { tenantId: null, user: 'admin', ttlSeconds: 8 * 3600, adminClaim: config.admin.consoleClaim });
+    opts.out.write(`# admin console (SHOW POOLS, SHOW CLIENTS, SHOW HELP ...)\n`);
+    opts.out.write(`PGPASSWORD='${admin}' psql "host=127.0.0.1 port=${running.port} dbname=pgfence user=admin sslmode=disable"\n\n`);
     opts.out.write('Try: SELECT * FROM customers;  \\dt  SELECT * FROM tenant_globex.secrets;  (Ctrl-C stops the demo)\n');
 
     return async () => {
