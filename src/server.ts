@@ -97,7 +97,15 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   log.info({ host: address.address, port: address.port, backend: `${target.host}:${target.port}/${target.database}` }, 'pgfence listening');
 
   let closing: Promise<void> | null = null;
-  metrics.setSources({ clients: () => sessions.size, pool: () => pool.stats });
+  metrics.setSources({
+    clients: () => sessions.size,
+    pool: () => pool.stats,
+    pinned: () => {
+      const counts = new Map<string, number>();
+      for (const b of pool.describe()) if (b.tenant !== null) counts.set(b.tenant, (counts.get(b.tenant) ?? 0) + 1);
+      return counts;
+    },
+  });
   const admin: AdminServer | null = config.admin.enabled
     ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
     : null;

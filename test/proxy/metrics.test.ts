@@ -36,6 +36,7 @@ describe('metrics of a running pgfence', () => {
     expect(value(text, 'pgfence_statements_rejected_total{tenant="acme",reason="foreign_schema"}')).toBe(1);
     expect(value(text, 'pgfence_query_duration_seconds_count{tenant="acme"}')).toBeGreaterThanOrEqual(3);
     expect(value(text, 'pgfence_backends{state="active"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_backends_pinned{tenant="acme"}')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'pgfence_clients')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'pgfence_backend_connections_total{result="opened"}')).toBeGreaterThanOrEqual(1);
     // The counters moved with the traffic between two scrapes.
