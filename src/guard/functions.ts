@@ -17,6 +17,10 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']) ?? [];
   const name = (names[names.length - 1] ?? '').toLowerCase();
   const args = arrayOf(body['args']);
+  if (name === 'ts_rewrite' && args.length === 2) {
+    refuse(f, 'dynamic_sql', 'ts_rewrite() with a query text');
+    return;
+  }
   if (name === 'pg_notify') {
     refuse(f, 'forbidden_statement', 'pg_notify() (use NOTIFY, which pgfence keeps tenant-private)');
     return;
@@ -36,7 +40,7 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   const arg = args[spec.index(args.length)];
   if (arg === undefined) return;
   const literal = literalOf(arg);
-  if (literal !== undefined) readName(literal, spec.syntax, `${name}()`, scope);
+  if (literal !== undefined) readName(literal, spec.syntax, `${name}()`, scope, spec.acts);
   else if (spec.acts && !isCheckedSequenceLookup(arg)) refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
 }
 
@@ -107,8 +111,13 @@ function isPlainValue(v: Json | undefined): boolean {
 const OID = /^\d+$/;
 
 /** Records the schema a string names, read with the syntax Postgres will use. */
-function readName(text: string, syntax: NameSyntax, where: string, scope: Scope): void {
+function readName(text: string, syntax: NameSyntax, where: string, scope: Scope, acts = false): void {
   const f = scope.facts;
+  // A digits-only string is read as an OID, and OIDs of every tenant's objects are visible in
+  // pg_class: harmless where it only yields a name, refused where the function reads or changes it.
+  const byOid = (): void => {
+    if (acts) refuse(f, 'dynamic_sql', `${where} on an object given by OID`);
+  };
   const unreadable = (): void => refuse(f, 'dynamic_sql', `an object name in ${where} that pgfence cannot read`);
   switch (syntax) {
     case 'none':
@@ -123,14 +132,14 @@ function readName(text: string, syntax: NameSyntax, where: string, scope: Scope)
       return;
     }
     case 'qualified': {
-      if (OID.test(text)) return;
+      if (OID.test(text)) return byOid();
       const parts = splitQualifiedName(text);
       if (parts === null) unreadable();
       else addQualified(f, parts);
       return;
     }
     case 'signature': {
-      if (OID.test(text)) return;
+      if (OID.test(text)) return byOid();
       const signature = splitSignature(text);
       if (signature === null) {
         unreadable();

@@ -1,6 +1,6 @@
 import { addQualified, addRelationMember, type Facts, refuse } from './analysis.js';
 import { type Obj, stringList } from './json.js';
-import { ACCESS_METHOD_PREFIXED_TYPES, CROSS_SESSION_RELATIONS, NON_NAME_LISTS, NON_NAME_OPTIONS, RELATION_MEMBER_TYPES } from './rules.js';
+import { ACCESS_METHOD_PREFIXED_TYPES, CROSS_SESSION_RELATIONS, DATA_EXPOSING_CATALOGS, NON_NAME_LISTS, NON_NAME_OPTIONS, RELATION_MEMBER_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -28,6 +28,9 @@ function visitRelation(relname: string, schema: unknown, scope: Scope): void {
   const catalog = schema === undefined || schema === 'pg_catalog';
   if (CROSS_SESSION_RELATIONS.has(relname) && (catalog || schema === 'public')) {
     refuse(scope.facts, 'forbidden_statement', `reading other sessions' statements (${relname})`);
+  }
+  if (DATA_EXPOSING_CATALOGS.has(relname) && catalog) {
+    refuse(scope.facts, 'forbidden_statement', `reading ${relname} (it holds other tenants' data or the cluster's secrets)`);
   }
   // pg_settings is updatable (its rules call set_config), and so is a simple view over it.
   if (relname === 'pg_settings' && catalog && scope.inView) refuse(scope.facts, 'pin_change', 'a view over pg_settings');

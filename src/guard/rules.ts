@@ -82,7 +82,7 @@ export const NAME_ARGUMENTS: ReadonlyMap<string, NameArgument> = new Map([
 
 /** Functions that run SQL text pgfence never sees. */
 const SQL_RUNNING_FUNCTIONS = [
-  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat',
   'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
 ];
 
@@ -116,6 +116,23 @@ export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, 'dynamic_sql' |
 
 /** Relations that show other sessions' SQL text: every tenant shares the pool's role, so they would leak. */
 export const CROSS_SESSION_RELATIONS: ReadonlySet<string> = new Set(['pg_stat_activity', 'pg_stat_statements']);
+
+/** Catalogs that hold other tenants' data or the cluster's secrets, not just names. */
+export const DATA_EXPOSING_CATALOGS: ReadonlySet<string> = new Set([
+  'pg_statistic', 'pg_stats', 'pg_statistic_ext_data', 'pg_stats_ext', 'pg_stats_ext_exprs',
+  'pg_sequences', 'pg_largeobject', 'pg_largeobject_metadata',
+  'pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_user_mappings', 'pg_hba_file_rules', 'pg_ident_file_mappings',
+  'pg_file_settings', 'pg_replication_slots', 'pg_subscription',
+]);
+
+/** Schemas every tenant reads through: creating, changing or moving objects there reaches everyone. */
+export const SYSTEM_WRITE_PROTECTED: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
+
+/** Settings that switch off the server's own protections (superuser-settable). */
+export const PROTECTED_SETTINGS: ReadonlySet<string> = new Set([
+  'allow_system_table_mods', 'session_replication_role', 'lo_compat_privileges', 'zero_damaged_pages',
+  'ignore_system_indexes', 'ignore_checksum_failure', 'ignore_invalid_pages', 'allow_in_place_tablespaces',
+]);
 
 /** Statements that act on the whole cluster or database, or outside the tenant model. */
 export const FORBIDDEN_STATEMENTS: ReadonlyMap<string, string> = new Map([

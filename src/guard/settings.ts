@@ -1,6 +1,6 @@
 import { type Facts, refuse } from './analysis.js';
 import { arrayOf, type Json, literalOf, node, type Obj, scalarConst, stringConst } from './json.js';
-import { PARSER_SETTINGS } from './rules.js';
+import { PARSER_SETTINGS, PROTECTED_SETTINGS } from './rules.js';
 
 /**
  * SET / RESET / SET LOCAL, and the SET clauses of CREATE/ALTER FUNCTION (`inSession` false):
@@ -56,6 +56,7 @@ export function visitSetConfig(args: readonly Json[], f: Facts, inSession: boole
 
 function record(f: Facts, name: string, value: string | undefined): void {
   f.settings.add(name);
+  if (PROTECTED_SETTINGS.has(name)) refuse(f, 'forbidden_statement', `changing ${name}`);
   const safe = PARSER_SETTINGS.get(name);
   if (safe !== undefined && (value === undefined || !safe(value))) {
     refuse(f, 'parser_divergence', `${name} = ${value ?? '(computed)'}`);
