@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type FramedMessage, FramingError, MessageFramer } from '../../src/protocol/framer.js';
 import { StartupReader } from '../../src/protocol/startup.js';
+import { message } from '../support/wire.js';
 
-function msg(type: string, body: string | Buffer): Buffer {
-  const payload = typeof body === 'string' ? Buffer.from(body) : body;
-  const out = Buffer.alloc(5 + payload.length);
-  out.write(type, 0, 'latin1');
-  out.writeInt32BE(4 + payload.length, 1);
-  payload.copy(out, 5);
-  return out;
-}
+const msg = message;
 
 const stream = Buffer.concat([
   msg('Q', 'SELECT 1\0'),

@@ -38,30 +38,25 @@ export class WireClient {
   /** Waits until the peer closes the connection (or the timeout passes); returns everything received. */
   async untilClosed(timeoutMs = 5_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    while (!this.closed && Date.now() < deadline) await this.nextEvent(deadline);
     return this.received;
+  }
+
+  /** Resolves at the next data or close event, or at the deadline. */
+  private nextEvent(deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   /** Waits for at least `n` bytes. */
   async bytes(n: number, timeoutMs = 5_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
-    while (this.received.length < n && !this.closed && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    while (this.received.length < n && !this.closed && Date.now() < deadline) await this.nextEvent(deadline);
     return this.received;
   }
 
@@ -77,13 +72,7 @@ export class WireClient {
         return taken;
       }
       if (this.closed || Date.now() >= deadline) throw new Error(`no ${type} message (got ${messages.map((m) => m.type).join('')})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await this.nextEvent(deadline);
     }
   }
 
