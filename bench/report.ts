@@ -1,8 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { type GuardReport, guardSections } from './guard-report.js';
 import type { MemoryResult } from './memory.js';
 import type { Measurement } from './pgbench.js';
+import { resultStamp, writeResults } from './result-files.js';
 
 export const DIRECT = 'direct';
 export const PGBOUNCER_RESET = 'PgBouncer reset-always';
@@ -33,6 +32,8 @@ export interface Report {
   rows: Row[];
   addedLatency: AddedLatency[];
   memory: MemoryResult | null;
+  /** The guard throughput, measured first (null when it failed; see notes). */
+  guard: GuardReport | null;
   notes: string[];
   durationSeconds: number;
 }
@@ -101,6 +102,9 @@ export function renderMarkdown(report: Report): string {
     '',
     ...memory,
     '',
+    '## Guard throughput, legitimate corpus (no Postgres; also bench/results/<stamp>-guard.md)',
+    '',
+    ...(report.guard === null ? ['not measured (see notes)', ''] : guardSections(report.guard, '###')),
     '## Notes',
     '',
     ...report.notes.map((n) => `- ${n}`),
@@ -109,14 +113,6 @@ export function renderMarkdown(report: Report): string {
 }
 
 /** Writes bench/results/<stamp>.md and .json and bench/results/latest.md; returns the .md path. */
-export async function writeReport(report: Report): Promise<string> {
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  await mkdir(dir, { recursive: true });
-  const stamp = report.startedAt.replace(/:\d\d(\.\d+)?Z$/, 'Z').replace(':', '-');
-  const markdown = renderMarkdown(report);
-  const mdPath = path.join(dir, `${stamp}.md`);
-  await writeFile(mdPath, markdown);
-  await writeFile(path.join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
-  await writeFile(path.join(dir, 'latest.md'), markdown);
-  return mdPath;
+export function writeReport(report: Report): Promise<string> {
+  return writeResults(resultStamp(report.startedAt), renderMarkdown(report), report, 'latest.md');
 }

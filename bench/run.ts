@@ -1,13 +1,16 @@
 /**
- * npm run bench: pgfence against direct Postgres and PgBouncer, on one embedded Postgres, in one
- * invocation. See bench/README.md for what each row means. BENCH_SECONDS (default 10) sets the
- * length of every pgbench run; BENCH_IDLE_CLIENTS (default 10000) the memory test's clients.
+ * npm run bench: the guard throughput (as bench/guard.ts, a few seconds, no Postgres), then
+ * pgfence against direct Postgres and PgBouncer, on one embedded Postgres, in one invocation. See
+ * bench/README.md for what each row means. BENCH_SECONDS (default 10) sets the length of every
+ * pgbench run; BENCH_IDLE_CLIENTS (default 10000) the memory test's clients; BENCH_GUARD_ROUNDS
+ * (default 20) the guard's rounds per miss.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { machine, pgfenceRevision, positiveInt } from './environment.js';
+import { benchmarkGuard, type GuardReport, guardOptions, guardTable, targetLines, writeGuardReport } from './guard-report.js';
 import { type MemoryResult, measureMemory } from './memory.js';
 import { type Measurement, runPgbench } from './pgbench.js';
 import { pgfenceConfig } from './pgfence.js';
@@ -19,16 +22,9 @@ import { POOL_SIZE, type Target, type Workload, directTarget, pgbouncerTarget, p
 
 const SECONDS = positiveInt('BENCH_SECONDS', 10);
 const IDLE_CLIENTS = positiveInt('BENCH_IDLE_CLIENTS', 10_000);
+const GUARD = guardOptions();
 const WARM_UP_SECONDS = 2;
 const SELECT_ONE = 'SELECT 1, one client';
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, got "${raw}"`);
-  return n;
-}
 
 function workloads(selectOneFile: string): Workload[] {
   const select = ['-S'];
@@ -82,6 +78,15 @@ async function main(): Promise<void> {
 
   try {
     say(`pgfence benchmark: ${SECONDS} s per run (BENCH_SECONDS), ${os.cpus().length} cores`);
+    say('guard throughput on the legitimate corpus (before Postgres starts, so nothing else runs) …');
+    let guard: GuardReport | null = null;
+    try {
+      guard = await benchmarkGuard(GUARD);
+      await writeGuardReport(guard);
+      for (const line of targetLines(guard)) say(`  ${line}`);
+    } catch (error) {
+      note(`guard throughput failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
     say('starting the embedded Postgres and running pgbench -i -s 1 for t1..t8 …');
     db = await prepareDatabase(tmp, pgbench);
     const secret = randomBytes(32).toString('hex');
@@ -140,6 +145,7 @@ async function main(): Promise<void> {
       rows,
       addedLatency,
       memory,
+      guard,
       notes,
       durationSeconds: (Date.now() - started) / 1000,
     };
@@ -147,6 +153,7 @@ async function main(): Promise<void> {
     say('');
     say(resultsTable(rows));
     say('');
+    if (guard !== null) say(`guard throughput (legitimate corpus):\n${guardTable(guard.rows)}\n`);
     for (const a of addedLatency) say(`added latency (SELECT 1, one client, p50): ${a.target}: ${a.addedUs.toFixed(0)} µs over direct (p50 ${a.p50Us.toFixed(0)} µs)`);
     if (memory !== null) {
       say(`memory: ${memory.connections} idle clients (${memory.mode} mode): VmRSS ${memory.rssBeforeKb} → ${memory.rssAfterKb} kB, ${memory.kbPerConnection.toFixed(1)} kB per client`);
@@ -197,18 +204,14 @@ function selectOneLatency(rows: readonly Row[]): AddedLatency[] {
 }
 
 async function environment(db: BenchDatabase, pgbouncer: string, pgbench: string): Promise<Record<string, string>> {
-  const repo = fileURLToPath(new URL('..', import.meta.url));
-  const commit = await run('git', ['rev-parse', '--short', 'HEAD'], { timeoutMs: 10_000, cwd: repo }).catch(() => null);
-  const dirty = await run('git', ['status', '--porcelain', '--', 'src'], { timeoutMs: 10_000, cwd: repo }).catch(() => null);
   const pgbenchVersion = await run(pgbench, ['--version'], { timeoutMs: 10_000 });
-  const cpu = os.cpus();
   return {
-    machine: `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    machine: machine(),
     node: process.version,
     postgres: `${db.serverVersion} (embedded)`,
     pgbench: pgbenchVersion.stdout.trim(),
     pgbouncer,
-    pgfence: `${commit?.stdout.trim() ?? '?'}${dirty !== null && dirty.stdout.trim() !== '' ? ' with uncommitted changes in src/' : ''}`,
+    pgfence: await pgfenceRevision(),
   };
 }
 
