@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { mintToken, parseDuration } from './auth/index.js';
-import { ConfigError, describeConfig, loadConfigFile } from './config/load.js';
+import { backendTlsOptions } from './backend/tls-options.js';
+import { ConfigError, describeConfig, loadConfigFile, resolveBackendTarget } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { runDemo } from './demo.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
+import { applyRoleRecipe, formatRoleRecipe, type RoleRecipe, roleRecipe, RoleRecipeError } from './tenancy/roles.js';
 
 const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tenant
 
@@ -20,6 +24,14 @@ Usage:
                                      (jwt.secret for HS*, jwt.privateKey for asymmetric keys)
   pgfence token --config FILE --admin [--ttl 1h]
                                      mint an admin token for the console: psql to database pgfence
+  pgfence roles --config FILE [--tenant ID ...] [--apply]
+                                     print the SQL that creates the per-tenant roles of
+                                     tenancy.roleTemplate (NOLOGIN, granted to the backend user,
+                                     privileges on the tenant's own schema and the shared ones;
+                                     read-only schemas of policy.readOnlySchemas get SELECT only);
+                                     --apply runs it on the configured backend as the configured
+                                     backend user, in one transaction; idempotent. Tenants: the
+                                     static list, or the --tenant ids (required with a registry)
   pgfence help config                the configuration reference (every key, type, default)
   pgfence --help                     this text
 
@@ -45,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return demo(rest);
     case 'token':
       return token(rest);
+    case 'roles':
+      return roles(rest);
     default:
       process.stderr.write(`pgfence: unknown command "${command}"\n\n${HELP}`);
       return 2;
@@ -105,6 +119,63 @@ async function token(args: string[]): Promise<number> {
   });
   process.stdout.write(jwt + '\n');
   return 0;
+}
+
+async function roles(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      tenant: { type: 'string', multiple: true },
+      apply: { type: 'boolean' },
+    },
+  });
+  if (values.config === undefined) throw new UsageError('roles needs --config FILE');
+  const config = await loadConfigFile(values.config);
+  const tenantIds = roleTenants(config, values.tenant ?? []);
+  const backend = resolveBackendTarget(config.backend);
+  let recipe: RoleRecipe;
+  try {
+    recipe = roleRecipe({ tenancy: config.tenancy, policy: config.policy, poolUser: backend.user, tenantIds });
+  } catch (error) {
+    throw error instanceof RoleRecipeError ? new UsageError(error.message) : error;
+  }
+  if (values.apply !== true) {
+    process.stdout.write(formatRoleRecipe(recipe));
+    return 0;
+  }
+  const client = new pg.Client({
+    host: backend.host,
+    port: backend.port,
+    database: backend.database,
+    user: backend.user,
+    password: backend.password,
+    connectionTimeoutMillis: config.backend.connectTimeoutMs,
+    application_name: 'pgfence-roles',
+    // node-postgres has no plaintext fallback, so `prefer` connects in plaintext here.
+    ssl: backend.sslmode === 'prefer' ? false : (backendTlsOptions(backend) ?? false),
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const count = await applyRoleRecipe(client, recipe);
+    process.stdout.write(`pgfence: applied ${count} statements for ${tenantIds.length} tenant(s) as "${backend.user}" on ${backend.host}:${backend.port}/${backend.database}\n`);
+  } finally {
+    await client.end();
+  }
+  return 0;
+}
+
+/** The tenants of `pgfence roles`: the --tenant ids (which a static list must know), else the whole static list. */
+function roleTenants(config: Config, given: readonly string[]): string[] {
+  const listed = config.tenancy.tenants?.map((t) => t.id);
+  if (given.length === 0) {
+    if (listed === undefined) throw new UsageError('with tenancy.registry, name the tenants with --tenant ID (repeatable)');
+    return listed;
+  }
+  const unknown = listed === undefined ? [] : given.filter((id) => !listed.includes(id));
+  if (unknown.length > 0) throw new UsageError(`not in tenancy.tenants: ${unknown.join(', ')}`);
+  return [...given];
 }
 
 class UsageError extends Error {}

@@ -24,6 +24,7 @@ const LIVE_KEYS = [
   'pool.maxLifetimeMs',
   'pool.healthCheckAfterIdleMs',
   'guard',
+  'policy',
   'log',
 ] as const;
 

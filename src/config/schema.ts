@@ -9,6 +9,8 @@ import { postgresUrlProblem } from './postgres-url.js';
 const TENANT_ID = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
 const GUC_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*\.[a-zA-Z_][a-zA-Z0-9_]*$/;
 const SCHEMA_NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+/** Role names follow the schema-name rule: ASCII, so at most 63 bytes (Postgres's NAMEDATALEN - 1). */
+const ROLE_NAME = SCHEMA_NAME;
 
 /** Marks a key whose value is never echoed in an error (and is flagged in the reference). */
 const SECRET = { secret: true } as const;
@@ -158,6 +160,9 @@ const tenancySchema = z
     sharedSchemas: z
       .array(z.string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$')).default(['public'])
       .describe('Schemas every tenant may use, appended to search_path.'),
+    roleTemplate: z
+      .string().includes('{tenant}', { message: 'must contain {tenant}' }).optional()
+      .describe('Role the pin switches to (SET ROLE), e.g. pgfence_{tenant}, so the database itself fences each tenant; names as for schemas, not starting with pg_. `pgfence roles` creates the roles. Unset = off.'),
     tenants: z.array(tenantEntrySchema).optional().describe('Static tenant list.'),
     registry: registrySchema.optional().describe('Read tenants from a registry table instead.'),
   })
@@ -177,6 +182,14 @@ const tenancySchema = z
         message: 'must give schema names matching ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$ once {tenant} is replaced',
       });
     }
+    const sampleRole = t.roleTemplate?.replaceAll('{tenant}', 'x');
+    const roleTemplateOk = sampleRole === undefined || (ROLE_NAME.test(sampleRole) && !sampleRole.startsWith('pg_'));
+    if (!roleTemplateOk) {
+      ctx.addIssue({
+        code: 'custom', path: ['roleTemplate'],
+        message: 'must give role names matching ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$, not starting with pg_ (reserved), once {tenant} is replaced',
+      });
+    }
     const seen = new Set<string>();
     t.tenants?.forEach(({ id }, i) => {
       if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['tenants', i, 'id'], message: `duplicate tenant id "${id}"` });
@@ -186,6 +199,15 @@ const tenancySchema = z
         ctx.addIssue({
           code: 'custom', path: ['tenants', i, 'id'],
           message: `gives the schema name "${schema}", longer than Postgres's 63 characters`,
+        });
+      }
+      const role = t.roleTemplate?.replaceAll('{tenant}', id);
+      if (role !== undefined && roleTemplateOk && TENANT_ID.test(id) && (!ROLE_NAME.test(role) || role.startsWith('pg_'))) {
+        ctx.addIssue({
+          code: 'custom', path: ['tenants', i, 'id'],
+          message: role.startsWith('pg_')
+            ? `gives the role name "${role}", and names starting with pg_ are reserved`
+            : `gives the role name "${role}", longer than Postgres's 63 characters`,
         });
       }
     });
@@ -214,6 +236,48 @@ const poolSchema = z
 const guardSchema = z
   .object({
     cacheSize: z.number().int().min(0).default(10_000).describe('Analyses of distinct SQL texts kept in the LRU.'),
+  })
+  .strict();
+
+/** Refusals a policy may lift for a tenant it trusts; everything else the guard refuses always. */
+export const POLICY_SWITCHES = ['dynamic_sql', 'dblink', 'large_objects', 'server_files', 'extensions'] as const;
+export type PolicySwitch = (typeof POLICY_SWITCHES)[number];
+
+const FUNCTION_NAME = /^[a-zA-Z_][a-zA-Z0-9_$]{0,62}$/;
+const STATEMENT_KIND = /^[A-Z][A-Za-z]*Stmt$/;
+const SETTING_NAME = /^[a-zA-Z_][a-zA-Z0-9_$]*(\.[a-zA-Z_][a-zA-Z0-9_$]*)?$/;
+
+const policyRules = {
+  allow: z
+    .array(z.enum(POLICY_SWITCHES))
+    .describe('Refusals lifted: dynamic_sql (PL/pgSQL EXECUTE, query_to_xml...), dblink, large_objects (lo_*), server_files (pg_read_file, COPY to a file or PROGRAM), extensions (CREATE/ALTER EXTENSION). Each one lets SQL the guard cannot check reach the server: the database must then hold the line (tenancy.roleTemplate).'),
+  readOnlySchemas: z
+    .array(z.string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'))
+    .describe('Shared schemas tenants may read but not change: a statement that names one of them as the target of a write or DDL is refused. Unqualified writes that resolve into it are for the database to refuse (tenancy.roleTemplate grants SELECT only there).'),
+  deniedFunctions: z
+    .array(z.string().regex(FUNCTION_NAME, 'must be a function name without schema'))
+    .describe('Functions refused whatever schema qualifies them (case-insensitive), e.g. pg_sleep.'),
+  deniedStatements: z
+    .array(z.string().regex(STATEMENT_KIND, 'must be a Postgres parse node name such as TruncateStmt'))
+    .describe('Statement kinds refused, by their Postgres parse node name (TruncateStmt, DropStmt, CreateFunctionStmt, ...), also inside function bodies, PREPARE and EXPLAIN.'),
+  protectedSettings: z
+    .array(z.string().regex(SETTING_NAME, 'must be a setting name'))
+    .describe('Settings the client may not change (SET, RESET, set_config, a function\'s SET clause), besides the pin, which is always protected.'),
+};
+
+const policyOverride = z.object(policyRules).partial().strict();
+
+/** The keys with their defaults: a tenant override leaves out what it does not replace. */
+const policyDefaults = Object.fromEntries(
+  Object.entries(policyRules).map(([key, rule]) => [key, rule.default([])]),
+) as { [K in keyof typeof policyRules]: z.ZodDefault<(typeof policyRules)[K]> };
+
+const policySchema = z
+  .object({
+    ...policyDefaults,
+    tenants: z
+      .record(z.string().regex(TENANT_ID, 'tenant id must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'), policyOverride).default({})
+      .describe('Per-tenant overrides: each key given replaces the default for that tenant.'),
   })
   .strict();
 
@@ -248,16 +312,28 @@ export const configSchema = z
     tenancy: tenancySchema,
     pool: poolSchema.default(() => poolSchema.parse({})),
     guard: guardSchema.default(() => guardSchema.parse({})),
+    policy: policySchema.default(() => policySchema.parse({})),
     log: logSchema.default(() => logSchema.parse({})),
     admin: adminSchema.default(() => adminSchema.parse({})),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const shared = new Set(c.tenancy.sharedSchemas);
+    const check = (schemas: readonly string[] | undefined, path: Array<string | number>): void =>
+      schemas?.forEach((schema, i) => {
+        if (!shared.has(schema)) ctx.addIssue({ code: 'custom', path: [...path, i], message: `"${schema}" is not one of tenancy.sharedSchemas` });
+      });
+    check(c.policy.readOnlySchemas, ['policy', 'readOnlySchemas']);
+    for (const [id, override] of Object.entries(c.policy.tenants)) check(override.readOnlySchemas, ['policy', 'tenants', id, 'readOnlySchemas']);
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type JwtConfig = Config['jwt'];
 export type TenancyConfig = Config['tenancy'];
 export type BackendConfig = Config['backend'];
+export type PolicyConfig = Config['policy'];
+export type PolicyRules = Omit<PolicyConfig, 'tenants'>;
 export type PoolConfig = Config['pool'];
 export type ListenConfig = Config['listen'];
 export type AdminConfig = Config['admin'];

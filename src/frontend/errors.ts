@@ -30,6 +30,9 @@ export const clientErrors = {
   parserUnsafeSetting: (name: string, value: string) =>
     fatal('0A000', `pgfence: ${name} "${value}" is not supported; pgfence requires UTF8 and standard_conforming_strings = on`),
   tenantSchemaMissing: (tenant: string) => fatal('3F000', `pgfence: the schema of tenant "${tenant}" does not exist`),
+  tenantRoleUnusable: (tenant: string, message: string) =>
+    fatal('28000', `pgfence: the database role of tenant "${tenant}" cannot be used: ${message}`,
+      'Create the role and grant it to the pool\'s user: pgfence roles --config FILE --apply.'),
   invalidSessionSetting: (message: string) => fatal('22023', `pgfence: ${message}`),
   poolTimeout: (ms: number) => fatal('53300', `pgfence: no server connection became available within ${ms} ms`),
   backendUnavailable: () => fatal('08006', 'pgfence: could not connect to the database server'),

@@ -9,7 +9,7 @@ import { serialize } from 'pg-protocol';
 import { AuthError, readClaim, type TokenVerifier } from '../auth/index.js';
 import { type BackendConnection, BackendError, type BackendSink } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
-import type { ChannelStatement, Guard, SessionEffect, TenantFence } from '../guard/index.js';
+import { type ChannelStatement, fencePolicy, type Guard, type SessionEffect, type TenantFence } from '../guard/index.js';
 import { BackendUnavailableError, type BackendPool, PoolTimeoutError } from '../pool/pool.js';
 import * as build from '../protocol/build.js';
 import { Backend as B, Frontend as F } from '../protocol/codes.js';
@@ -21,7 +21,7 @@ import type { CancelRegistry } from './cancel-registry.js';
 import { clientErrors } from './errors.js';
 import { isLoopback } from './peer.js';
 import { sessionSettings, StartupParamError } from './startup-params.js';
-import { pinSql, settingsKey } from './pin.js';
+import { isTenantRoleError, pinSql, settingsKey } from './pin.js';
 import { type Expected, ResponseTracker } from './responses.js';
 import {
   bindStatementName,
@@ -355,6 +355,7 @@ export class ClientSession implements BackendSink {
         ownSchema: tenant.schema,
         sharedSchemas: this.deps.config.tenancy.sharedSchemas,
         tenantGuc: this.deps.config.tenancy.tenantGuc,
+        policy: fencePolicy(this.deps.config.policy, tenant.id),
       };
       if (this.isClosed()) return;
       // Pinning once at connect checks the schema and the client's settings, and yields the
@@ -410,6 +411,8 @@ export class ClientSession implements BackendSink {
     this.pinnedSearchPath ??= expectedSearchPath(this.deps.config.tenancy, tenant);
     const reported = backend.params.get('search_path');
     if (reported !== undefined && reported !== this.pinnedSearchPath) throw new PinBreach('search_path');
+    // Read after the pin ran: its SET ROLE (tenancy.roleTemplate) has already been reported, so
+    // only a later change, which the client caused, trips checkPin.
     this.pinnedSuperuser = backend.params.get('is_superuser');
     this.pendingSets = [];
     this.bindingFailed = false;
@@ -476,6 +479,9 @@ export class ClientSession implements BackendSink {
     } else if (error instanceof BackendError && error.sqlstate === '3F000' && this.tenant !== null) {
       this.log.error('tenant schema missing');
       this.fail(clientErrors.tenantSchemaMissing(this.tenant.id));
+    } else if (error instanceof BackendError && this.tenant !== null && isTenantRoleError(this.deps.config.tenancy, error.sqlstate)) {
+      this.log.error({ err: error.message }, 'tenant role unusable');
+      this.fail(clientErrors.tenantRoleUnusable(this.tenant.id, error.message));
     } else if (error instanceof BackendError) {
       // The backend refused a session setting the client asked for (e.g. an unknown TimeZone).
       this.fail(clientErrors.invalidSessionSetting(error.message));
@@ -496,6 +502,9 @@ export class ClientSession implements BackendSink {
     } else if (error instanceof BackendError && error.sqlstate === '3F000') {
       m.clientConnection('tenant_refused');
       m.authFailure('tenant_schema_missing');
+    } else if (error instanceof BackendError && isTenantRoleError(this.deps.config.tenancy, error.sqlstate)) {
+      m.clientConnection('tenant_refused');
+      m.authFailure('tenant_role_unusable');
     } else if (error instanceof PoolTimeoutError || error instanceof BackendUnavailableError) {
       m.clientConnection('backend_unavailable');
     } else {

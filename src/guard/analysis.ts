@@ -1,3 +1,5 @@
+import type { PolicySwitch } from '../config/schema.js';
+
 /**
  * What a SQL text does, independent of who sends it: the schemas it names, the settings it
  * changes, what no tenant may do. Computed once per distinct text and cached; the verdict for a
@@ -12,8 +14,16 @@ export interface Analysis {
   readonly catalogs: ReadonlySet<string>;
   /** Settings changed by SET/RESET/set_config or a function's SET clause, lower case; '*' for all. */
   readonly settings: ReadonlySet<string>;
-  /** Refusals that hold for every tenant, in the order they were found. */
+  /** Refusals that hold for every tenant (unless its policy lifts them), in the order they were found. */
   readonly refusals: readonly Refusal[];
+  /** Functions called anywhere (bodies and stored expressions included), by their own name, lower case. */
+  readonly functions: ReadonlySet<string>;
+  /** Parse node names of every statement anywhere in the text (SelectStmt, TruncateStmt, ...). */
+  readonly statementKinds: ReadonlySet<string>;
+  /** Schemas named as the target of a write, DDL or lock. */
+  readonly writtenSchemas: ReadonlySet<string>;
+  /** A statement whose targets the guard does not know: any schema it names may be written. */
+  readonly writesAnywhere: boolean;
   /**
    * What the client's own statements leave in the session after their transaction ends: settings
    * (value null = back to the default) that transaction pooling replays on every backend, and
@@ -43,6 +53,8 @@ export interface Refusal {
   readonly reason: RefusalReason;
   /** The end-user message, complete ("pgfence: ..."). */
   readonly message: string;
+  /** The policy switch that lifts this refusal for a tenant; none: no policy can. */
+  readonly lift?: PolicySwitch;
 }
 
 export type SessionEffect =
@@ -56,12 +68,19 @@ export interface Facts {
   catalogs: Set<string>;
   settings: Set<string>;
   refusals: Refusal[];
+  functions: Set<string>;
+  statementKinds: Set<string>;
+  writtenSchemas: Set<string>;
+  writesAnywhere: boolean;
   sessionEffects: SessionEffect[];
   channels: ChannelStatement[];
 }
 
 export function emptyFacts(): Facts {
-  return { parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], sessionEffects: [], channels: [] };
+  return {
+    parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], functions: new Set(),
+    statementKinds: new Set(), writtenSchemas: new Set(), writesAnywhere: false, sessionEffects: [], channels: [],
+  };
 }
 
 /** Records the schema (and database) of a qualified name given as parts: [[db.]schema.]name. */
@@ -82,9 +101,13 @@ const EXPLANATION: Record<RefusalReason, string> = {
   parser_divergence: 'is not allowed (pgfence requires UTF8 and standard_conforming_strings = on)',
 };
 
-/** Records that the text is refused for everyone: "pgfence: <what> <why>". */
-export function refuse(f: Facts, reason: RefusalReason, what: string): void {
-  f.refusals.push({ reason, message: `pgfence: ${what} ${EXPLANATION[reason]}` });
+/**
+ * Records that the text is refused for everyone, or for every tenant whose policy does not give
+ * `lift`: "pgfence: <what> <why>".
+ */
+export function refuse(f: Facts, reason: RefusalReason, what: string, lift?: PolicySwitch): void {
+  const message = `pgfence: ${what} ${EXPLANATION[reason]}`;
+  f.refusals.push(lift === undefined ? { reason, message } : { reason, message, lift });
 }
 
 export function freeze(f: Facts): Analysis {

@@ -73,7 +73,7 @@ function walkPlpgsql(root: Json, scope: Scope, runsNow: boolean): void {
       if (child !== null && typeof child === 'object') stack.push(child);
     }
   }
-  if (dynamic) refuse(scope.facts, 'dynamic_sql', 'EXECUTE of a query string in PL/pgSQL');
+  if (dynamic) refuse(scope.facts, 'dynamic_sql', 'EXECUTE of a query string in PL/pgSQL', 'dynamic_sql');
 }
 
 // RawParseMode of the expression: a statement, a type name, an expression, an assignment `target := expr`.

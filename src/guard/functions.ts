@@ -1,7 +1,7 @@
 import { addQualified, refuse } from './analysis.js';
 import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
-import { FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
+import { FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, type FunctionRule, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitSetConfig } from './settings.js';
 
@@ -17,8 +17,9 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']) ?? [];
   const name = (names[names.length - 1] ?? '').toLowerCase();
   const args = arrayOf(body['args']);
+  f.functions.add(name);
   if (name === 'ts_rewrite' && args.length === 2) {
-    refuse(f, 'dynamic_sql', 'ts_rewrite() with a query text');
+    refuse(f, 'dynamic_sql', 'ts_rewrite() with a query text', 'dynamic_sql');
     return;
   }
   if (name === 'pg_notify') {
@@ -27,7 +28,7 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   }
   const forbidden = forbiddenFunction(name);
   if (forbidden !== undefined) {
-    refuse(f, forbidden, `${name}()`);
+    refuse(f, forbidden.reason, `${name}()`, forbidden.lift);
     return;
   }
   if (name === 'set_config') {
@@ -44,7 +45,7 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   else if (spec.acts && !isCheckedSequenceLookup(arg)) refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
 }
 
-function forbiddenFunction(name: string): 'dynamic_sql' | 'forbidden_statement' | undefined {
+function forbiddenFunction(name: string): FunctionRule | undefined {
   return FORBIDDEN_FUNCTIONS.get(name) ?? FORBIDDEN_FUNCTION_PREFIXES.find(([prefix]) => name.startsWith(prefix))?.[1];
 }
 
@@ -64,8 +65,9 @@ export function visitDefinition(body: Obj, scope: Scope): void {
     const name = names?.[names.length - 1]?.toLowerCase();
     if (name === undefined) continue;
     const what = `${name}() behind an operator or aggregate`;
+    scope.facts.functions.add(name);
     const forbidden = forbiddenFunction(name);
-    if (forbidden !== undefined) refuse(scope.facts, forbidden, what);
+    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, what, forbidden.lift);
     else if (name === 'set_config' || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
   }
 }

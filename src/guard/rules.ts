@@ -1,5 +1,7 @@
 /** The static knowledge the guard applies: which names are special and why. */
 
+import type { PolicySwitch } from '../config/schema.js';
+
 /** Schemas every tenant may name besides its own and the configured shared ones. */
 export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema', 'pg_temp']);
 
@@ -80,39 +82,57 @@ export const NAME_ARGUMENTS: ReadonlyMap<string, NameArgument> = new Map([
   ...table('schema_verbatim', secondToLast, false, ['has_schema_privilege']),
 ]);
 
-/** Functions that run SQL text pgfence never sees. */
-const SQL_RUNNING_FUNCTIONS = [
-  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat',
-  'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
-];
+/** Why a function is refused, and the policy switch that may lift it (none: no policy can). */
+export interface FunctionRule {
+  reason: 'dynamic_sql' | 'forbidden_statement';
+  lift?: PolicySwitch;
+}
 
-/** Functions that reach files, large objects (shared by all tenants), other sessions or the server. */
-const ESCAPING_FUNCTIONS = [
-  'pg_read_file', 'pg_read_binary_file', 'pg_stat_file', 'pg_current_logfile', 'pg_import_system_collations',
-  'loread', 'lowrite',
-  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
-  'pg_switch_wal', 'pg_log_backend_memory_contexts', 'pg_stat_get_activity', 'pg_stat_get_backend_activity',
-  'pg_stat_statements', 'pg_stat_statements_reset', 'pg_drop_replication_slot',
-];
+const RUNS_SQL_TEXT: FunctionRule = { reason: 'dynamic_sql', lift: 'dynamic_sql' };
+const READS_EVERY_SCHEMA: FunctionRule = { reason: 'dynamic_sql' };
+const SERVER_FILES: FunctionRule = { reason: 'forbidden_statement', lift: 'server_files' };
+const LARGE_OBJECTS: FunctionRule = { reason: 'forbidden_statement', lift: 'large_objects' };
+const CLUSTER: FunctionRule = { reason: 'forbidden_statement' };
 
-export const FORBIDDEN_FUNCTIONS: ReadonlyMap<string, 'dynamic_sql' | 'forbidden_statement'> = new Map([
-  ...SQL_RUNNING_FUNCTIONS.map((n): [string, 'dynamic_sql'] => [n, 'dynamic_sql']),
-  ...ESCAPING_FUNCTIONS.map((n): [string, 'forbidden_statement'] => [n, 'forbidden_statement']),
+function rules(rule: FunctionRule, names: string[]): Array<[string, FunctionRule]> {
+  return names.map((name) => [name, rule]);
+}
+
+/**
+ * Functions that run SQL text pgfence never sees, read every schema, reach files, large objects
+ * (shared by all tenants), other sessions or the server.
+ */
+export const FORBIDDEN_FUNCTIONS: ReadonlyMap<string, FunctionRule> = new Map([
+  ...rules(RUNS_SQL_TEXT, ['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat']),
+  ...rules(READS_EVERY_SCHEMA, ['database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema']),
+  ...rules(SERVER_FILES, ['pg_read_file', 'pg_read_binary_file', 'pg_stat_file', 'pg_current_logfile']),
+  ...rules(LARGE_OBJECTS, ['loread', 'lowrite']),
+  ...rules(CLUSTER, [
+    'pg_import_system_collations',
+    'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
+    'pg_switch_wal', 'pg_log_backend_memory_contexts', 'pg_stat_get_activity', 'pg_stat_get_backend_activity',
+    'pg_stat_statements', 'pg_stat_statements_reset', 'pg_drop_replication_slot',
+  ]),
 ]);
 
-export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, 'dynamic_sql' | 'forbidden_statement']> = [
-  ['dblink', 'dynamic_sql'],
-  ['lo_', 'forbidden_statement'],
-  ['pg_ls_', 'forbidden_statement'],
-  ['pg_file_', 'forbidden_statement'],
-  ['pg_stat_reset', 'forbidden_statement'],
-  ['pg_logical_', 'forbidden_statement'],
-  ['pg_replication_', 'forbidden_statement'],
-  ['pg_create_', 'forbidden_statement'],
-  ['pg_copy_', 'forbidden_statement'],
-  ['pg_backup_', 'forbidden_statement'],
-  ['pg_wal_', 'forbidden_statement'],
+export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, FunctionRule]> = [
+  ['dblink', { reason: 'dynamic_sql', lift: 'dblink' }],
+  ['lo_', LARGE_OBJECTS],
+  ['pg_ls_', SERVER_FILES],
+  ['pg_file_', SERVER_FILES],
+  ['pg_stat_reset', CLUSTER],
+  ['pg_logical_', CLUSTER],
+  ['pg_replication_', CLUSTER],
+  ['pg_create_', CLUSTER],
+  ['pg_copy_', CLUSTER],
+  ['pg_backup_', CLUSTER],
+  ['pg_wal_', CLUSTER],
 ];
+
+/** Statements refused unless a policy switch lifts them. */
+export const LIFTABLE_STATEMENTS: ReadonlyMap<string, PolicySwitch> = new Map<string, PolicySwitch>([
+  ['CreateExtensionStmt', 'extensions'], ['AlterExtensionStmt', 'extensions'], ['AlterExtensionContentsStmt', 'extensions'],
+]);
 
 /** Relations that show other sessions' SQL text: every tenant shares the pool's role, so they would leak. */
 export const CROSS_SESSION_RELATIONS: ReadonlySet<string> = new Set(['pg_stat_activity', 'pg_stat_statements']);

@@ -3,8 +3,9 @@ import { visitBody } from './bodies.js';
 import { visitCast, visitDefinition, visitFuncCall } from './functions.js';
 import { isObj, type Json, type Obj, stringList } from './json.js';
 import { objectTypeOf, visitColumnRef } from './names.js';
-import { FORBIDDEN_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
+import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
 import type { Scope } from './scope.js';
+import { visitTargets } from './targets.js';
 import { visitDiscard, visitSet } from './settings.js';
 
 const CURSOR_OPT_HOLD = 0x0020;
@@ -15,8 +16,12 @@ const CURSOR_OPT_HOLD = 0x0020;
  */
 export function visitNode(type: string, body: Obj, key: string, scope: Scope): Scope {
   const f = scope.facts;
+  if (type.endsWith('Stmt')) {
+    f.statementKinds.add(type);
+    visitTargets(type, body, scope);
+  }
   const forbidden = FORBIDDEN_STATEMENTS.get(type);
-  if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden);
+  if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden, LIFTABLE_STATEMENTS.get(type));
   if (SYSTEM_TARGET_STATEMENTS.has(type)) visitSystemTarget(type, body, f);
   switch (type) {
     case 'ColumnRef':
@@ -43,7 +48,7 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
       break;
     case 'CopyStmt':
       if (typeof body['filename'] === 'string' || body['is_program'] === true) {
-        refuse(f, 'forbidden_statement', 'COPY to or from a server file or program');
+        refuse(f, 'forbidden_statement', 'COPY to or from a server file or program', 'server_files');
       }
       break;
     case 'GrantStmt':
@@ -114,7 +119,8 @@ function visitObjectStatement(type: string, body: Obj, f: Facts): void {
   const objtype = objectTypeOf(body);
   const shared = objtype === undefined ? undefined : SHARED_OBJECT_TYPES.get(objtype);
   if (shared !== undefined) {
-    refuse(f, 'forbidden_statement', (STATEMENT_VERBS[type] ?? ((kind: string) => `${type} on ${kind}`))(shared));
+    const lift = objtype === 'OBJECT_EXTENSION' && (type === 'DropStmt' || type === 'CommentStmt') ? 'extensions' : undefined;
+    refuse(f, 'forbidden_statement', (STATEMENT_VERBS[type] ?? ((kind: string) => `${type} on ${kind}`))(shared), lift);
     return;
   }
   if (objtype === 'OBJECT_SCHEMA' && (type === 'DropStmt' || type === 'RenameStmt')) {

@@ -1,5 +1,20 @@
+import type { PolicySwitch } from '../config/schema.js';
 import type { Analysis } from './analysis.js';
 import { PIN_SETTINGS, SYSTEM_SCHEMAS } from './rules.js';
+
+/** A tenant's policy (config `policy`, with its overrides applied), in the form judge() reads. */
+export interface FencePolicy {
+  /** Refusals lifted for this tenant. */
+  readonly allow: ReadonlySet<PolicySwitch>;
+  /** Shared schemas this tenant may read but not name as the target of a write or DDL. */
+  readonly readOnlySchemas: ReadonlySet<string>;
+  /** Function names, lower case. */
+  readonly deniedFunctions: ReadonlySet<string>;
+  /** Parse node names (TruncateStmt...). */
+  readonly deniedStatements: ReadonlySet<string>;
+  /** Setting names, lower case. */
+  readonly protectedSettings: ReadonlySet<string>;
+}
 
 export interface TenantFence {
   /** The tenant's own schema, e.g. "tenant_acme"; null in row mode (no tenant schema). */
@@ -8,6 +23,8 @@ export interface TenantFence {
   sharedSchemas: readonly string[];
   /** The tenant GUC, e.g. "app.current_tenant_id". */
   tenantGuc: string;
+  /** What the operator's policy adds or lifts; none: the built-in rules only. */
+  policy?: FencePolicy;
 }
 
 /**
@@ -18,6 +35,8 @@ export interface TenantFence {
  * - forbidden_statement: acts outside the tenant model (roles, databases, files, other sessions...).
  * - dynamic_sql: its targets cannot be known from the text (EXECUTE, query_to_xml, computed names).
  * - parser_divergence: would make the server read later text differently from the guard (0A000).
+ * - denied_function, denied_statement, protected_setting: refused by the operator's policy.
+ * - read_only_schema: names a shared schema the policy makes read-only as the target of a write.
  */
 export type RejectReason =
   | 'parse_error'
@@ -26,7 +45,11 @@ export type RejectReason =
   | 'pin_change'
   | 'forbidden_statement'
   | 'dynamic_sql'
-  | 'parser_divergence';
+  | 'parser_divergence'
+  | 'denied_function'
+  | 'denied_statement'
+  | 'protected_setting'
+  | 'read_only_schema';
 
 export type Verdict =
   | { allowed: true }
@@ -43,8 +66,9 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
   if (a.parseError !== null) {
     return reject(SQLSTATE_SYNTAX_ERROR, 'parse_error', `pgfence: could not parse statement: ${a.parseError}`);
   }
-  const refusal = a.refusals[0];
-  if (refusal !== undefined) {
+  const policy = fence.policy;
+  for (const refusal of a.refusals) {
+    if (refusal.lift !== undefined && policy?.allow.has(refusal.lift) === true) continue;
     const sqlstate = refusal.reason === 'parser_divergence' ? SQLSTATE_FEATURE_NOT_SUPPORTED : SQLSTATE_INSUFFICIENT_PRIVILEGE;
     return reject(sqlstate, refusal.reason, refusal.message);
   }
@@ -57,6 +81,9 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
       if (PIN_SETTINGS.has(setting) || setting === guc) {
         return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'pin_change', `pgfence: changing ${setting} is not allowed (the tenant pin is managed by pgfence)`);
       }
+      if (policy?.protectedSettings.has(setting) === true) {
+        return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'protected_setting', `pgfence: changing ${setting} is not allowed by policy`);
+      }
     }
   }
   for (const catalog of a.catalogs) {
@@ -66,6 +93,28 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
     if (schema === fence.ownSchema || SYSTEM_SCHEMAS.has(schema) || fence.sharedSchemas.includes(schema)) continue;
     const note = OTHER_SESSION_TEMP.test(schema) ? ' (it is another session\'s temporary schema)' : '';
     return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'foreign_schema', `pgfence: access to schema ${quote(schema)} is not allowed for this tenant${note}`);
+  }
+  return policy === undefined ? ALLOWED : judgePolicy(a, policy);
+}
+
+/** The operator's own denials, after the built-in rules allowed the text. */
+function judgePolicy(a: Analysis, policy: FencePolicy): Verdict {
+  if (policy.readOnlySchemas.size > 0) {
+    for (const schema of a.writesAnywhere ? a.schemas : a.writtenSchemas) {
+      if (policy.readOnlySchemas.has(schema)) {
+        return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'read_only_schema', `pgfence: schema ${quote(schema)} is read-only for this tenant`);
+      }
+    }
+  }
+  for (const kind of a.statementKinds) {
+    if (policy.deniedStatements.has(kind)) {
+      return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'denied_statement', `pgfence: ${kind} statements are not allowed by policy`);
+    }
+  }
+  for (const name of a.functions) {
+    if (policy.deniedFunctions.has(name)) {
+      return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'denied_function', `pgfence: function ${quote(name)} is not allowed by policy`);
+    }
   }
   return ALLOWED;
 }

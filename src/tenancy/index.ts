@@ -1,5 +1,5 @@
 export { type RefusalReason, type RefusalSqlstate, TenantRefused } from './errors.js';
-export { NAME_PATTERN, quoteIdent, quoteLiteral, schemaForTenant } from './names.js';
+export { NAME_PATTERN, quoteIdent, quoteLiteral, roleForTenant, schemaForTenant } from './names.js';
 export { expectedSearchPath, pinStatement } from './pin.js';
 export {
   createTenantResolver,

@@ -18,6 +18,19 @@ export function schemaForTenant(tenancy: TenancyConfig, tenantId: string): strin
 }
 
 /**
+ * The role a tenant's backends switch to (tenancy.roleTemplate with every {tenant} replaced), or
+ * null when the template is unset. Refuses (invalid_tenant_id) an id or a resulting name outside
+ * NAME_PATTERN (so at most 63 bytes), or one starting with pg_, which Postgres reserves.
+ */
+export function roleForTenant(tenancy: TenancyConfig, tenantId: string): string | null {
+  if (!NAME_PATTERN.test(tenantId)) throw new TenantRefused('invalid_tenant_id', tenantId);
+  if (tenancy.roleTemplate === undefined) return null;
+  const role = tenancy.roleTemplate.replaceAll('{tenant}', tenantId);
+  if (!NAME_PATTERN.test(role) || role.startsWith('pg_')) throw new TenantRefused('invalid_tenant_id', tenantId);
+  return role;
+}
+
+/**
  * A Postgres identifier, always quoted (so `tenant_Acme` keeps its case and `tenant_a-b` its
  * hyphen), with `"` doubled.
  */

@@ -1,5 +1,5 @@
 import type { TenancyConfig } from '../config/schema.js';
-import { quoteIdent, quoteLiteral } from './names.js';
+import { quoteIdent, quoteLiteral, roleForTenant } from './names.js';
 import type { Tenant } from './resolver.js';
 
 /** The search_path of a pinned backend: the tenant's schema (none in row mode), then the shared schemas. */
@@ -14,15 +14,21 @@ function searchPathValue(tenancy: TenancyConfig, tenant: Tenant): string {
  *   SELECT pg_catalog.set_config('search_path', E'"tenant_acme", "public"', false),
  *          pg_catalog.set_config(E'app.current_tenant_id', E'acme', false)
  *
+ * and, with tenancy.roleTemplate, last: `pg_catalog.set_config('role', E'pgfence_acme', false)`,
+ * which is SET ROLE (the role's name as a plain string: set_config takes it verbatim, no
+ * case folding). DISCARD ALL undoes it with everything else (SET SESSION AUTHORIZATION DEFAULT).
+ *
  * Every call is schema-qualified, so no search_path and no object a tenant created can redirect
  * it. search_path is a list of identifiers given as one string, so each element is quoted
  * inside the literal (an unquoted `tenant_Acme` would fold to tenant_acme, and `tenant_a-b`
  * would not parse).
  */
 export function pinStatement(tenancy: TenancyConfig, tenant: Tenant): string {
+  const role = roleForTenant(tenancy, tenant.id);
   return (
     `SELECT pg_catalog.set_config('search_path', ${quoteLiteral(searchPathValue(tenancy, tenant))}, false), ` +
-    `pg_catalog.set_config(${quoteLiteral(tenancy.tenantGuc)}, ${quoteLiteral(tenant.id)}, false)`
+    `pg_catalog.set_config(${quoteLiteral(tenancy.tenantGuc)}, ${quoteLiteral(tenant.id)}, false)` +
+    (role === null ? '' : `, pg_catalog.set_config('role', ${quoteLiteral(role)}, false)`)
   );
 }
 

@@ -4,7 +4,7 @@ import { backendTlsOptions } from '../backend/tls-options.js';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
-import { NAME_PATTERN, schemaForTenant } from './names.js';
+import { NAME_PATTERN, roleForTenant, schemaForTenant } from './names.js';
 import type { TenantResolver, TenantResolverOptions } from './resolver.js';
 
 /** What the registry said about a tenant: its status column, or that it has no row. */
@@ -92,6 +92,7 @@ export function registryResolver(
       const answer = await lookUp(tenantId);
       if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
       if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
+      roleForTenant(tenancy, tenantId); // refused at connect if its role name (tenancy.roleTemplate) is invalid
       return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
     },
     close() {

@@ -1,6 +1,6 @@
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
-import { NAME_PATTERN, schemaForTenant } from './names.js';
+import { NAME_PATTERN, roleForTenant, schemaForTenant } from './names.js';
 import type { TenantResolver, TenantStatus } from './resolver.js';
 
 /** Tenants from the configuration file (tenancy.tenants). */
@@ -12,6 +12,7 @@ export function staticResolver(tenancy: TenancyConfig, tenants: NonNullable<Tena
       const status = statusById.get(tenantId);
       if (status === undefined) throw new TenantRefused('unknown_tenant', tenantId);
       if (status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
+      roleForTenant(tenancy, tenantId); // refused at connect if its role name (tenancy.roleTemplate) is invalid
       return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
     },
     async close() {},

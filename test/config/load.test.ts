@@ -153,6 +153,25 @@ tenancy:
     expect(parseConfig(`jwt: {secret: ${SECRET}}\ntenancy: {mode: row, tenants: [{id: ${long}}]}\n`, 'f', {}).tenancy.mode).toBe('row');
   });
 
+  it('checks the role template against the role names it makes', () => {
+    const long = 'x'.repeat(56);
+    expect(parseConfig(`jwt: {secret: ${SECRET}}\ntenancy: {roleTemplate: "pgfence_{tenant}", tenants: [{id: acme}]}\n`, 'f', {}).tenancy.roleTemplate).toBe('pgfence_{tenant}');
+    expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy:\n  roleTemplate: "pgfence_{tenant}"\n  tenants: [{id: ${long}}]\n`)).toEqual([
+      `pgfence.yaml:4: tenancy.tenants[0].id: gives the role name "pgfence_${long}", longer than Postgres's 63 characters`,
+    ]);
+    expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {roleTemplate: "{tenant}", tenants: [{id: pg_acme}]}\n`)).toEqual([
+      'pgfence.yaml:2: tenancy.tenants[0].id: gives the role name "pg_acme", and names starting with pg_ are reserved',
+    ]);
+    expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {roleTemplate: "pgfence", tenants: [{id: a}]}\n`)).toEqual([
+      'pgfence.yaml:2: tenancy.roleTemplate: must contain {tenant}, got "pgfence"',
+    ]);
+    for (const template of ['role {tenant}', 'pg_{tenant}', 'a"{tenant}']) {
+      expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {roleTemplate: '${template}', tenants: [{id: a}]}\n`)).toEqual([
+        'pgfence.yaml:2: tenancy.roleTemplate: must give role names matching ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$, not starting with pg_ (reserved), once {tenant} is replaced',
+      ]);
+    }
+  });
+
   it('wants tenants or a registry, not both and not neither', () => {
     expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {mode: schema}\n`)).toEqual([
       'pgfence.yaml:2: tenancy: either tenants or registry is required (there is no default tenant)',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
-import { quoteIdent, quoteLiteral, schemaForTenant, TenantRefused } from '../../src/tenancy/index.js';
+import { quoteIdent, quoteLiteral, roleForTenant, schemaForTenant, TenantRefused } from '../../src/tenancy/index.js';
 
 const tenancy = (input: Record<string, unknown> = {}) => configSchema.shape.tenancy.parse({ tenants: [], ...input });
 
@@ -43,6 +43,24 @@ describe('schemaForTenant', () => {
     const id = 'x'.repeat(57);
     expect(schemaForTenant(tenancy(), id.slice(1))).toBe(`tenant_${id.slice(1)}`);
     expect(refusal(() => schemaForTenant(tenancy(), id)).message).toBe(`pgfence: tenant id "${id}" is not a valid tenant name`);
+  });
+});
+
+describe('roleForTenant', () => {
+  it('is null without tenancy.roleTemplate, the filled template with it, in every mode', () => {
+    expect(roleForTenant(tenancy(), 'acme')).toBeNull();
+    expect(roleForTenant(tenancy({ roleTemplate: 'pgfence_{tenant}' }), 'acme')).toBe('pgfence_acme');
+    expect(roleForTenant(tenancy({ roleTemplate: 'pgfence_{tenant}' }), 'A-b')).toBe('pgfence_A-b');
+    expect(roleForTenant(tenancy({ mode: 'row', roleTemplate: '{tenant}_rw' }), 'acme')).toBe('acme_rw');
+  });
+
+  it('refuses invalid ids even without a template, and names past 63 bytes or starting with pg_', () => {
+    expect(refusal(() => roleForTenant(tenancy(), 'a b')).reason).toBe('invalid_tenant_id');
+    const t = tenancy({ roleTemplate: 'pgfence_{tenant}' });
+    const id = 'x'.repeat(56);
+    expect(roleForTenant(t, id.slice(1))).toHaveLength(63);
+    expect(refusal(() => roleForTenant(t, id)).reason).toBe('invalid_tenant_id');
+    expect(refusal(() => roleForTenant(tenancy({ roleTemplate: '{tenant}' }), 'pg_monitor')).reason).toBe('invalid_tenant_id');
   });
 });
 

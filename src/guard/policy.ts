@@ -1,0 +1,19 @@
+import type { PolicyConfig } from '../config/schema.js';
+import type { FencePolicy } from './verdict.js';
+
+/**
+ * A tenant's policy: the defaults of config `policy`, each key replaced where the tenant has an
+ * override. Undefined when it neither lifts nor adds anything, so judge() skips it entirely.
+ */
+export function fencePolicy(config: PolicyConfig, tenantId: string): FencePolicy | undefined {
+  const rules = { ...config, ...config.tenants[tenantId] };
+  const policy: FencePolicy = {
+    allow: new Set(rules.allow),
+    readOnlySchemas: new Set(rules.readOnlySchemas),
+    deniedFunctions: new Set(rules.deniedFunctions.map((name) => name.toLowerCase())),
+    deniedStatements: new Set(rules.deniedStatements),
+    protectedSettings: new Set(rules.protectedSettings.map((name) => name.toLowerCase())),
+  };
+  const empty = Object.values(policy).every((set: ReadonlySet<unknown>) => set.size === 0);
+  return empty ? undefined : policy;
+}
