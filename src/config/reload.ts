@@ -14,6 +14,7 @@ const LIVE_KEYS = [
   'listen.tls',
   'jwt',
   'tenancy.tenants',
+  'tenancy.statementTimeoutMs',
   'tenancy.registry',
   'pool.reset',
   'pool.size',

@@ -131,6 +131,9 @@ const tenantEntrySchema = z
     status: z
       .enum(['active', 'suspended']).default('active')
       .describe('active, or suspended (refused at connect).'),
+    statementTimeoutMs: z
+      .number().int().min(0).optional()
+      .describe('This tenant\'s statement_timeout (replaces tenancy.statementTimeoutMs); 0 = none.'),
   })
   .strict();
 
@@ -138,7 +141,7 @@ const registrySchema = z
   .object({
     query: z
       .string().min(1)
-      .describe('SQL run on the backend with $1 = tenant id; returns one row with a `status` column, or none.'),
+      .describe('SQL run on the backend with $1 = tenant id; returns one row with a `status` column (and optionally `statement_timeout_ms`), or none.'),
     cacheTtlMs: z
       .number().int().min(0).default(30_000)
       .describe('How long an answer is cached (an unknown tenant at most 5 s); 0 = ask every time.'),
@@ -163,6 +166,9 @@ const tenancySchema = z
     roleTemplate: z
       .string().includes('{tenant}', { message: 'must contain {tenant}' }).optional()
       .describe('Role the pin switches to (SET ROLE), e.g. pgfence_{tenant}, so the database itself fences each tenant; names as for schemas, not starting with pg_. `pgfence roles` creates the roles. Unset = off.'),
+    statementTimeoutMs: z
+      .number().int().min(0).default(0)
+      .describe('statement_timeout of every tenant\'s sessions, in ms; clients may ask for less, never more, and cannot SET it. 0 = none.'),
     tenants: z.array(tenantEntrySchema).optional().describe('Static tenant list.'),
     registry: registrySchema.optional().describe('Read tenants from a registry table instead.'),
   })

@@ -20,7 +20,7 @@ import { expectedSearchPath, type Tenant, TenantRefused, type TenantResolver } f
 import type { CancelRegistry } from './cancel-registry.js';
 import { clientErrors } from './errors.js';
 import { isLoopback } from './peer.js';
-import { sessionSettings, StartupParamError } from './startup-params.js';
+import { capStatementTimeout, sessionSettings, StartupParamError } from './startup-params.js';
 import { isTenantRoleError, pinSql, settingsKey } from './pin.js';
 import { type Expected, ResponseTracker } from './responses.js';
 import {
@@ -348,6 +348,7 @@ export class ClientSession implements BackendSink {
       this.user = identity.user ?? this.user;
       this.log = this.log.child({ tenant: tenant.id, user: this.user });
       this.startupSettings = sessionSettings(this.params, this.deps.config.tenancy.tenantGuc);
+      capStatementTimeout(this.startupSettings, tenant.statementTimeoutMs ?? 0);
       this.settings = new Map(this.startupSettings);
       this.settingsKey = settingsKey(this.settings);
       this.statements = this.transactionMode ? new ClientStatements(tenant.id) : null;
@@ -355,7 +356,7 @@ export class ClientSession implements BackendSink {
         ownSchema: tenant.schema,
         sharedSchemas: this.deps.config.tenancy.sharedSchemas,
         tenantGuc: this.deps.config.tenancy.tenantGuc,
-        policy: fencePolicy(this.deps.config.policy, tenant.id),
+        policy: fencePolicy(this.deps.config.policy, tenant.id, (tenant.statementTimeoutMs ?? 0) > 0 ? ['statement_timeout'] : []),
       };
       if (this.isClosed()) return;
       // Pinning once at connect checks the schema and the client's settings, and yields the

@@ -123,3 +123,24 @@ export function parseOptions(options: string): Array<[string, string]> {
   }
   return out;
 }
+
+const TIME_UNITS_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A time setting as Postgres reads it (`250`, `1.5s`, `2 min`; milliseconds without a unit), or null. */
+export function timeSettingMs(value: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/.exec(value);
+  if (match === null) return null;
+  return Number(match[1]) * (TIME_UNITS_MS[match[2] ?? 'ms'] as number);
+}
+
+/**
+ * Holds a client's statement_timeout to its tenant's limit: the client's own value where it is
+ * shorter (0, Postgres's "no timeout", is not), the limit otherwise.
+ */
+export function capStatementTimeout(settings: Map<string, string>, limitMs: number): void {
+  if (limitMs <= 0) return;
+  const asked = settings.get('statement_timeout');
+  const askedMs = asked === undefined ? null : timeSettingMs(asked);
+  if (askedMs !== null && askedMs > 0 && askedMs <= limitMs) return;
+  settings.set('statement_timeout', String(limitMs));
+}

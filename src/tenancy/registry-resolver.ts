@@ -7,8 +7,8 @@ import { TenantRefused } from './errors.js';
 import { NAME_PATTERN, roleForTenant, schemaForTenant } from './names.js';
 import type { TenantResolver, TenantResolverOptions } from './resolver.js';
 
-/** What the registry said about a tenant: its status column, or that it has no row. */
-type Answer = { kind: 'found'; status: unknown } | { kind: 'unknown' };
+/** What the registry said about a tenant: its status (and timeout) columns, or that it has no row. */
+type Answer = { kind: 'found'; status: unknown; statementTimeoutMs: number | undefined } | { kind: 'unknown' };
 
 /** "No such tenant" is kept at most this long, so a tenant created a moment ago soon gets in. */
 const UNKNOWN_TTL_MS = 5_000;
@@ -68,8 +68,8 @@ export function registryResolver(
         cause: new Error(`the registry query returned ${result.rows.length} rows for one tenant`),
       });
     }
-    const row = result.rows[0] as { status?: unknown } | undefined;
-    const answer: Answer = row === undefined ? { kind: 'unknown' } : { kind: 'found', status: row.status };
+    const row = result.rows[0] as { status?: unknown; statement_timeout_ms?: unknown } | undefined;
+    const answer: Answer = row === undefined ? { kind: 'unknown' } : { kind: 'found', status: row.status, statementTimeoutMs: timeoutColumn(row.statement_timeout_ms, tenantId) };
     cache?.set(tenantId, answer, answer.kind === 'unknown' ? { ttl: Math.min(ttl, UNKNOWN_TTL_MS) } : {});
     return answer;
   };
@@ -93,11 +93,20 @@ export function registryResolver(
       if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
       if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
       roleForTenant(tenancy, tenantId); // refused at connect if its role name (tenancy.roleTemplate) is invalid
-      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId) };
+      const statementTimeoutMs = answer.statementTimeoutMs ?? tenancy.statementTimeoutMs;
+      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId), statementTimeoutMs };
     },
     close() {
       closed ??= pool.end();
       return closed;
     },
   };
+}
+
+/** The optional `statement_timeout_ms` column: absent or NULL means the configured default. */
+function timeoutColumn(value: unknown, tenantId: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ms = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0) return ms;
+  throw new TenantRefused('registry_unavailable', tenantId, { cause: new Error('statement_timeout_ms must be a whole number of milliseconds') });
 }

@@ -10,6 +10,8 @@ export interface Tenant {
   id: string;
   /** The tenant's schema; null in row mode. */
   schema: string | null;
+  /** The most statement_timeout its sessions may have, in ms; 0 or absent: no limit. */
+  statementTimeoutMs?: number;
 }
 
 export interface TenantResolver {

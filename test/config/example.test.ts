@@ -27,7 +27,7 @@ describe('config/pgfence.example.yaml', () => {
     expect(config.jwt.secret).toBe(ENV.PGFENCE_JWT_SECRET);
     expect(config.backend.password).toBe('backend-pass');
     expect(config.tenancy.tenants).toEqual([
-      { id: 'acme', status: 'active' },
+      { id: 'acme', status: 'active', statementTimeoutMs: 30_000 },
       { id: 'globex', status: 'active' },
       { id: 'initech', status: 'suspended' },
     ]);

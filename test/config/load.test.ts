@@ -42,6 +42,7 @@ describe('parseConfig', () => {
       schemaTemplate: 'tenant_{tenant}',
       tenantGuc: 'app.current_tenant_id',
       sharedSchemas: ['public'],
+      statementTimeoutMs: 0,
       tenants: [{ id: 'acme', status: 'active' }],
     });
     expect(config.pool).toMatchObject({ mode: 'session', reset: 'auto', size: 20, maxPerTenant: 0 });

@@ -95,7 +95,7 @@ describe('the pin on a real server', () => {
       SET search_path = evil, pg_catalog;
     `);
     const config = tenancy({ tenants: [] });
-    const tenant = { id: 'acme', schema: 'tenant_acme' };
+    const tenant = { id: 'acme', schema: 'tenant_acme', statementTimeoutMs: 0 };
     const { rows } = await client.query<string[]>({ text: pinStatement(config, tenant), rowMode: 'array' });
     expect(rows).toEqual([[expectedSearchPath(config, tenant), 'acme']]);
     expect((await client.query('SHOW search_path')).rows[0]).toEqual({ search_path: '"tenant_acme", "public"' });
@@ -149,14 +149,27 @@ describe('the registry resolver', () => {
 
   it('serves active tenants and refuses suspended, other and unknown ones', async () => {
     const resolver = registry(QUERY, 30_000);
-    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme' });
-    await expect(resolver.resolve('a-b')).resolves.toEqual({ id: 'a-b', schema: 'tenant_a-b' });
+    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme', statementTimeoutMs: 0 });
+    await expect(resolver.resolve('a-b')).resolves.toEqual({ id: 'a-b', schema: 'tenant_a-b', statementTimeoutMs: 0 });
     for (const id of ['initech', 'gone', 'limbo']) {
       const error = await refusal(resolver.resolve(id));
       expect([error.reason, error.sqlstate, error.message]).toEqual(['suspended_tenant', '28000', `pgfence: tenant "${id}" is suspended`]);
     }
     const unknown = await refusal(resolver.resolve('nobody'));
     expect([unknown.reason, unknown.sqlstate, unknown.message]).toEqual(['unknown_tenant', '28000', 'pgfence: unknown tenant "nobody"']);
+  });
+
+  it('reads a tenant statement_timeout_ms column when the query returns one', async () => {
+    const query = "SELECT status, CASE id WHEN 'acme' THEN 250 WHEN 'globex' THEN NULL ELSE -1 END AS statement_timeout_ms FROM control.tenants WHERE id = $1";
+    const resolver = createTenantResolver(
+      tenancy({ registry: { query, cacheTtlMs: 0 }, statementTimeoutMs: 9_000 }),
+      resolveBackendTarget({ url: db.url, connectTimeoutMs: 5_000, sslmode: 'disable' }),
+    );
+    resolvers.push(resolver);
+    await expect(resolver.resolve('acme')).resolves.toMatchObject({ statementTimeoutMs: 250 });
+    await expect(resolver.resolve('globex')).resolves.toMatchObject({ statementTimeoutMs: 9_000 });
+    const bad = await refusal(resolver.resolve('a-b'));
+    expect([bad.reason, (bad.cause as Error).message]).toEqual(['registry_unavailable', 'statement_timeout_ms must be a whole number of milliseconds']);
   });
 
   it('refuses an invalid id without asking the registry', async () => {
@@ -193,7 +206,7 @@ describe('the registry resolver', () => {
     const resolver = registry(QUERY, 30_000);
     const before = await calls();
     const tenants = await Promise.all(Array.from({ length: 8 }, () => resolver.resolve('globex')));
-    expect(tenants).toEqual(Array.from({ length: 8 }, () => ({ id: 'globex', schema: 'tenant_globex' })));
+    expect(tenants).toEqual(Array.from({ length: 8 }, () => ({ id: 'globex', schema: 'tenant_globex', statementTimeoutMs: 0 })));
     expect(await calls()).toBe(before + 1);
   });
 
@@ -205,7 +218,7 @@ describe('the registry resolver', () => {
     ]);
     expect((error.cause as { code?: string }).code).toBe('42P01');
     await client.query(`CREATE TABLE control.later AS SELECT * FROM control.tenants`);
-    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme' });
+    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme', statementTimeoutMs: 0 });
   });
 
   it('refuses with registry_unavailable when the query breaks its contract', async () => {

@@ -23,9 +23,9 @@ describe('the static tenant list', () => {
   );
 
   it('serves an active tenant with its schema', async () => {
-    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme' });
-    await expect(resolver.resolve('a-b')).resolves.toEqual({ id: 'a-b', schema: 'tenant_a-b' });
-    await expect(resolver.resolve('_x')).resolves.toEqual({ id: '_x', schema: 'tenant__x' });
+    await expect(resolver.resolve('acme')).resolves.toEqual({ id: 'acme', schema: 'tenant_acme', statementTimeoutMs: 0 });
+    await expect(resolver.resolve('a-b')).resolves.toEqual({ id: 'a-b', schema: 'tenant_a-b', statementTimeoutMs: 0 });
+    await expect(resolver.resolve('_x')).resolves.toEqual({ id: '_x', schema: 'tenant__x', statementTimeoutMs: 0 });
   });
 
   it('refuses a suspended tenant', async () => {
@@ -48,7 +48,7 @@ describe('the static tenant list', () => {
 
   it('gives null schemas in row mode', async () => {
     const row = createTenantResolver(tenancy({ mode: 'row', tenants: [{ id: 'acme' }] }), target);
-    await expect(row.resolve('acme')).resolves.toEqual({ id: 'acme', schema: null });
+    await expect(row.resolve('acme')).resolves.toEqual({ id: 'acme', schema: null, statementTimeoutMs: 0 });
     await row.close();
     await row.close();
   });
