@@ -23,6 +23,17 @@ export async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseErr
   throw new Error('expected the statement to fail');
 }
 
+/** The error a promise rejects with, which must be a `type`; throws if it resolves or fails otherwise. */
+export async function rejectionOf<T extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => T): Promise<T> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof type) return error;
+    throw error;
+  }
+  throw new Error(`expected a ${type.name}`);
+}
+
 /** Waits (up to 5 s) until a server process is gone; true if it is. */
 export async function backendGone(proxy: TestProxy, pid: number): Promise<boolean> {
   for (let i = 0; i < 50; i++) {

@@ -14,6 +14,7 @@ import {
   type TenantResolver,
 } from '../../src/tenancy/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { rejectionOf } from '../support/helpers.js';
 
 /**
  * The pin and the registry against the run's real Postgres (test/support/global-setup.ts:
@@ -133,15 +134,7 @@ describe('the registry resolver', () => {
     return resolver;
   };
   const calls = async (): Promise<number> => Number((await client.query<{ n: number }>('SELECT n FROM control.calls')).rows[0]?.n);
-  const refusal = async (promise: Promise<unknown>): Promise<TenantRefused> => {
-    try {
-      await promise;
-    } catch (error) {
-      if (error instanceof TenantRefused) return error;
-      throw error;
-    }
-    throw new Error('expected TenantRefused');
-  };
+  const refusal = (promise: Promise<unknown>): Promise<TenantRefused> => rejectionOf(promise, TenantRefused);
 
   afterAll(async () => {
     await Promise.all(resolvers.map((r) => r.close()));

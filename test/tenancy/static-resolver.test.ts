@@ -2,19 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { resolveBackendTarget } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createTenantResolver, TenantRefused } from '../../src/tenancy/index.js';
+import { rejectionOf } from '../support/helpers.js';
 
 const tenancy = (input: Record<string, unknown>) => configSchema.shape.tenancy.parse(input);
 const target = resolveBackendTarget(configSchema.shape.backend.parse({}));
 
-async function refusal(promise: Promise<unknown>): Promise<TenantRefused> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof TenantRefused) return error;
-    throw error;
-  }
-  throw new Error('expected TenantRefused');
-}
+const refusal = (promise: Promise<unknown>): Promise<TenantRefused> => rejectionOf(promise, TenantRefused);
 
 describe('the static tenant list', () => {
   const resolver = createTenantResolver(
