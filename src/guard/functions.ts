@@ -1,5 +1,5 @@
 import { addQualified, refuse } from './analysis.js';
-import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList } from './json.js';
+import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList, stringNode } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
 import { FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, type FunctionRule, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
@@ -36,13 +36,60 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
     return;
   }
   if (scope.runsNow && SESSION_ADVISORY_LOCKS.has(name)) f.sessionEffects.push({ kind: 'unsupported', what: 'a session-level advisory lock' });
+  if (STATISTICS_IMPORT.has(name)) {
+    visitStatisticsImport(name, body['func_variadic'] === true ? null : args, scope);
+    return;
+  }
   const spec = NAME_ARGUMENTS.get(name);
   if (spec === undefined) return;
   const arg = args[spec.index(args.length)];
   if (arg === undefined) return;
+  // Named arguments come after the positional ones in any order: which one names the object is unknown.
+  if (args.length > 1 && node(arg, 'NamedArgExpr') !== undefined) {
+    refuse(f, 'dynamic_sql', `${name}() with named arguments`);
+    return;
+  }
   const literal = literalOf(arg);
-  if (literal !== undefined) readName(literal, spec.syntax, `${name}()`, scope, spec.acts);
-  else if (spec.acts && !isCheckedSequenceLookup(arg)) refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
+  if (literal !== undefined) {
+    if (spec.ambiguous?.(args.length) === true && splitQualifiedName(literal) === null) return; // not a name: the other argument
+    readName(literal, spec.syntax, `${name}()`, scope, spec.acts);
+  } else if (spec.acts && !isCheckedSequenceLookup(arg)) {
+    refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
+  }
+}
+
+/** Postgres 18's statistics import, called with key/value pairs: ('schemaname', 's', 'relname', 't', ...). */
+const STATISTICS_IMPORT = new Set(['pg_restore_relation_stats', 'pg_restore_attribute_stats']);
+
+/**
+ * Every schemaname value must be a literal (taken verbatim); a computed key could be that one, and
+ * so could any element of a VARIADIC array (args null).
+ */
+function visitStatisticsImport(name: string, args: readonly Json[] | null, scope: Scope): void {
+  if (args === null) {
+    refuse(scope.facts, 'dynamic_sql', `${name}() with a VARIADIC array`);
+    return;
+  }
+  for (let i = 0; i < args.length; i += 2) {
+    const key = literalOf(args[i]);
+    const value = literalOf(args[i + 1]);
+    if (key === undefined || (key.toLowerCase() === 'schemaname' && value === undefined)) {
+      refuse(scope.facts, 'dynamic_sql', `${name}() with a computed argument name or schema`);
+      return;
+    }
+    if (key.toLowerCase() === 'schemaname') scope.facts.schemas.add(value as string);
+  }
+}
+
+/**
+ * CREATE TRIGGER ... EXECUTE FUNCTION tsvector_update_trigger(tsv, 'schema.config', column...):
+ * the second trigger argument names a text search configuration.
+ */
+export function visitTriggerFunction(body: Obj, scope: Scope): void {
+  const names = stringList(body['funcname']);
+  if (names?.[names.length - 1]?.toLowerCase() !== 'tsvector_update_trigger') return;
+  const config = stringNode(arrayOf(body['args'])[1]);
+  if (config !== undefined) readName(config, 'qualified', 'tsvector_update_trigger()', scope);
 }
 
 function forbiddenFunction(name: string): FunctionRule | undefined {
@@ -68,7 +115,7 @@ export function visitDefinition(body: Obj, scope: Scope): void {
     scope.facts.functions.add(name);
     const forbidden = forbiddenFunction(name);
     if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, what, forbidden.lift);
-    else if (name === 'set_config' || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
+    else if (name === 'set_config' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
   }
 }
 
@@ -86,14 +133,12 @@ export function visitCast(body: Obj, scope: Scope): void {
   const type = names?.[names.length - 1]?.toLowerCase();
   const syntax = type === undefined ? undefined : REG_TYPES.get(type);
   if (syntax === undefined || syntax === 'none') return;
-  const arg = body['arg'];
-  const literal = literalOf(arg);
-  if (literal === undefined) {
-    // Casting a column or parameter (an OID, or a name the server resolves to one) only yields an
-    // OID; anything computed is refused rather than guessed at.
-    if (!isPlainValue(arg)) refuse(scope.facts, 'dynamic_sql', `a computed ${type} value`);
-    return;
-  }
+  const literal = literalOf(body['arg']);
+  // A computed value (a column, a parameter, text built from them) is resolved by the server to an
+  // OID, and OIDs and names of every tenant's objects are visible in the catalogs by design. What
+  // could act on the object is a function that takes it (nextval, table_to_xml, ...): those refuse
+  // any object name that is not a literal themselves, whatever cast produced it.
+  if (literal === undefined) return;
   if (!isObj(typeName) || !Array.isArray(typeName['arrayBounds'])) {
     readName(literal, syntax, type as string, scope);
     return;
@@ -101,12 +146,6 @@ export function visitCast(body: Obj, scope: Scope): void {
   const elements = arrayElements(literal);
   if (elements === null) refuse(scope.facts, 'dynamic_sql', `a ${type}[] literal pgfence cannot read`);
   else for (const element of elements) readName(element, syntax, type as string, scope);
-}
-
-function isPlainValue(v: Json | undefined): boolean {
-  if (node(v, 'ColumnRef') !== undefined || node(v, 'ParamRef') !== undefined || node(v, 'A_Const') !== undefined) return true;
-  const inner = node(v, 'TypeCast');
-  return inner !== undefined && isPlainValue(inner['arg']);
 }
 
 /** reg* input takes a string of digits as an OID, not a name. */

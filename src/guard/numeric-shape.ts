@@ -11,8 +11,14 @@
  * original. Token boundaries do not move either (digits stay digits). So where the shaped text is
  * allowed without side effects, the original is too; the guard checks everything else on the
  * original text itself.
+ *
+ * That holds while every literal is spelled as it reads. UESCAPE makes any character an escape
+ * (U&"pg_!0072ead_file" UESCAPE '!' is pg_read_file, and shaped it would be another name), and a
+ * backslash escape in an E'' or U&'' string can spell UESCAPE or U& inside a DO or function body
+ * (E'... UE\x53CAPE ...'): a text with either is left as it is.
  */
 export function numericShape(sql: string): string {
+  if (sql.includes('\\') || UESCAPE.test(sql)) return sql;
   let out: string[] | null = null;
   let last = 0;
   const n = sql.length;
@@ -38,6 +44,8 @@ export function numericShape(sql: string): string {
   out.push(sql.slice(last));
   return out.join('');
 }
+
+const UESCAPE = /uescape/i;
 
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;

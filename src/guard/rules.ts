@@ -41,11 +41,19 @@ export interface NameArgument {
   index(argc: number): number;
   /** The function acts on the object (reads its data, advances it): the name must be a literal. */
   acts: boolean;
+  /**
+   * With this many arguments the position may hold something else (ts_headline(document, query,
+   * options) against ts_headline(config, document, query)): a literal that is no name is not one.
+   */
+  ambiguous?: (argc: number) => boolean;
 }
 
 const first = (): number => 0;
+const second = (): number => 1;
 const secondToLast = (argc: number): number => argc - 2;
 const thirdToLast = (argc: number): number => argc - 3;
+/** The first argument when there are at least `n` (to_tsvector([config,] document)); none otherwise. */
+const firstOfAtLeast = (n: number) => (argc: number): number => (argc >= n ? 0 : -1);
 
 function table(syntax: NameSyntax, index: (argc: number) => number, acts: boolean, names: string[]): Array<[string, NameArgument]> {
   return names.map((name) => [name, { syntax, index, acts }]);
@@ -54,11 +62,17 @@ function table(syntax: NameSyntax, index: (argc: number) => number, acts: boolea
 /** Functions that take an object name as text (or as an implicitly cast reg* literal). */
 export const NAME_ARGUMENTS: ReadonlyMap<string, NameArgument> = new Map([
   ...table('qualified', first, true, [
-    'nextval', 'currval', 'setval', 'pg_sequence_last_value',
+    'nextval', 'currval', 'setval', 'pg_sequence_last_value', 'pg_get_sequence_data', 'pg_nextoid',
     'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema',
-    'get_raw_page', 'verify_heapam',
+    // contrib modules an operator may have installed: raw pages, row locks, buffers, row surgery
+    'get_raw_page', 'verify_heapam', 'bt_metap', 'bt_page_stats', 'bt_multi_page_stats', 'bt_page_items',
+    'hash_bitmap_info', 'pgrowlocks', 'pg_buffercache_evict_relation', 'heap_force_kill', 'heap_force_freeze',
   ]),
   ...table('schema_verbatim', first, true, ['schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema']),
+  // Postgres 18 statistics import: (schemaname, relname, ...), the schema name taken verbatim.
+  ...table('schema_verbatim', first, true, ['pg_clear_relation_stats', 'pg_clear_attribute_stats']),
+  // pg_input_is_valid(value, type): parses the type name and runs its input function and domain checks.
+  ...table('type', second, true, ['pg_input_is_valid', 'pg_input_error_info']),
   ...table('qualified', first, false, [
     'regclass', 'to_regclass', 'to_regproc', 'to_regoper', 'to_regcollation',
     'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_relation_filenode',
@@ -71,9 +85,18 @@ export const NAME_ARGUMENTS: ReadonlyMap<string, NameArgument> = new Map([
     'pgstattuple', 'pgstattuple_approx', 'pgstatindex', 'pgstatginindex', 'pgstathashindex', 'pg_relpages',
     'bt_index_check', 'bt_index_parent_check', 'pg_prewarm', 'pg_visibility', 'pg_visibility_map',
     'pg_visibility_map_summary', 'pg_check_visible', 'pg_check_frozen', 'pg_truncate_visibility_map', 'pg_freespace',
+    'gin_index_check',
   ]),
+  ...table('qualified', second, false, ['brin_page_items', 'gist_page_items']),
+  // Text search: a configuration (regconfig), dictionary (regdictionary) or parser, named first.
+  // A computed one (a per-row language column) is allowed: it says how to parse the caller's own
+  // text and reads no table, like the other names of this group.
+  ...table('qualified', firstOfAtLeast(2), false, ['to_tsvector', 'to_tsquery', 'plainto_tsquery', 'phraseto_tsquery', 'websearch_to_tsquery', 'ts_debug']),
+  ...table('qualified', firstOfAtLeast(3), false, ['json_to_tsvector', 'jsonb_to_tsvector']),
+  ...table('qualified', first, false, ['ts_lexize', 'ts_parse', 'ts_token_type']),
+  ['ts_headline', { syntax: 'qualified', index: firstOfAtLeast(3), acts: false, ambiguous: (argc: number) => argc === 3 }],
   ...table('signature', first, false, ['to_regprocedure', 'to_regoperator']),
-  ...table('type', first, false, ['to_regtype', 'to_regtypemod']),
+  ...table('type', first, false, ['to_regtype', 'to_regtypemod', 'pg_basetype']),
   ...table('schema', first, false, ['to_regnamespace']),
   ...table('qualified', secondToLast, false, ['has_table_privilege', 'has_sequence_privilege', 'has_any_column_privilege']),
   ...table('qualified', thirdToLast, false, ['has_column_privilege']),
@@ -111,7 +134,9 @@ export const FORBIDDEN_FUNCTIONS: ReadonlyMap<string, FunctionRule> = new Map([
     'pg_import_system_collations',
     'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_promote',
     'pg_switch_wal', 'pg_log_backend_memory_contexts', 'pg_stat_get_activity', 'pg_stat_get_backend_activity',
-    'pg_stat_statements', 'pg_stat_statements_reset', 'pg_drop_replication_slot',
+    'pg_stat_statements', 'pg_stat_statements_reset', 'pg_drop_replication_slot', 'pg_sync_replication_slots',
+    // pg_buffercache: evicting shared buffers slows every tenant
+    'pg_buffercache_evict', 'pg_buffercache_evict_all',
   ]),
 ]);
 
@@ -127,6 +152,8 @@ export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, FunctionRule]> 
   ['pg_copy_', CLUSTER],
   ['pg_backup_', CLUSTER],
   ['pg_wal_', CLUSTER],
+  // pg_walinspect: WAL records carry every tenant's row data
+  ['pg_get_wal_', CLUSTER],
 ];
 
 /** Statements refused unless a policy switch lifts them. */

@@ -1,12 +1,13 @@
 import { type Facts, refuse } from './analysis.js';
 import { visitBody } from './bodies.js';
-import { visitCast, visitDefinition, visitFuncCall } from './functions.js';
-import { isObj, type Json, type Obj, stringList } from './json.js';
+import { visitCast, visitDefinition, visitFuncCall, visitTriggerFunction } from './functions.js';
+import { isObj, type Json, type Obj } from './json.js';
 import { objectTypeOf, visitColumnRef } from './names.js';
-import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
+import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitTargets } from './targets.js';
 import { visitDiscard, visitSet } from './settings.js';
+import { visitSystemObjects } from './system-objects.js';
 
 const CURSOR_OPT_HOLD = 0x0020;
 
@@ -18,11 +19,11 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
   const f = scope.facts;
   if (type.endsWith('Stmt')) {
     f.statementKinds.add(type);
-    visitTargets(type, body, scope);
+    visitTargets(type, body, f);
   }
   const forbidden = FORBIDDEN_STATEMENTS.get(type);
   if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden, LIFTABLE_STATEMENTS.get(type));
-  if (SYSTEM_TARGET_STATEMENTS.has(type)) visitSystemTarget(type, body, f);
+  visitSystemObjects(type, body, f);
   switch (type) {
     case 'ColumnRef':
       visitColumnRef(body, f);
@@ -94,6 +95,9 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
     case 'CreateFunctionStmt':
       visitBody(body, body['is_procedure'] === true ? 'CREATE PROCEDURE' : 'CREATE FUNCTION', scope);
       return { ...scope, runsNow: false };
+    case 'CreateTrigStmt':
+      visitTriggerFunction(body, scope);
+      return { ...scope, runsNow: false }; // stored for later (STORED_FOR_LATER)
     default:
       if (scope.runsNow) visitSessionState(type, body, f);
       if (STORED_FOR_LATER.has(type)) return { ...scope, runsNow: false };
@@ -136,48 +140,6 @@ const STATEMENT_VERBS: Record<string, (kind: string) => string> = {
   AlterObjectSchemaStmt: (kind) => `ALTER ${kind} ... SET SCHEMA`,
 };
 
-const SYSTEM_TARGET_STATEMENTS = new Set([
-  'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'CreateStmt', 'ViewStmt', 'CreateSeqStmt', 'AlterSeqStmt',
-  'IndexStmt', 'CreateTrigStmt', 'RuleStmt', 'CreatePolicyStmt', 'AlterTableStmt', 'TruncateStmt', 'CreateTableAsStmt',
-  'CompositeTypeStmt', 'CreateFunctionStmt', 'DefineStmt', 'CreateEnumStmt', 'CreateDomainStmt', 'AlterFunctionStmt',
-  'AlterObjectSchemaStmt',
-]);
-
-/**
- * Objects in pg_catalog and information_schema are read by every tenant (pg_catalog before its own
- * schema), so creating, changing or moving objects there would reach all of them. Unqualified
- * targets named pg_* of statements that change an existing relation resolve to pg_catalog too.
- */
-function visitSystemTarget(type: string, body: Obj, f: Facts): void {
-  const creates = type.startsWith('Create') || type === 'ViewStmt' || type === 'DefineStmt' || type === 'CompositeTypeStmt';
-  const protectedSchema = (schema: unknown): boolean => typeof schema === 'string' && SYSTEM_WRITE_PROTECTED.has(schema);
-  const refuseIt = (): void => refuse(f, 'forbidden_statement', 'creating or changing objects in pg_catalog or information_schema');
-  const relations: Json[] = [];
-  for (const key of ['relation', 'view', 'sequence', 'table', 'typevar']) if (body[key] !== undefined) relations.push(body[key] as Json);
-  if (isObj(body['into'])) relations.push(body['into']['rel'] as Json);
-  if (Array.isArray(body['relations'])) relations.push(...body['relations']);
-  for (const r of relations) {
-    const rel = isObj(r) && isObj(r['RangeVar']) ? r['RangeVar'] : r;
-    if (!isObj(rel)) continue;
-    // pg_settings is writable by design (its rules call set_config): the pin rules judge it.
-    if (rel['relname'] === 'pg_settings') continue;
-    if (protectedSchema(rel['schemaname'])) return refuseIt();
-    const unqualifiedCatalog = rel['schemaname'] === undefined && typeof rel['relname'] === 'string' && rel['relname'].startsWith('pg_');
-    if (unqualifiedCatalog && !creates && type !== 'IndexStmt') return refuseIt();
-    if (unqualifiedCatalog && (type === 'IndexStmt' || type === 'CreateTrigStmt' || type === 'RuleStmt' || type === 'CreatePolicyStmt')) return refuseIt();
-  }
-  if (type === 'AlterObjectSchemaStmt' && protectedSchema(body['newschema'])) return refuseIt();
-  for (const key of ['funcname', 'defnames', 'typeName', 'domainname']) {
-    const names = stringList(body[key]);
-    if (names !== undefined && names.length >= 2 && protectedSchema(names[names.length - 2])) return refuseIt();
-  }
-  const func = isObj(body['func']) ? stringList(body['func']['objname']) : undefined;
-  if (func !== undefined && func.length >= 2 && protectedSchema(func[func.length - 2])) return refuseIt();
-  const object = body['object'];
-  const objectNames = isObj(object) && isObj(object['ObjectWithArgs']) ? stringList(object['ObjectWithArgs']['objname']) : isObj(object) && isObj(object['List']) ? stringList(object['List']['items']) : undefined;
-  if (objectNames !== undefined && objectNames.length >= 2 && protectedSchema(objectNames[objectNames.length - 2])) return refuseIt();
-}
-
 /**
  * Channels are database-wide, so pgfence gives each tenant its own by rewriting the client's
  * LISTEN/UNLISTEN/NOTIFY statements; one it cannot rewrite (inside a function body, DO block or
@@ -211,6 +173,9 @@ function visitSessionState(type: string, body: Obj, f: Facts): void {
     case 'CreateSeqStmt':
     case 'CreateTableAsStmt':
       visitTemporary(type, body, f);
+      break;
+    case 'SelectStmt':
+      if (isObj(body['intoClause'])) visitTemporary('CreateTableAsStmt', { into: body['intoClause'] }, f);
       break;
     default:
       break;

@@ -13,12 +13,6 @@ export function walkStatement(stmt: Json, scope: Scope): void {
   walkValue(stmt, '', null, scope);
 }
 
-/** Walks one field of a node, with the name rules of its position. */
-export function walkField(body: Obj, key: string, scope: Scope): void {
-  const value = body[key];
-  if (value !== undefined) walkValue(value, key, body, scope);
-}
-
 function walkValue(value: Json, key: string, parent: Obj | null, scope: Scope): void {
   if (Array.isArray(value)) {
     const names = stringList(value);

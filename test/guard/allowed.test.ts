@@ -108,6 +108,27 @@ const ALLOWED: Array<[string, string]> = [
   ['advisory lock in a transaction', 'SELECT pg_advisory_xact_lock(42)'],
   ['ORDER BY USING operator', 'SELECT * FROM items ORDER BY id USING OPERATOR(pg_catalog.<)'],
   ['COLLATE', 'SELECT note COLLATE "C", note COLLATE pg_catalog."default" FROM items'],
+  // names pg_catalog does not hold resolve to the tenant's own objects; new objects go to its schema
+  ['writes to an own table named pg_*', "INSERT INTO pg_jobs VALUES (1, 'queued'); UPDATE pg_jobs SET state = 'done'; DELETE FROM pg_jobs"],
+  ['DDL on own objects named pg_*', "ALTER TABLE pg_jobs ADD COLUMN at timestamptz; CREATE INDEX ON pg_jobs (state); COMMENT ON TABLE pg_jobs IS 'queue'; LOCK TABLE pg_jobs; DROP TABLE pg_jobs"],
+  ['an own function named like a built-in is created in the own schema', "CREATE OR REPLACE FUNCTION uuidv7() RETURNS uuid LANGUAGE sql AS 'SELECT gen_random_uuid()'"],
+  ['an own function named like a built-in, by its qualified name', 'ALTER FUNCTION tenant_acme.uuidv7() STABLE; COMMENT ON FUNCTION tenant_acme.uuidv7() IS $$v7$$; DROP FUNCTION tenant_acme.uuidv7()'],
+  ['own enum and domain', "ALTER TYPE mood ADD VALUE 'meh'; ALTER DOMAIN email SET NOT NULL; DROP TYPE IF EXISTS old_type"],
+  ['own collation by its qualified name', 'ALTER COLLATION tenant_acme.german REFRESH VERSION'],
+  ['own text search configuration', 'CREATE TEXT SEARCH CONFIGURATION my_english (COPY = english); ALTER TEXT SEARCH CONFIGURATION my_english DROP MAPPING FOR email'],
+  ['COPY a catalog TO STDOUT', 'COPY pg_catalog.pg_description TO STDOUT'],
+  ['a view over an own table', 'CREATE VIEW recent AS SELECT * FROM items WHERE id > 10'],
+  // a computed reg* value only resolves a name to an OID (TypeORM's schema loader)
+  ['computed regclass for obj_description', `SELECT obj_description(('"' || table_schema || '"."' || table_name || '"')::regclass, 'pg_class') FROM information_schema.tables WHERE table_schema = 'tenant_acme'`],
+  ['computed regtype', `SELECT ('"' || udt_schema || '"."' || udt_name || '"')::regtype FROM information_schema.columns WHERE table_schema = 'tenant_acme'`],
+  // text search configurations and dictionaries by name
+  ['text search with built-in configurations', "SELECT to_tsvector('english', body), to_tsquery('pg_catalog.simple', 'x'), ts_lexize('english_stem', 'trains') FROM docs"],
+  ['text search with the configuration in a column', 'SELECT to_tsvector(lang::regconfig, body) FROM docs'],
+  ['ts_headline with a literal document', "SELECT ts_headline('The quick brown fox', to_tsquery('fox'), 'MaxWords=2')"],
+  ['tsvector_update_trigger with a built-in configuration', "CREATE TRIGGER tsv BEFORE INSERT OR UPDATE ON docs FOR EACH ROW EXECUTE FUNCTION tsvector_update_trigger(tsv, 'pg_catalog.english', body)"],
+  ['pg_get_sequence_data of an own sequence', "SELECT * FROM pg_get_sequence_data('counter')"],
+  ['statistics import into an own table (pg_restore of a Postgres 18 dump)', "SELECT pg_restore_relation_stats('version', 180004::integer, 'schemaname', 'tenant_acme', 'relname', 'items', 'relpages', 1::integer)"],
+  ['pg_input_is_valid with a built-in type', "SELECT pg_input_is_valid('42', 'integer'), pg_input_error_info('x', 'numeric(4,2)')"],
   // pgbench, builtin TPC-B-like script and initialisation
   ['pgbench update accounts', 'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2'],
   ['pgbench select', 'SELECT abalance FROM pgbench_accounts WHERE aid = $1'],

@@ -95,8 +95,11 @@ describe('session effects for transaction pooling', () => {
   });
 
   it('flags state that cannot follow the client to another backend', () => {
-    for (const sql of ['PREPARE p AS SELECT 1', 'LISTEN jobs', 'DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'CREATE TEMP TABLE x (a int)', 'SELECT pg_advisory_lock(1)']) {
+    for (const sql of ['PREPARE p AS SELECT 1', 'LISTEN jobs', 'DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'CREATE TEMP TABLE x (a int)', 'SELECT 1 INTO TEMP x', 'SELECT pg_advisory_lock(1)']) {
       expect(effects(sql).some((e) => e.kind === 'unsupported'), sql).toBe(true);
+    }
+    for (const sql of ['SELECT 1 INTO x', 'CREATE TEMP TABLE x ON COMMIT DROP AS SELECT 1', 'SELECT 1']) {
+      expect(effects(sql), sql).toEqual([]);
     }
   });
 

@@ -138,6 +138,8 @@ describe('policy: read-only shared schemas', () => {
       'CREATE TRIGGER t BEFORE INSERT ON reference.plans FOR EACH ROW EXECUTE FUNCTION f()',
       'ALTER SEQUENCE reference.s RESTART',
       'VACUUM FULL reference.plans',
+      'SELECT * FROM reference.plans FOR SHARE',
+      'SELECT * INTO reference.copy FROM items',
     ]) {
       expect(guard.check(sql, fence()), sql).toMatchObject({ allowed: false, reason: 'read_only_schema', sqlstate: '42501' });
     }
@@ -146,7 +148,6 @@ describe('policy: read-only shared schemas', () => {
   it('still reads from it, and writes elsewhere using it', () => {
     for (const sql of [
       'SELECT * FROM reference.plans',
-      'SELECT * FROM reference.plans FOR SHARE',
       'INSERT INTO items SELECT * FROM reference.plans',
       'UPDATE items SET note = p.name FROM reference.plans p WHERE p.id = items.id',
       'DELETE FROM items USING reference.plans p WHERE p.id = items.id',
