@@ -53,10 +53,52 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   if (literal !== undefined) {
     if (spec.ambiguous?.(args.length) === true && splitQualifiedName(literal) === null) return; // not a name: the other argument
     readName(literal, spec.syntax, `${name}()`, scope, spec.acts);
+    if (WRITES_NAMED_OBJECT.has(name)) addWrittenSchema(literal, spec.syntax, scope);
   } else if (spec.acts && !isCheckedSequenceLookup(arg)) {
     refuse(f, 'dynamic_sql', `${name}() on a computed object name`);
+  } else if (WRITES_NAMED_OBJECT.has(name)) {
+    const table = literalOf(arrayOf(node(arg, 'FuncCall')?.['args'])[0]);
+    if (table !== undefined) addWrittenSchema(table, 'qualified', scope); // nextval(pg_get_serial_sequence('s.t', 'c')): the sequence is in s
   }
 }
+
+/**
+ * Functions that write the object they name (advance or set a sequence, summarize or clean an
+ * index, replace statistics): its schema is a write target, which a read-only schema refuses.
+ */
+const WRITES_NAMED_OBJECT = new Set([
+  'nextval', 'setval', 'pg_nextoid', 'brin_summarize_new_values', 'brin_summarize_range', 'brin_desummarize_range',
+  'gin_clean_pending_list', 'pg_truncate_visibility_map', 'heap_force_kill', 'heap_force_freeze',
+  'pg_clear_relation_stats', 'pg_clear_attribute_stats',
+]);
+
+function addWrittenSchema(text: string, syntax: NameSyntax, scope: Scope): void {
+  if (syntax === 'schema_verbatim') {
+    scope.facts.writtenSchemas.add(text);
+    return;
+  }
+  const parts = OID.test(text) ? null : splitQualifiedName(text);
+  if (parts !== null && parts.length >= 2) scope.facts.writtenSchemas.add(parts[parts.length - 2] as string);
+}
+
+/**
+ * Field notation is a call: `(expr).name` and `alias.name` (the alias's whole row, or the value of a
+ * function in FROM that returns a scalar) call name(expr) when no field or column has that name,
+ * as in `(c.oid::regclass).nextval` or `g.ts_stat FROM concat(...) g`. Every field name is
+ * therefore judged as a call with one argument: the expression for the first field after it, a
+ * computed value otherwise (fail closed: a column that shares a refused function's name is refused).
+ */
+export function visitFieldCalls(arg: Json | undefined, fields: readonly Json[], scope: Scope): void {
+  let current = arg;
+  for (const field of fields) {
+    const name = stringNode(field);
+    if (name !== undefined) visitFuncCall({ funcname: [field], args: [current ?? COMPUTED] }, scope);
+    current = undefined;
+  }
+}
+
+/** Stands for an argument whose value the guard cannot know. */
+const COMPUTED: Json = { ColumnRef: { fields: [] } };
 
 /** Postgres 18's statistics import, called with key/value pairs: ('schemaname', 's', 'relname', 't', ...). */
 const STATISTICS_IMPORT = new Set(['pg_restore_relation_stats', 'pg_restore_attribute_stats']);
@@ -77,7 +119,10 @@ function visitStatisticsImport(name: string, args: readonly Json[] | null, scope
       refuse(scope.facts, 'dynamic_sql', `${name}() with a computed argument name or schema`);
       return;
     }
-    if (key.toLowerCase() === 'schemaname') scope.facts.schemas.add(value as string);
+    if (key.toLowerCase() === 'schemaname') {
+      scope.facts.schemas.add(value as string);
+      scope.facts.writtenSchemas.add(value as string);
+    }
   }
 }
 
@@ -87,7 +132,14 @@ function visitStatisticsImport(name: string, args: readonly Json[] | null, scope
  */
 export function visitTriggerFunction(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']);
-  if (names?.[names.length - 1]?.toLowerCase() !== 'tsvector_update_trigger') return;
+  const name = names?.[names.length - 1]?.toLowerCase();
+  if (name !== undefined) {
+    // The trigger calls it on every row: judged like a call (lo_manage unlinks large objects).
+    scope.facts.functions.add(name);
+    const forbidden = forbiddenFunction(name);
+    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, `${name}() as a trigger function`, forbidden.lift);
+  }
+  if (name !== 'tsvector_update_trigger') return;
   const config = stringNode(arrayOf(body['args'])[1]);
   if (config !== undefined) readName(config, 'qualified', 'tsvector_update_trigger()', scope);
 }
@@ -97,7 +149,11 @@ function forbiddenFunction(name: string): FunctionRule | undefined {
 }
 
 /** Options of CREATE OPERATOR / CREATE AGGREGATE that name a function the server will call later. */
-const FUNCTION_OPTIONS = new Set(['function', 'procedure', 'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc']);
+const FUNCTION_OPTIONS = new Set([
+  'function', 'procedure', 'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc',
+  // CREATE AGGREGATE still takes the obsolete spelling sfunc1; CREATE TYPE ... AS RANGE calls these two
+  'sfunc1', 'subtype_diff', 'canonical',
+]);
 
 /**
  * An operator or aggregate built on a function calls it with operands that never appear as a
@@ -105,7 +161,7 @@ const FUNCTION_OPTIONS = new Set(['function', 'procedure', 'sfunc', 'finalfunc',
  * would let `@@ 'other.seq'` act on a name the guard never reads. Such functions are refused here.
  */
 export function visitDefinition(body: Obj, scope: Scope): void {
-  for (const option of arrayOf(body['definition'])) {
+  for (const option of arrayOf(body['definition'] ?? body['params'])) {
     const def = node(option, 'DefElem');
     if (def === undefined || !FUNCTION_OPTIONS.has(String(def['defname']))) continue;
     const names = stringList(node(def['arg'], 'TypeName')?.['names']) ?? stringList(def['arg']);

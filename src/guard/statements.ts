@@ -1,9 +1,9 @@
 import { type Facts, refuse } from './analysis.js';
 import { visitBody } from './bodies.js';
-import { visitCast, visitDefinition, visitFuncCall, visitTriggerFunction } from './functions.js';
-import { isObj, type Json, type Obj } from './json.js';
+import { visitCast, visitDefinition, visitFieldCalls, visitFuncCall, visitTriggerFunction } from './functions.js';
+import { arrayOf, isObj, type Json, node, type Obj, stringNode } from './json.js';
 import { objectTypeOf, visitColumnRef } from './names.js';
-import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES } from './rules.js';
+import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitTargets } from './targets.js';
 import { visitDiscard, visitSet } from './settings.js';
@@ -27,6 +27,20 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
   switch (type) {
     case 'ColumnRef':
       visitColumnRef(body, f);
+      visitFieldCalls(undefined, arrayOf(body['fields']).slice(1), scope);
+      break;
+    case 'A_Indirection':
+      visitFieldCalls(body['arg'], arrayOf(body['indirection']), scope);
+      break;
+    case 'CallStmt':
+      // CALL's FuncCall is a bare struct, which the walk does not take for a call.
+      if (isObj(body['funccall'])) visitFuncCall(body['funccall'], scope);
+      break;
+    case 'CreateRangeStmt':
+      visitDefinition(body, scope);
+      break;
+    case 'CreateExtensionStmt':
+      visitExtensionSchema(body, f);
       break;
     case 'ListenStmt':
     case 'UnlistenStmt':
@@ -110,6 +124,22 @@ const STORED_FOR_LATER = new Set([
   'CreateStmt', 'AlterTableStmt', 'IndexStmt', 'RuleStmt', 'CreatePolicyStmt', 'AlterPolicyStmt', 'CreateTrigStmt',
   'CreateDomainStmt', 'AlterDomainStmt',
 ]);
+
+/**
+ * CREATE EXTENSION ... SCHEMA s: the extension's objects are created in s (its script runs with
+ * s as @extschema@), so s is named and written like the schema of any new object.
+ */
+function visitExtensionSchema(body: Obj, f: Facts): void {
+  for (const option of arrayOf(body['options'])) {
+    const def = node(option, 'DefElem');
+    if (def?.['defname'] !== 'schema') continue;
+    const schema = stringNode(def['arg']);
+    if (schema === undefined) continue;
+    f.schemas.add(schema);
+    f.writtenSchemas.add(schema);
+    if (SYSTEM_WRITE_PROTECTED.has(schema)) refuse(f, 'forbidden_statement', `creating an extension in ${schema} (system schemas are shared by every tenant)`);
+  }
+}
 
 const TWO_PHASE = new Set(['TRANS_STMT_PREPARE', 'TRANS_STMT_COMMIT_PREPARED', 'TRANS_STMT_ROLLBACK_PREPARED']);
 

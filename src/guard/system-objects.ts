@@ -140,6 +140,8 @@ const TARGETS: ReadonlyMap<string, Targets> = new Map<string, Targets>([
   ['RenameStmt', (b) => objectOrRelation(b, 'renaming')],
   ['AlterObjectSchemaStmt', (b) => objectOrRelation(b, 'moving')],
   ['AlterObjectDependsStmt', (b) => objectOrRelation(b, 'changing')],
+  // ALTER EXTENSION e ADD / DROP object: DROP EXTENSION then drops what was added.
+  ['AlterExtensionContentsStmt', (b) => objects(b['objtype'], b['object'] === undefined ? [] : [b['object']], 'changing the extension membership of')],
 ]);
 
 function schemas(names: Array<Json | undefined>, verb: string): Target[] {

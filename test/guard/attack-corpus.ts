@@ -331,6 +331,16 @@ const DYNAMIC: Attack[] = [
   ['a name-taking function with named arguments', "SELECT * FROM ts_debug(document => 'x', config => 'tenant_globex.english')", 'dynamic_sql'],
   ['get_raw_page with named arguments', "SELECT get_raw_page(fork => 'main', blkno => 0, relname => 'tenant_globex.secrets')", 'dynamic_sql'],
   ['regclass literal Postgres cannot read as a name', "SELECT 'tenant_globex.t extra'::regclass", 'dynamic_sql'],
+  // Field notation is a call: (expr).f and alias.f call f(expr) when there is no such field or column.
+  ['ts_stat by field notation on a FROM function', "SELECT g.ts_stat FROM concat('SELECT to_tsvector(secret) FROM tenant_', 'globex.secrets') AS g", 'dynamic_sql'],
+  ['ts_stat by field notation on an expression', "SELECT (('SELECT to_tsvector(secret) FROM tenant_' || 'globex.secrets')::text).ts_stat", 'dynamic_sql'],
+  ['nextval by field notation on an OID', "SELECT (c.oid::regclass).nextval FROM pg_class c WHERE c.relname = 'counter'", 'dynamic_sql'],
+  ['nextval by field notation after a subscript', 'SELECT (seqs)[1].nextval FROM sequences', 'dynamic_sql'],
+  ['nextval by field notation on a literal name', "SELECT ('tenant_globex.counter').nextval", 'foreign_schema', G],
+  ['pg_read_file by field notation', "SELECT ('/etc/passwd'::text).pg_read_file", 'forbidden_statement'],
+  ['aggregate over set_config, obsolete sfunc1 spelling', "CREATE AGGREGATE agg(text, bool) (SFUNC1 = set_config, STYPE1 = text, INITCOND1 = 'app.current_tenant_id')", 'dynamic_sql'],
+  ['aggregate over pg_read_file, obsolete sfunc1 spelling', "CREATE AGGREGATE rf(*) (SFUNC1 = pg_read_file, STYPE1 = text, INITCOND1 = '/etc/passwd')", 'forbidden_statement'],
+  ['trigger function that unlinks large objects', 'CREATE TRIGGER t BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION lo_manage(raster)', 'forbidden_statement'],
 ];
 
 const PARSE: Attack[] = [

@@ -55,6 +55,10 @@ describe('policy: what the operator lifts', () => {
       ['ALTER SYSTEM SET log_statement = none', 'forbidden_statement'],
       ['SELECT * FROM database_to_xml(true, false, \'\')', 'dynamic_sql'],
       ['SELECT pg_terminate_backend(1)', 'forbidden_statement'],
+      ['CREATE EXTENSION hstore SCHEMA tenant_globex', 'foreign_schema'],
+      ['CREATE EXTENSION hstore WITH SCHEMA pg_catalog CASCADE', 'forbidden_statement'],
+      ['ALTER EXTENSION plpgsql ADD FUNCTION now()', 'forbidden_statement'],
+      ['ALTER EXTENSION plpgsql ADD FUNCTION pg_catalog.now()', 'forbidden_statement'],
     ];
     for (const [sql, reason] of attempts) expect(guard.check(sql, fence), sql).toMatchObject({ allowed: false, reason });
   });
@@ -71,6 +75,13 @@ describe('policy: what the operator adds', () => {
       'CREATE TABLE t (a int DEFAULT expensive_report())',
       'DO $$ BEGIN PERFORM pg_sleep(1); END $$',
       'CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ SELECT pg_sleep(1) $$',
+      'CALL expensive_report()',
+      'CALL public.Expensive_Report(1)',
+      'SELECT (0.1::float8).pg_sleep',
+      'SELECT g.pg_sleep FROM abs(0.1) AS g',
+      'CREATE AGGREGATE a(float8) (SFUNC1 = pg_sleep, STYPE1 = float8)',
+      'CREATE TYPE r AS RANGE (subtype = float8, subtype_diff = pg_sleep)',
+      'CREATE TRIGGER t AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION expensive_report()',
     ]) {
       const verdict = guard.check(sql, fence);
       expect(verdict, sql).toMatchObject({ allowed: false, reason: 'denied_function', sqlstate: '42501' });
@@ -140,6 +151,13 @@ describe('policy: read-only shared schemas', () => {
       'VACUUM FULL reference.plans',
       'SELECT * FROM reference.plans FOR SHARE',
       'SELECT * INTO reference.copy FROM items',
+      "SELECT setval('reference.s', 1)",
+      "SELECT nextval('reference.s')",
+      "SELECT ('reference.s').nextval",
+      "SELECT nextval(pg_get_serial_sequence('reference.plans', 'id'))",
+      "CREATE TABLE mine (a int DEFAULT nextval('reference.s'))",
+      "SELECT pg_clear_relation_stats('reference', 'plans')",
+      "SELECT pg_restore_relation_stats('schemaname', 'reference', 'relname', 'plans', 'relpages', 1::integer)",
     ]) {
       expect(guard.check(sql, fence()), sql).toMatchObject({ allowed: false, reason: 'read_only_schema', sqlstate: '42501' });
     }
@@ -158,9 +176,17 @@ describe('policy: read-only shared schemas', () => {
       'COPY (SELECT * FROM reference.plans) TO STDOUT',
       'INSERT INTO public.notes VALUES (1)',
       'SELECT reference.price(1)',
+      "SELECT currval('reference.s')",
+      "SELECT nextval('public.s'), nextval('s')",
     ]) {
       expect(guard.check(sql, fence()), sql).toEqual({ allowed: true });
     }
+  });
+
+  it('refuses an extension installed into it', () => {
+    const lifted = fenceFor({ readOnlySchemas: ['reference'], allow: ['extensions'] });
+    expect(guard.check('CREATE EXTENSION hstore SCHEMA reference', lifted)).toMatchObject({ allowed: false, reason: 'read_only_schema' });
+    expect(guard.check('CREATE EXTENSION hstore SCHEMA tenant_acme', lifted)).toEqual({ allowed: true });
   });
 });
 
