@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { forbiddenFunction, LIFTABLE_STATEMENTS } from '../guard/rules.js';
 import { postgresUrlProblem } from './postgres-url.js';
 
 /**
@@ -257,6 +258,15 @@ const policyRules = {
   allow: z
     .array(z.enum(POLICY_SWITCHES))
     .describe('Refusals lifted: dynamic_sql (PL/pgSQL EXECUTE, query_to_xml...), dblink, large_objects (lo_*), server_files (pg_read_file, COPY to a file or PROGRAM), extensions (CREATE/ALTER EXTENSION). Each one lets SQL the guard cannot check reach the server: the database must then hold the line (tenancy.roleTemplate).'),
+  allowedFunctions: z
+    .array(z.string().regex(FUNCTION_NAME, 'must be a function name without schema').refine(
+      (name) => forbiddenFunction(name.toLowerCase())?.lift !== undefined,
+      { message: 'is not a function the guard refuses and a policy may allow (see policy.allow)' },
+    ))
+    .describe('Functions lifted one by one, where a switch of `allow` would lift a whole family (e.g. lo_get without the rest of large_objects).'),
+  allowedStatements: z
+    .array(z.string().refine((kind) => LIFTABLE_STATEMENTS.has(kind), { message: `must be one of ${[...LIFTABLE_STATEMENTS.keys()].join(', ')}` }))
+    .describe('Statement kinds lifted one by one, by parse node name (CreateExtensionStmt without ALTER EXTENSION).'),
   readOnlySchemas: z
     .array(z.string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'))
     .describe('Shared schemas tenants may read but not change: a statement that names one of them as the target of a write or DDL is refused. Unqualified writes that resolve into it are for the database to refuse (tenancy.roleTemplate grants SELECT only there).'),

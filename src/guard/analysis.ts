@@ -55,6 +55,8 @@ export interface Refusal {
   readonly message: string;
   /** The policy switch that lifts this refusal for a tenant; none: no policy can. */
   readonly lift?: PolicySwitch;
+  /** The function or statement kind refused, which a policy may also allow by name (when it has a `lift`). */
+  readonly subject?: string;
 }
 
 export type SessionEffect =
@@ -105,9 +107,9 @@ const EXPLANATION: Record<RefusalReason, string> = {
  * Records that the text is refused for everyone, or for every tenant whose policy does not give
  * `lift`: "pgfence: <what> <why>".
  */
-export function refuse(f: Facts, reason: RefusalReason, what: string, lift?: PolicySwitch): void {
+export function refuse(f: Facts, reason: RefusalReason, what: string, lift?: PolicySwitch, subject?: string): void {
   const message = `pgfence: ${what} ${EXPLANATION[reason]}`;
-  f.refusals.push(lift === undefined ? { reason, message } : { reason, message, lift });
+  f.refusals.push(lift === undefined ? { reason, message } : subject === undefined ? { reason, message, lift } : { reason, message, lift, subject });
 }
 
 export function freeze(f: Facts): Analysis {

@@ -1,7 +1,7 @@
 import { addQualified, refuse } from './analysis.js';
 import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList, stringNode } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
-import { FORBIDDEN_FUNCTION_PREFIXES, FORBIDDEN_FUNCTIONS, type FunctionRule, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
+import { forbiddenFunction, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitSetConfig } from './settings.js';
 
@@ -28,7 +28,7 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   }
   const forbidden = forbiddenFunction(name);
   if (forbidden !== undefined) {
-    refuse(f, forbidden.reason, `${name}()`, forbidden.lift);
+    refuse(f, forbidden.reason, `${name}()`, forbidden.lift, name);
     return;
   }
   if (name === 'set_config') {
@@ -137,16 +137,13 @@ export function visitTriggerFunction(body: Obj, scope: Scope): void {
     // The trigger calls it on every row: judged like a call (lo_manage unlinks large objects).
     scope.facts.functions.add(name);
     const forbidden = forbiddenFunction(name);
-    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, `${name}() as a trigger function`, forbidden.lift);
+    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, `${name}() as a trigger function`, forbidden.lift, name);
   }
   if (name !== 'tsvector_update_trigger') return;
   const config = stringNode(arrayOf(body['args'])[1]);
   if (config !== undefined) readName(config, 'qualified', 'tsvector_update_trigger()', scope);
 }
 
-function forbiddenFunction(name: string): FunctionRule | undefined {
-  return FORBIDDEN_FUNCTIONS.get(name) ?? FORBIDDEN_FUNCTION_PREFIXES.find(([prefix]) => name.startsWith(prefix))?.[1];
-}
 
 /** Options of CREATE OPERATOR / CREATE AGGREGATE that name a function the server will call later. */
 const FUNCTION_OPTIONS = new Set([
@@ -170,7 +167,7 @@ export function visitDefinition(body: Obj, scope: Scope): void {
     const what = `${name}() behind an operator or aggregate`;
     scope.facts.functions.add(name);
     const forbidden = forbiddenFunction(name);
-    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, what, forbidden.lift);
+    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, what, forbidden.lift, name);
     else if (name === 'set_config' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
   }
 }

@@ -10,6 +10,7 @@ export function fencePolicy(config: PolicyConfig, tenantId: string, heldSettings
   const rules = { ...config, ...config.tenants[tenantId] };
   const policy: FencePolicy = {
     allow: new Set(rules.allow),
+    allowed: new Set([...rules.allowedFunctions.map((name) => name.toLowerCase()), ...rules.allowedStatements]),
     readOnlySchemas: new Set(rules.readOnlySchemas),
     deniedFunctions: new Set(rules.deniedFunctions.map((name) => name.toLowerCase())),
     deniedStatements: new Set(rules.deniedStatements),

@@ -156,6 +156,11 @@ export const FORBIDDEN_FUNCTION_PREFIXES: ReadonlyArray<[string, FunctionRule]> 
   ['pg_get_wal_', CLUSTER],
 ];
 
+/** Why a function is refused, by its own name (lower case); undefined when it is not. */
+export function forbiddenFunction(name: string): FunctionRule | undefined {
+  return FORBIDDEN_FUNCTIONS.get(name) ?? FORBIDDEN_FUNCTION_PREFIXES.find(([prefix]) => name.startsWith(prefix))?.[1];
+}
+
 /** Statements refused unless a policy switch lifts them. */
 export const LIFTABLE_STATEMENTS: ReadonlyMap<string, PolicySwitch> = new Map<string, PolicySwitch>([
   ['CreateExtensionStmt', 'extensions'], ['AlterExtensionStmt', 'extensions'], ['AlterExtensionContentsStmt', 'extensions'],

@@ -22,7 +22,7 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
     visitTargets(type, body, f);
   }
   const forbidden = FORBIDDEN_STATEMENTS.get(type);
-  if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden, LIFTABLE_STATEMENTS.get(type));
+  if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden, LIFTABLE_STATEMENTS.get(type), type);
   visitSystemObjects(type, body, f);
   switch (type) {
     case 'ColumnRef':
@@ -153,7 +153,9 @@ function visitObjectStatement(type: string, body: Obj, f: Facts): void {
   const objtype = objectTypeOf(body);
   const shared = objtype === undefined ? undefined : SHARED_OBJECT_TYPES.get(objtype);
   if (shared !== undefined) {
-    const lift = objtype === 'OBJECT_EXTENSION' && (type === 'DropStmt' || type === 'CommentStmt') ? 'extensions' : undefined;
+    // DROP EXTENSION ... CASCADE would drop every tenant's objects that use it: never lifted.
+    const cascade = body['behavior'] === 'DROP_CASCADE';
+    const lift = objtype === 'OBJECT_EXTENSION' && ((type === 'DropStmt' && !cascade) || type === 'CommentStmt') ? 'extensions' : undefined;
     refuse(f, 'forbidden_statement', (STATEMENT_VERBS[type] ?? ((kind: string) => `${type} on ${kind}`))(shared), lift);
     return;
   }

@@ -38,6 +38,20 @@ export function statementTargets(type: string, body: Obj): readonly Target[] | u
   return TARGETS.get(type)?.(body);
 }
 
+/**
+ * The schemas of the relations a view's query reads (or a `_RETURN` rule's): an updatable view
+ * writes into them, and LOCK or FOR UPDATE through it locks them.
+ */
+export function viewSourceSchemas(type: string, body: Obj): string[] {
+  const queries = type === 'ViewStmt' ? [body['query']] : type === 'RuleStmt' && body['event'] === 'CMD_SELECT' ? arrayOf(body['actions']) : [];
+  const schemas: string[] = [];
+  for (const item of rangeVarsIn(queries as Json[])) {
+    const schema = (node(item, 'RangeVar') as Obj)['schemaname'];
+    if (typeof schema === 'string') schemas.push(schema);
+  }
+  return schemas;
+}
+
 /** The schema a target names explicitly, if any (an unqualified one resolves on the server). */
 export function targetSchema(t: Target): string | undefined {
   return t.kind === 'schemas' ? t.names[t.names.length - 1] : t.names[t.names.length - 2];

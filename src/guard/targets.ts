@@ -1,6 +1,6 @@
 import type { Facts } from './analysis.js';
 import type { Obj } from './json.js';
-import { statementTargets, targetSchema } from './system-objects.js';
+import { statementTargets, targetSchema, viewSourceSchemas } from './system-objects.js';
 
 /** Statements that create, write or lock nothing by name (what they run inside is visited on its own). */
 const NO_TARGETS: ReadonlySet<string> = new Set([
@@ -11,8 +11,9 @@ const NO_TARGETS: ReadonlySet<string> = new Set([
 
 /**
  * Records the schemas a statement writes into, locks, or creates or changes objects in, as its
- * text names them (an unqualified target resolves on the server, out of the guard's sight). A
- * statement kind whose targets are not known may write into any schema it names.
+ * text names them (an unqualified target resolves on the server, out of the guard's sight), and
+ * those a view reads from. A statement kind whose targets are not known may write into any
+ * schema it names.
  */
 export function visitTargets(type: string, body: Obj, f: Facts): void {
   if (NO_TARGETS.has(type)) return;
@@ -26,4 +27,5 @@ export function visitTargets(type: string, body: Obj, f: Facts): void {
     if (schema !== undefined) f.writtenSchemas.add(schema);
   }
   if (typeof body['newschema'] === 'string') f.writtenSchemas.add(body['newschema']);
+  for (const schema of viewSourceSchemas(type, body)) f.writtenSchemas.add(schema);
 }

@@ -4,8 +4,10 @@ import { PIN_SETTINGS, SYSTEM_SCHEMAS } from './rules.js';
 
 /** A tenant's policy (config `policy`, with its overrides applied), in the form judge() reads. */
 export interface FencePolicy {
-  /** Refusals lifted for this tenant. */
+  /** Refusals lifted for this tenant, by family. */
   readonly allow: ReadonlySet<PolicySwitch>;
+  /** Refusals lifted one by one: function names (lower case) and statement kinds a switch could lift. */
+  readonly allowed: ReadonlySet<string>;
   /** Shared schemas this tenant may read but not name as the target of a write or DDL. */
   readonly readOnlySchemas: ReadonlySet<string>;
   /** Function names, lower case. */
@@ -68,7 +70,7 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
   }
   const policy = fence.policy;
   for (const refusal of a.refusals) {
-    if (refusal.lift !== undefined && policy?.allow.has(refusal.lift) === true) continue;
+    if (refusal.lift !== undefined && policy !== undefined && lifted(refusal.lift, refusal.subject, policy)) continue;
     const sqlstate = refusal.reason === 'parser_divergence' ? SQLSTATE_FEATURE_NOT_SUPPORTED : SQLSTATE_INSUFFICIENT_PRIVILEGE;
     return reject(sqlstate, refusal.reason, refusal.message);
   }
@@ -95,6 +97,10 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
     return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'foreign_schema', `pgfence: access to schema ${quote(schema)} is not allowed for this tenant${note}`);
   }
   return policy === undefined ? ALLOWED : judgePolicy(a, policy);
+}
+
+function lifted(lift: PolicySwitch, subject: string | undefined, policy: FencePolicy): boolean {
+  return policy.allow.has(lift) || (subject !== undefined && policy.allowed.has(subject));
 }
 
 /** The operator's own denials, after the built-in rules allowed the text. */

@@ -30,11 +30,23 @@ describe('policy: what the operator lifts', () => {
     ['server_files', "SELECT pg_read_file('/etc/hostname')", 'forbidden_statement'],
     ['server_files', "COPY items FROM '/tmp/items.csv'", 'forbidden_statement'],
     ['extensions', 'CREATE EXTENSION IF NOT EXISTS pg_trgm', 'forbidden_statement'],
+    ['extensions', 'DROP EXTENSION pg_trgm', 'forbidden_statement'],
   ];
 
   it.each(lifted)('%s lifts: %s', (allow, sql, reason) => {
     expect(guard.check(sql, ACME)).toMatchObject({ allowed: false, reason });
     expect(guard.check(sql, fenceFor({ allow: [allow as 'dynamic_sql'] }))).toEqual({ allowed: true });
+  });
+
+  it('functions and statement kinds may be lifted one by one', () => {
+    const fence = fenceFor({ allowedFunctions: ['LO_GET', 'pg_read_file'], allowedStatements: ['CreateExtensionStmt'] });
+    expect(guard.check('SELECT lo_get(1234)', fence)).toEqual({ allowed: true });
+    expect(guard.check("SELECT pg_read_file('/etc/hostname')", fence)).toEqual({ allowed: true });
+    expect(guard.check('CREATE EXTENSION IF NOT EXISTS pg_trgm', fence)).toEqual({ allowed: true });
+    expect(guard.check("SELECT lo_import('/etc/passwd')", fence)).toMatchObject({ allowed: false, reason: 'forbidden_statement' });
+    expect(guard.check("SELECT pg_ls_dir('.')", fence)).toMatchObject({ allowed: false, reason: 'forbidden_statement' });
+    expect(guard.check('ALTER EXTENSION pg_trgm UPDATE', fence)).toMatchObject({ allowed: false, reason: 'forbidden_statement' });
+    expect(guard.check('SELECT * FROM tenant_globex.secrets WHERE lo_get(1) IS NULL', fence)).toMatchObject({ allowed: false, reason: 'foreign_schema' });
   });
 
   it('a switch lifts only its own refusals', () => {
@@ -59,6 +71,7 @@ describe('policy: what the operator lifts', () => {
       ['CREATE EXTENSION hstore WITH SCHEMA pg_catalog CASCADE', 'forbidden_statement'],
       ['ALTER EXTENSION plpgsql ADD FUNCTION now()', 'forbidden_statement'],
       ['ALTER EXTENSION plpgsql ADD FUNCTION pg_catalog.now()', 'forbidden_statement'],
+      ['DROP EXTENSION plpgsql CASCADE', 'forbidden_statement'],
     ];
     for (const [sql, reason] of attempts) expect(guard.check(sql, fence), sql).toMatchObject({ allowed: false, reason });
   });
@@ -151,6 +164,9 @@ describe('policy: read-only shared schemas', () => {
       'VACUUM FULL reference.plans',
       'SELECT * FROM reference.plans FOR SHARE',
       'SELECT * INTO reference.copy FROM items',
+      // an updatable view writes into its table; LOCK and FOR UPDATE through any view lock it
+      'CREATE VIEW v AS SELECT * FROM reference.plans',
+      'CREATE OR REPLACE VIEW v AS SELECT p.* FROM items i JOIN reference.plans p ON p.id = i.id',
       "SELECT setval('reference.s', 1)",
       "SELECT nextval('reference.s')",
       "SELECT ('reference.s').nextval",
@@ -170,7 +186,7 @@ describe('policy: read-only shared schemas', () => {
       'UPDATE items SET note = p.name FROM reference.plans p WHERE p.id = items.id',
       'DELETE FROM items USING reference.plans p WHERE p.id = items.id',
       'CREATE TABLE mine (plan int REFERENCES reference.plans (id), kind reference.kind)',
-      'CREATE VIEW v AS SELECT * FROM reference.plans',
+      'CREATE MATERIALIZED VIEW mv AS SELECT * FROM reference.plans',
       'CREATE TABLE copy AS SELECT * FROM reference.plans',
       'COPY reference.plans TO STDOUT',
       'COPY (SELECT * FROM reference.plans) TO STDOUT',
@@ -221,6 +237,9 @@ describe('policy configuration', () => {
   it('names the bad key and why', () => {
     expect(problem({ allow: ['everything'] })).toContain('allow');
     expect(problem({ deniedStatements: ['TRUNCATE'] })).toContain('parse node name');
+    expect(problem({ allowedFunctions: ['pg_terminate_backend'] })).toContain('is not a function the guard refuses and a policy may allow');
+    expect(problem({ allowedFunctions: ['now'] })).toContain('is not a function the guard refuses and a policy may allow');
+    expect(problem({ allowedStatements: ['CreateRoleStmt'] })).toContain('must be one of CreateExtensionStmt');
     expect(problem({ deniedFunctions: ['pg_catalog.pg_sleep'] })).toContain('without schema');
     expect(problem({ readOnlySchemas: ['tenant_globex'] })).toContain('not one of tenancy.sharedSchemas');
     expect(problem({ tenants: { acme: { readOnlySchemas: ['audit'] } } })).toContain('not one of tenancy.sharedSchemas');
