@@ -33,6 +33,7 @@ export async function createTokenVerifier(cfg: JwtConfig): Promise<TokenVerifier
     issuer: cfg.issuer,
     audience: cfg.audience,
     clockTolerance: cfg.clockToleranceSec,
+    requiredClaims: cfg.requireExp ? ['exp'] : [],
   };
   const claimsOf = async (token: string): Promise<Readonly<Record<string, unknown>>> => {
     if (token.length === 0) throw authErrors.emptyPassword();

@@ -99,6 +99,9 @@ const jwtSchema = z
     issuer: z.string().optional().describe('Required `iss` claim.'),
     audience: z.string().optional().describe('Required `aud` claim.'),
     clockToleranceSec: z.number().int().min(0).default(30).describe('Leeway for exp/nbf/iat.'),
+    requireExp: z
+      .boolean().default(true)
+      .describe('Refuse tokens without an `exp` claim (a token that never expires is a password that cannot be rotated).'),
     tenantClaim: z.string().min(1).default('tenant_id').describe('Claim naming the tenant (dots walk into objects).'),
     userClaim: z.string().min(1).default('sub').describe('Claim naming the user, for logs.'),
     privateKey: z

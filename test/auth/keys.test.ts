@@ -9,6 +9,7 @@ const raw = (input: Partial<JwtConfig>): JwtConfig => ({
   algorithms: ['RS256'],
   jwksCacheMaxAgeMs: 600_000,
   clockToleranceSec: 30,
+  requireExp: true,
   tenantClaim: 'tenant_id',
   userClaim: 'sub',
   ...input,

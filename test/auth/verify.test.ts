@@ -48,6 +48,15 @@ describe('valid tokens', () => {
     await expect(verifier.verify(await signed(claims(), keys.privateKey, 'ES256'))).resolves.toMatchObject({ tenantId: 'acme' });
   });
 
+  it('a token without exp is refused unless jwt.requireExp is off', async () => {
+    const { exp: _exp, ...forever } = claims();
+    const token = await signed(forever, secretKey(), 'HS256');
+    const strict = await createTokenVerifier(jwtConfig({ secret: SECRET }));
+    expectRefusal(await refusal(strict.verify(token)), token, 'invalid_claims', '28P01', 'pgfence: JWT has no "exp" claim');
+    const lenient = await createTokenVerifier(jwtConfig({ secret: SECRET, requireExp: false }));
+    await expect(lenient.verify(token)).resolves.toMatchObject({ tenantId: 'acme' });
+  });
+
   it('one RSA key serves every RSA algorithm that is configured', async () => {
     const keys = await testKeys('RS256');
     const verifier = await createTokenVerifier(jwtConfig({ algorithms: ['RS256', 'PS256', 'RS384'], publicKey: keys.spki }));

@@ -18,9 +18,11 @@ afterAll(async () => {
 
 const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
+/** A token with these claims, valid for an hour unless they say otherwise (`exp: undefined` leaves it out). */
 async function sign(claims: Record<string, unknown>, opts: { secret?: string; alg?: string } = {}): Promise<string> {
   const secret = new TextEncoder().encode(opts.secret ?? (proxy.config.jwt.secret as string));
-  return new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'HS256' }).sign(secret);
+  const withExpiry = Object.fromEntries(Object.entries({ exp: now() + 3600, ...claims }).filter(([, v]) => v !== undefined));
+  return new SignJWT(withExpiry).setProtectedHeader({ alg: opts.alg ?? 'HS256' }).sign(secret);
 }
 
 async function connectWith(password: string): Promise<pg.DatabaseError> {
@@ -47,6 +49,7 @@ describe('authentication through pgfence', () => {
     ['not yet valid', () => sign({ tenant_id: 'acme', iss: 'pgfence-test', nbf: now() + 3600 }), '28P01', /not valid yet/],
     ['wrong issuer', () => sign({ tenant_id: 'acme', iss: 'someone-else' }), '28P01', /issuer is not accepted/],
     ['missing tenant claim', () => sign({ iss: 'pgfence-test' }), '28000', /has no "tenant_id" claim/],
+    ['no expiry', () => sign({ tenant_id: 'acme', iss: 'pgfence-test', exp: undefined }), '28P01', /has no "exp" claim/],
     ['malformed tenant claim', () => sign({ tenant_id: 'acme; drop table x', iss: 'pgfence-test' }), '28000', /tenant claim must be a string/],
     ['numeric tenant claim', () => sign({ tenant_id: 42, iss: 'pgfence-test' }), '28000', /tenant claim must be a string/],
     ['garbage', async () => 'definitely.not.a-jwt', '28P01', /well-formed/],
