@@ -153,6 +153,9 @@ export class BackendConnection {
 
   unbind(): void {
     this.sink = null;
+    // A holder that paused reading for its own slow client must not hand on a paused backend:
+    // its next holder (any tenant) would never hear from it.
+    this.socket.resume();
   }
 
   get bound(): boolean {

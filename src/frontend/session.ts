@@ -127,6 +127,8 @@ export class ClientSession implements BackendSink {
   private unnamedParsed = false;
   private tenantMetrics: TenantMetrics | null = null;
   private queryTimer: QueryTimer | null = null;
+  /** A drain listener on the client socket will resume the backend this client holds. */
+  private awaitingDrain = false;
 
   constructor(
     private socket: net.Socket,
@@ -676,12 +678,11 @@ export class ClientSession implements BackendSink {
       return;
     }
     // Transaction pooling: the statement is prepared under its server-side name, replacing any
-    // copy this backend holds (Close of a missing statement is not an error).
+    // copy this backend holds (Close of a missing statement is not an error). Always closed first:
+    // `backend.prepared` forgets everything after an error, yet the server may still hold it.
     const entry = this.statements.register(name, bytes);
-    if (backend.prepared.has(entry.serverName)) {
-      out.push(closeStatementMessage(entry.serverName));
-      this.expect('close', true);
-    }
+    out.push(closeStatementMessage(entry.serverName));
+    this.expect('close', true);
     out.push(parseMessageFor(entry.serverName, entry.body));
     this.expect('parse');
     backend.prepared.add(entry.serverName);
@@ -916,7 +917,15 @@ export class ClientSession implements BackendSink {
     const backend = this.backend;
     if (this.socket.writableNeedDrain && backend !== null) {
       backend.pause();
-      this.socket.once('drain', () => backend.resume());
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        // Resumes the backend this client holds then, if any: one it paused and released
+        // meanwhile was resumed by the pool (unbind) and may be serving another client now.
+        this.socket.once('drain', () => {
+          this.awaitingDrain = false;
+          this.backend?.resume();
+        });
+      }
     }
   }
 

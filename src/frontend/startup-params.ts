@@ -135,12 +135,13 @@ export function timeSettingMs(value: string): number | null {
 
 /**
  * Holds a client's statement_timeout to its tenant's limit: the client's own value where it is
- * shorter (0, Postgres's "no timeout", is not), the limit otherwise.
+ * shorter (0, Postgres's "no timeout", is not; nor is anything under 1 ms, which Postgres rounds
+ * to a whole number of milliseconds: `0.4` or `400us` would be 0), the limit otherwise.
  */
 export function capStatementTimeout(settings: Map<string, string>, limitMs: number): void {
   if (limitMs <= 0) return;
   const asked = settings.get('statement_timeout');
   const askedMs = asked === undefined ? null : timeSettingMs(asked);
-  if (askedMs !== null && askedMs > 0 && askedMs <= limitMs) return;
+  if (askedMs !== null && askedMs >= 1 && askedMs <= limitMs) return;
   settings.set('statement_timeout', String(limitMs));
 }

@@ -22,7 +22,7 @@ export function visitSet(body: Obj, f: Facts, inSession: boolean): void {
   const parts = arrayOf(body['args']).map((arg) => stringConst(arg) ?? scalarConst(arg));
   const value = kind === 'VAR_SET_VALUE' ? (parts.every((p) => p !== undefined) ? parts.join(', ') : undefined) : 'default';
   record(f, name, value);
-  if (!inSession || body['is_local'] === true) return;
+  if (!inSession || body['is_local'] === true || TRANSACTION_SETTINGS.has(name)) return;
   if (kind === 'VAR_SET_VALUE' && value !== undefined) f.sessionEffects.push({ kind: 'set', name, value });
   else if (kind === 'VAR_SET_DEFAULT' || kind === 'VAR_RESET') f.sessionEffects.push({ kind: 'set', name, value: null });
   else f.sessionEffects.push({ kind: 'unsupported', what: `SET ${name} FROM CURRENT` });
@@ -32,6 +32,12 @@ export function visitSet(body: Obj, f: Facts, inSession: boolean): void {
 export function visitDiscard(body: Obj, f: Facts): void {
   if (body['target'] === 'DISCARD_ALL') f.settings.add('*');
 }
+
+/**
+ * Settings of the current transaction only, whatever the scope they are set with: never replayed
+ * (a set_config of them in a later pin fails once the pin's query has taken its snapshot).
+ */
+const TRANSACTION_SETTINGS: ReadonlySet<string> = new Set(['transaction_isolation', 'transaction_read_only', 'transaction_deferrable']);
 
 const SET_CONFIG_PARAMETERS = ['setting_name', 'new_value', 'is_local'];
 
@@ -46,7 +52,7 @@ export function visitSetConfig(args: readonly Json[], f: Facts, inSession: boole
   const name = setting.toLowerCase();
   const value = literalOf(valueArg);
   record(f, name, value);
-  if (!inSession) return;
+  if (!inSession || TRANSACTION_SETTINGS.has(name)) return;
   const isLocal = unwrapNamed(localArg);
   const local = scalarConst(isLocal) ?? literalOf(isLocal)?.toLowerCase();
   if (local === 'on' || local === 'true' || local === 't') return;

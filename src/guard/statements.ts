@@ -218,7 +218,8 @@ function visitSessionState(type: string, body: Obj, f: Facts): void {
 function visitTemporary(type: string, body: Obj, f: Facts): void {
   const into = isObj(body['into']) ? body['into'] : undefined;
   const rel = into !== undefined ? into['rel'] : (body['relation'] ?? body['sequence'] ?? body['view']);
-  if (!isObj(rel) || rel['relpersistence'] !== 't') return;
+  // `CREATE TABLE pg_temp.t` is as temporary as `CREATE TEMP TABLE t`.
+  if (!isObj(rel) || (rel['relpersistence'] !== 't' && rel['schemaname'] !== 'pg_temp')) return;
   const onCommit = into !== undefined ? into['onCommit'] : body['oncommit'];
   if (onCommit === 'ONCOMMIT_DROP') return;
   const what = type === 'ViewStmt' ? 'a temporary view' : type === 'CreateSeqStmt' ? 'a temporary sequence' : 'a temporary table without ON COMMIT DROP';

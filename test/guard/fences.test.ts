@@ -92,10 +92,13 @@ describe('session effects for transaction pooling', () => {
     expect(effects("CREATE VIEW v AS SELECT set_config('work_mem', '1MB', false)")).toEqual([]);
     expect(effects("CREATE FUNCTION f() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT set_config('work_mem', '1MB', false); END")).toEqual([]);
     expect(effects('CREATE TABLE t (a bigint DEFAULT pg_advisory_lock(1)::text::bigint)')).toEqual([]);
+    expect(effects("SET transaction_isolation = 'serializable'")).toEqual([]);
+    expect(effects('SET transaction_read_only = on')).toEqual([]);
+    expect(effects("SELECT set_config('transaction_deferrable', 'on', false)")).toEqual([]);
   });
 
   it('flags state that cannot follow the client to another backend', () => {
-    for (const sql of ['PREPARE p AS SELECT 1', 'LISTEN jobs', 'DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'CREATE TEMP TABLE x (a int)', 'SELECT 1 INTO TEMP x', 'SELECT pg_advisory_lock(1)']) {
+    for (const sql of ['PREPARE p AS SELECT 1', 'LISTEN jobs', 'DECLARE c CURSOR WITH HOLD FOR SELECT 1', 'CREATE TEMP TABLE x (a int)', 'SELECT 1 INTO TEMP x', 'SELECT pg_advisory_lock(1)', 'CREATE TABLE pg_temp.x (a int)', 'CREATE SEQUENCE pg_temp.s', 'SELECT 1 INTO pg_temp.x']) {
       expect(effects(sql).some((e) => e.kind === 'unsupported'), sql).toBe(true);
     }
     for (const sql of ['SELECT 1 INTO x', 'CREATE TEMP TABLE x ON COMMIT DROP AS SELECT 1', 'SELECT 1']) {

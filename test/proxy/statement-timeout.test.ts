@@ -24,6 +24,11 @@ describe('statement_timeout values', () => {
     expect(capped('0.2s')).toBe('0.2s');
     expect(capped('10s')).toBe('300');
     expect(capped('0')).toBe('300');
+    // Postgres rounds to whole milliseconds: these would be 0, no timeout at all.
+    expect(capped('0.4')).toBe('300');
+    expect(capped('400us')).toBe('300');
+    expect(capped('0.0001')).toBe('300');
+    expect(capped('1')).toBe('1');
     expect(capped('soon')).toBe('300');
     expect(capped(undefined)).toBe('300');
   });
