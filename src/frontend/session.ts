@@ -75,6 +75,9 @@ class PinBreach extends Error {
 /** A client that sends this much while it waits for a backend is paused until it gets one. */
 const QUEUED_BYTES_BEFORE_PAUSE = 1024 * 1024;
 
+/** How long a closed session's last bytes may take to reach a client that has stopped reading. */
+const CLOSE_FLUSH_MS = 5_000;
+
 /**
  * One client connection: startup and JWT authentication, then the relay between the client and
  * the backend pinned to its tenant, with the guard inspecting every Query and Parse.
@@ -968,6 +971,11 @@ export class ClientSession implements BackendSink {
     }
     this.socket.end();
     this.socket.destroySoon();
+    // A client that never reads would keep the socket (and shutdown) waiting for a flush forever.
+    const socket = this.socket;
+    const giveUp = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
+    giveUp.unref();
+    socket.once('close', () => clearTimeout(giveUp));
   }
 }
 

@@ -74,6 +74,20 @@ describe('shutdown and admin actions', () => {
     await proxy.close();
   });
 
+  it('finishes even when a client has stopped reading', async () => {
+    const proxy = await startTestProxy({ listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 1_000 } });
+    const stalled = await proxy.connect('acme');
+    // The client reads nothing more while 64 MB come its way: socket buffers fill, pgfence pauses the backend.
+    (stalled as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
+    void stalled.query("SELECT repeat('x', 64 * 1024 * 1024)").catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = Date.now();
+    await proxy.running.close();
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await stalled.end().catch(() => undefined);
+    await proxy.close();
+  });
+
   it('kills the sessions of one tenant only', async () => {
     const proxy = await startTestProxy();
     try {
