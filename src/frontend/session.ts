@@ -127,7 +127,8 @@ export class ClientSession implements BackendSink {
   private acquiring = false;
   private readonly tracker = new ResponseTracker();
   private statements: ClientStatements | null = null;
-  private unnamedParsed = false;
+  /** The backend was just bound: its unnamed statement, if any, is the previous holder's. */
+  private unnamedForeign = false;
   private tenantMetrics: TenantMetrics | null = null;
   private queryTimer: QueryTimer | null = null;
   /** A drain listener on the client socket will resume the backend this client holds. */
@@ -423,7 +424,7 @@ export class ClientSession implements BackendSink {
     this.pendingSets = [];
     this.bindingFailed = false;
     this.bindingDirty = false;
-    this.unnamedParsed = false;
+    this.unnamedForeign = this.transactionMode;
     this.tracker.clear();
   }
 
@@ -583,6 +584,13 @@ export class ClientSession implements BackendSink {
     const backend = this.backend;
     if (backend === null) return;
     const out: Buffer[] = [];
+    if (this.unnamedForeign) {
+      // Dropped first thing, while the server is sure to run it (an error in this client's batch
+      // would make it skip a later Close, and leave the previous holder's statement bindable).
+      this.unnamedForeign = false;
+      out.push(closeStatementMessage(''));
+      this.expect('close', true);
+    }
     for (const msg of messages) {
       if (this.skippingToSync && msg.type !== F.Sync) continue;
       switch (msg.type) {
@@ -675,7 +683,6 @@ export class ClientSession implements BackendSink {
     }
     const bytes = this.takeRewritten() ?? original;
     if (this.statements === null || name === '') {
-      if (name === '') this.unnamedParsed = true;
       appendBytes(out, bytes);
       this.expect('parse');
       return;
@@ -701,7 +708,6 @@ export class ClientSession implements BackendSink {
         this.expect('bind');
         return;
       }
-      if (statement === '') this.forgetForeignUnnamed(out);
     }
     appendBytes(out, bytes);
     this.expect('bind');
@@ -717,7 +723,6 @@ export class ClientSession implements BackendSink {
         this.expect('describe');
         return;
       }
-      if (target.kind === 'S' && target.name === '') this.forgetForeignUnnamed(out);
     }
     appendBytes(out, bytes);
     this.expect('describe');
@@ -747,13 +752,6 @@ export class ClientSession implements BackendSink {
     backend.prepared.add(entry.serverName);
   }
 
-  /** The unnamed statement on a shared backend may be another client's: drop it before it can be used. */
-  private forgetForeignUnnamed(out: Buffer[]): void {
-    if (this.unnamedParsed) return;
-    this.unnamedParsed = true;
-    out.push(closeStatementMessage(''));
-    this.expect('close', true);
-  }
 
   /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
   private inspect(sql: SqlText): build.ErrorFields | null {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendConnection } from '../../src/backend/connection.js';
 import { errorOf } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { message, passwordMessage, startupMessage, WireClient } from '../support/wire.js';
+import { errorOfBody, message, passwordMessage, startupMessage, WireClient } from '../support/wire.js';
 
 // Transaction pooling over a single backend: every client of every tenant takes turns on it.
 let proxy: TestProxy;
@@ -52,6 +52,30 @@ describe('transaction pooling edges', () => {
       slow.close();
     }
   }, 60_000);
+
+  it("never lets a client bind the unnamed statement another client left on the backend", async () => {
+    const int16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
+    const parse = (sql: string): Buffer => message('P', Buffer.concat([Buffer.from(`\0${sql}\0`), int16(0)]));
+    const bind = message('B', Buffer.concat([Buffer.from('\0\0'), int16(0), int16(0), int16(0)]));
+    const execute = (portal: string): Buffer => message('E', Buffer.concat([Buffer.from(`${portal}\0`), Buffer.alloc(4)]));
+    const sync = message('S', '');
+    const first = await readyWire('acme');
+    const second = await readyWire('acme');
+    try {
+      first.write(Buffer.concat([parse('SELECT secret FROM secrets'), sync]));
+      await first.until('Z');
+      // The failing Execute makes the server skip this client's Parse up to Sync, so only the
+      // previous client's unnamed statement could be on the backend when the Bind comes.
+      second.write(Buffer.concat([execute('nope'), parse('SELECT 1'), sync, bind, execute(''), sync]));
+      const replies = [...(await second.until('Z')), ...(await second.until('Z'))];
+      const rows = replies.filter((m) => m.type === 'D').map((m) => m.body.toString('latin1'));
+      expect(rows.join('')).not.toContain('acme-secret');
+      expect(replies.filter((m) => m.type === 'E').map((m) => errorOfBody(m.body).code)).toEqual(['34000', '26000']);
+    } finally {
+      first.close();
+      second.close();
+    }
+  });
 
   it('prepares a named statement again after an error made pgfence forget what the backend holds', async () => {
     const first = await proxy.connect('acme');
