@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backendGone } from '../support/helpers.js';
+import { authenticatedWire, backendGone } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { message, passwordMessage, sendCancelRequest, splitMessages, startupMessage, WireClient } from '../support/wire.js';
+import { message, sendCancelRequest, splitMessages, type WireClient } from '../support/wire.js';
 
 let proxy: TestProxy;
 
@@ -27,14 +27,7 @@ function cstr(s: string): Buffer {
   return Buffer.from(`${s}\0`);
 }
 
-async function readyWire(tenant: string): Promise<WireClient> {
-  const wire = await WireClient.connect(proxy.port);
-  wire.write(startupMessage({ user: `${tenant}-user`, database: 'app' }));
-  await wire.until('R');
-  wire.write(passwordMessage(await proxy.token(tenant)));
-  await wire.until('Z');
-  return wire;
-}
+const readyWire = (tenant: string): Promise<WireClient> => authenticatedWire(proxy, tenant);
 
 describe('protocol paths through pgfence', () => {
   it('runs multi-statement simple queries and returns every result', async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendConnection } from '../../src/backend/connection.js';
-import { errorOf } from '../support/helpers.js';
+import { authenticatedWire, errorOf } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
-import { errorOfBody, message, passwordMessage, startupMessage, WireClient } from '../support/wire.js';
+import { errorOfBody, message, type WireClient } from '../support/wire.js';
 
 // Transaction pooling over a single backend: every client of every tenant takes turns on it.
 let proxy: TestProxy;
@@ -14,14 +14,7 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function readyWire(tenant: string): Promise<WireClient> {
-  const wire = await WireClient.connect(proxy.port);
-  wire.write(startupMessage({ user: `${tenant}-user`, database: 'app' }));
-  await wire.until('R');
-  wire.write(passwordMessage(await proxy.token(tenant)));
-  await wire.until('Z');
-  return wire;
-}
+const readyWire = (tenant: string): Promise<WireClient> => authenticatedWire(proxy, tenant);
 
 describe('transaction pooling edges', () => {
   it('a client that stops reading does not hand a paused backend to the next tenant', async () => {

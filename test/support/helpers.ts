@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { TestProxy } from './proxy.js';
+import { passwordMessage, startupMessage, WireClient } from './wire.js';
 
 const run = promisify(execFile);
 
@@ -32,6 +33,16 @@ export async function rejectionOf<T extends Error>(promise: Promise<unknown>, ty
     throw error;
   }
   throw new Error(`expected a ${type.name}`);
+}
+
+/** A raw protocol client through pgfence, authenticated as `tenant` and ready for queries. */
+export async function authenticatedWire(proxy: TestProxy, tenant: string): Promise<WireClient> {
+  const wire = await WireClient.connect(proxy.port);
+  wire.write(startupMessage({ user: `${tenant}-user`, database: 'app' }));
+  await wire.until('R');
+  wire.write(passwordMessage(await proxy.token(tenant)));
+  await wire.until('Z');
+  return wire;
 }
 
 /** Waits (up to 5 s) until a server process is gone; true if it is. */
