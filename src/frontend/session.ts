@@ -752,7 +752,6 @@ export class ClientSession implements BackendSink {
     backend.prepared.add(entry.serverName);
   }
 
-
   /** The guard's verdict on one SQL text; the error to send instead, or null to forward. */
   private inspect(sql: SqlText): build.ErrorFields | null {
     this.tenantMetrics?.statement();

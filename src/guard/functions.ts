@@ -1,4 +1,4 @@
-import { addQualified, refuse } from './analysis.js';
+import { addQualified, type Facts, refuse } from './analysis.js';
 import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList, stringNode } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
 import { forbiddenFunction, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
@@ -17,18 +17,13 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']) ?? [];
   const name = (names[names.length - 1] ?? '').toLowerCase();
   const args = arrayOf(body['args']);
-  f.functions.add(name);
+  if (judgeCalled(name, `${name}()`, f)) return;
   if (name === 'ts_rewrite' && args.length === 2) {
     refuse(f, 'dynamic_sql', 'ts_rewrite() with a query text', 'dynamic_sql');
     return;
   }
   if (name === 'pg_notify') {
     refuse(f, 'forbidden_statement', 'pg_notify() (use NOTIFY, which pgfence keeps tenant-private)');
-    return;
-  }
-  const forbidden = forbiddenFunction(name);
-  if (forbidden !== undefined) {
-    refuse(f, forbidden.reason, `${name}()`, forbidden.lift, name);
     return;
   }
   if (name === 'set_config') {
@@ -60,6 +55,19 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
     const table = literalOf(arrayOf(node(arg, 'FuncCall')?.['args'])[0]);
     if (table !== undefined) addWrittenSchema(table, 'qualified', scope); // nextval(pg_get_serial_sequence('s.t', 'c')): the sequence is in s
   }
+}
+
+/**
+ * A function the server will call by this name, written as a call or not (a trigger's, an
+ * operator's): recorded for the policy's denied functions, and refused when it is forbidden.
+ * True when it was refused.
+ */
+function judgeCalled(name: string, what: string, f: Facts): boolean {
+  f.functions.add(name);
+  const forbidden = forbiddenFunction(name);
+  if (forbidden === undefined) return false;
+  refuse(f, forbidden.reason, what, forbidden.lift, name);
+  return true;
 }
 
 /**
@@ -133,17 +141,12 @@ function visitStatisticsImport(name: string, args: readonly Json[] | null, scope
 export function visitTriggerFunction(body: Obj, scope: Scope): void {
   const names = stringList(body['funcname']);
   const name = names?.[names.length - 1]?.toLowerCase();
-  if (name !== undefined) {
-    // The trigger calls it on every row: judged like a call (lo_manage unlinks large objects).
-    scope.facts.functions.add(name);
-    const forbidden = forbiddenFunction(name);
-    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, `${name}() as a trigger function`, forbidden.lift, name);
-  }
+  // The trigger calls it on every row: judged like a call (lo_manage unlinks large objects).
+  if (name !== undefined) judgeCalled(name, `${name}() as a trigger function`, scope.facts);
   if (name !== 'tsvector_update_trigger') return;
   const config = stringNode(arrayOf(body['args'])[1]);
   if (config !== undefined) readName(config, 'qualified', 'tsvector_update_trigger()', scope);
 }
-
 
 /** Options of CREATE OPERATOR / CREATE AGGREGATE that name a function the server will call later. */
 const FUNCTION_OPTIONS = new Set([
@@ -165,10 +168,8 @@ export function visitDefinition(body: Obj, scope: Scope): void {
     const name = names?.[names.length - 1]?.toLowerCase();
     if (name === undefined) continue;
     const what = `${name}() behind an operator or aggregate`;
-    scope.facts.functions.add(name);
-    const forbidden = forbiddenFunction(name);
-    if (forbidden !== undefined) refuse(scope.facts, forbidden.reason, what, forbidden.lift, name);
-    else if (name === 'set_config' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
+    if (judgeCalled(name, what, scope.facts)) continue;
+    if (name === 'set_config' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
   }
 }
 

@@ -7,7 +7,7 @@ import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_
 import type { Scope } from './scope.js';
 import { visitTargets } from './targets.js';
 import { visitDiscard, visitSet } from './settings.js';
-import { visitSystemObjects } from './system-objects.js';
+import { statementTargets, visitSystemObjects } from './system-objects.js';
 
 const CURSOR_OPT_HOLD = 0x0020;
 
@@ -17,13 +17,15 @@ const CURSOR_OPT_HOLD = 0x0020;
  */
 export function visitNode(type: string, body: Obj, key: string, scope: Scope): Scope {
   const f = scope.facts;
-  if (type.endsWith('Stmt')) {
+  const statement = type.endsWith('Stmt');
+  const targets = statement ? statementTargets(type, body) : undefined;
+  if (statement) {
     f.statementKinds.add(type);
-    visitTargets(type, body, f);
+    visitTargets(type, body, targets, f);
   }
   const forbidden = FORBIDDEN_STATEMENTS.get(type);
   if (forbidden !== undefined) refuse(f, 'forbidden_statement', forbidden, LIFTABLE_STATEMENTS.get(type), type);
-  visitSystemObjects(type, body, f);
+  if (targets !== undefined) visitSystemObjects(type, body, targets, f);
   switch (type) {
     case 'ColumnRef':
       visitColumnRef(body, f);

@@ -12,10 +12,8 @@ import { ACCESS_METHOD_PREFIXED_TYPES, RELATION_MEMBER_TYPES, SYSTEM_WRITE_PROTE
  * holds (pg-catalog-names.ts) means pg_catalog's object. New objects go to the first schema of the
  * pin instead, so for the name a statement creates only an explicit schema counts.
  */
-export function visitSystemObjects(type: string, body: Obj, f: Facts): void {
-  const targets = TARGETS.get(type);
-  if (targets === undefined) return;
-  for (const target of targets(body)) {
+export function visitSystemObjects(type: string, body: Obj, targets: readonly Target[], f: Facts): void {
+  for (const target of targets) {
     const reached = systemObject(target);
     if (reached !== undefined) {
       refuse(f, 'forbidden_statement', `${target.verb} ${reached.shown} (${reached.why})`);
@@ -26,8 +24,7 @@ export function visitSystemObjects(type: string, body: Obj, f: Facts): void {
     refuse(f, 'forbidden_statement', `moving objects into ${body['newschema']} (system schemas are shared by every tenant)`);
     return;
   }
-  if (type === 'ViewStmt') visitViewQuery(body['query'], f);
-  if (type === 'RuleStmt' && body['event'] === 'CMD_SELECT') for (const action of arrayOf(body['actions'])) visitViewQuery(action, f);
+  for (const query of viewQueries(type, body)) visitViewQuery(query, f);
 }
 
 /**
@@ -43,13 +40,18 @@ export function statementTargets(type: string, body: Obj): readonly Target[] | u
  * writes into them, and LOCK or FOR UPDATE through it locks them.
  */
 export function viewSourceSchemas(type: string, body: Obj): string[] {
-  const queries = type === 'ViewStmt' ? [body['query']] : type === 'RuleStmt' && body['event'] === 'CMD_SELECT' ? arrayOf(body['actions']) : [];
   const schemas: string[] = [];
-  for (const item of rangeVarsIn(queries as Json[])) {
+  for (const item of rangeVarsIn(viewQueries(type, body))) {
     const schema = (node(item, 'RangeVar') as Obj)['schemaname'];
     if (typeof schema === 'string') schemas.push(schema);
   }
   return schemas;
+}
+
+/** The query of CREATE VIEW, or the actions of a rule ON SELECT (`_RETURN`, which replaces a view's query). */
+function viewQueries(type: string, body: Obj): Json[] {
+  if (type === 'ViewStmt') return body['query'] === undefined ? [] : [body['query']];
+  return type === 'RuleStmt' && body['event'] === 'CMD_SELECT' ? arrayOf(body['actions']) : [];
 }
 
 /** The schema a target names explicitly, if any (an unqualified one resolves on the server). */

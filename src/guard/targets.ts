@@ -1,6 +1,6 @@
 import type { Facts } from './analysis.js';
 import type { Obj } from './json.js';
-import { statementTargets, targetSchema, viewSourceSchemas } from './system-objects.js';
+import { type Target, targetSchema, viewSourceSchemas } from './system-objects.js';
 
 /** Statements that create, write or lock nothing by name (what they run inside is visited on its own). */
 const NO_TARGETS: ReadonlySet<string> = new Set([
@@ -15,9 +15,8 @@ const NO_TARGETS: ReadonlySet<string> = new Set([
  * those a view reads from. A statement kind whose targets are not known may write into any
  * schema it names.
  */
-export function visitTargets(type: string, body: Obj, f: Facts): void {
+export function visitTargets(type: string, body: Obj, targets: readonly Target[] | undefined, f: Facts): void {
   if (NO_TARGETS.has(type)) return;
-  const targets = statementTargets(type, body);
   if (targets === undefined) {
     f.writesAnywhere = true;
     return;

@@ -275,14 +275,16 @@ describe('malformed input', () => {
     expectRefusal(await refusal(verifier.verify('')), '', 'empty_password', '28P01', 'pgfence: no JWT was sent as the password');
   });
 
+  // Token-shaped inputs are built here, not pasted: base64url of {"alg":"HS256"} and friends.
+  const hs256Header = b64json({ alg: 'HS256' });
   it.each([
     ['plain text', 'hunter2-is-my-password'],
     ['three words', 'definitely.not.a-jwt'],
-    ['two parts', 'eyJhbGciOiJIUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJhY21lIn0'],
-    ['a JWE-shaped token', 'eyJhbGciOiJkaXIifQ..aXY.Y2lwaGVy.dGFn'],
-    ['whitespace', ' eyJhbGciOiJIUzI1NiJ9.e30.sig '],
-    ['non-ASCII', 'ëyJhbGciOiJIUzI1NiJ9.e30.sig'],
-    ['NUL bytes', 'eyJhbGciOiJIUzI1NiJ9\0.e30.sig'],
+    ['two parts', `${hs256Header}.${b64json({ tenant_id: 'acme' })}`],
+    ['a JWE-shaped token', `${b64json({ alg: 'dir' })}..aXY.Y2lwaGVy.dGFn`],
+    ['whitespace', ` ${hs256Header}.e30.sig `],
+    ['non-ASCII', `ë${hs256Header.slice(1)}.e30.sig`],
+    ['NUL bytes', `${hs256Header}\0.e30.sig`],
     ['dots only', '..'],
     ['random bytes', Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 37 + 11) % 256)).toString('latin1')],
   ])('%s is malformed_token', async (_what, token) => {
