@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { mintToken, parseDuration } from './auth/index.js';
-import { backendTlsOptions } from './backend/tls-options.js';
+import { nodePostgresTarget } from './backend/node-postgres.js';
 import { ConfigError, describeConfig, loadConfigFile, resolveBackendTarget } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { runDemo } from './demo.js';
@@ -145,15 +145,9 @@ async function roles(args: string[]): Promise<number> {
     return 0;
   }
   const client = new pg.Client({
-    host: backend.host,
-    port: backend.port,
-    database: backend.database,
-    user: backend.user,
-    password: backend.password,
+    ...nodePostgresTarget(backend),
     connectionTimeoutMillis: config.backend.connectTimeoutMs,
     application_name: 'pgfence-roles',
-    // node-postgres has no plaintext fallback, so `prefer` connects in plaintext here.
-    ssl: backend.sslmode === 'prefer' ? false : (backendTlsOptions(backend) ?? false),
   });
   client.on('error', () => undefined);
   await client.connect();

@@ -1,5 +1,6 @@
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
+import type { Tenant } from './resolver.js';
 
 /** Tenant ids and schema names: ASCII letters, digits, `_` and `-`, not starting with a digit, at most 63 characters (Postgres's identifier limit). */
 export const NAME_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
@@ -28,6 +29,15 @@ export function roleForTenant(tenancy: TenancyConfig, tenantId: string): string 
   const role = tenancy.roleTemplate.replaceAll('{tenant}', tenantId);
   if (!NAME_PATTERN.test(role) || role.startsWith('pg_')) throw new TenantRefused('invalid_tenant_id', tenantId);
   return role;
+}
+
+/**
+ * The tenant to serve, once its status allows it: its schema, its role name checked (an invalid
+ * one is refused at connect), its statement timeout (its own, else tenancy.statementTimeoutMs).
+ */
+export function servedTenant(tenancy: TenancyConfig, tenantId: string, statementTimeoutMs: number | undefined): Tenant {
+  roleForTenant(tenancy, tenantId);
+  return { id: tenantId, schema: schemaForTenant(tenancy, tenantId), statementTimeoutMs: statementTimeoutMs ?? tenancy.statementTimeoutMs };
 }
 
 /**

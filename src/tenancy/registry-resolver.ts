@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import pg from 'pg';
-import { backendTlsOptions } from '../backend/tls-options.js';
+import { nodePostgresTarget } from '../backend/node-postgres.js';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
-import { NAME_PATTERN, roleForTenant, schemaForTenant } from './names.js';
+import { NAME_PATTERN, servedTenant } from './names.js';
 import type { TenantResolver, TenantResolverOptions } from './resolver.js';
 
 /** What the registry said about a tenant: its status (and timeout) columns, or that it has no row. */
@@ -31,11 +31,7 @@ export function registryResolver(
 ): TenantResolver {
   const timeout = options.queryTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pool = new pg.Pool({
-    host: backend.host,
-    port: backend.port,
-    database: backend.database,
-    user: backend.user,
-    password: backend.password,
+    ...nodePostgresTarget(backend),
     max: 2,
     idleTimeoutMillis: 30_000,
     allowExitOnIdle: true,
@@ -43,8 +39,6 @@ export function registryResolver(
     statement_timeout: timeout,
     query_timeout: timeout + 1_000,
     application_name: 'pgfence-registry',
-    // node-postgres has no plaintext fallback, so `prefer` connects in plaintext here.
-    ssl: backend.sslmode === 'prefer' ? false : (backendTlsOptions(backend) ?? false),
   });
   // An idle registry connection that dies is simply replaced on the next query.
   pool.on('error', () => undefined);
@@ -92,9 +86,7 @@ export function registryResolver(
       const answer = await lookUp(tenantId);
       if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
       if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      roleForTenant(tenancy, tenantId); // refused at connect if its role name (tenancy.roleTemplate) is invalid
-      const statementTimeoutMs = answer.statementTimeoutMs ?? tenancy.statementTimeoutMs;
-      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId), statementTimeoutMs };
+      return servedTenant(tenancy, tenantId, answer.statementTimeoutMs);
     },
     close() {
       closed ??= pool.end();

@@ -1,6 +1,6 @@
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
-import { NAME_PATTERN, roleForTenant, schemaForTenant } from './names.js';
+import { NAME_PATTERN, servedTenant } from './names.js';
 import type { TenantResolver } from './resolver.js';
 
 /** Tenants from the configuration file (tenancy.tenants). */
@@ -12,9 +12,7 @@ export function staticResolver(tenancy: TenancyConfig, tenants: NonNullable<Tena
       const entry = byId.get(tenantId);
       if (entry === undefined) throw new TenantRefused('unknown_tenant', tenantId);
       if (entry.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      roleForTenant(tenancy, tenantId); // refused at connect if its role name (tenancy.roleTemplate) is invalid
-      const statementTimeoutMs = entry.statementTimeoutMs ?? tenancy.statementTimeoutMs;
-      return { id: tenantId, schema: schemaForTenant(tenancy, tenantId), statementTimeoutMs };
+      return servedTenant(tenancy, tenantId, entry.statementTimeoutMs);
     },
     async close() {},
   };
