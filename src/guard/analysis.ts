@@ -26,8 +26,9 @@ export interface Analysis {
   readonly writesAnywhere: boolean;
   /**
    * What the client's own statements leave in the session after their transaction ends: settings
-   * (value null = back to the default) that transaction pooling replays on every backend, and
-   * state that cannot follow a client from backend to backend.
+   * (value null = back to the default) that transaction pooling replays on every backend, state
+   * that cannot follow a client from backend to backend, and code that runs now whose effects the
+   * guard cannot see (a tenant's function, a DO block, a procedure, a sequence's currval).
    */
   readonly sessionEffects: readonly SessionEffect[];
   /**
@@ -61,7 +62,9 @@ export interface Refusal {
 
 export type SessionEffect =
   | { kind: 'set'; name: string; value: string | null }
-  | { kind: 'unsupported'; what: string };
+  | { kind: 'unsupported'; what: string }
+  /** May change session state in ways the analysis cannot see: reset the backend after. */
+  | { kind: 'hidden'; what: string };
 
 /** The analysis while it is being built. */
 export interface Facts {
@@ -110,6 +113,22 @@ const EXPLANATION: Record<RefusalReason, string> = {
 export function refuse(f: Facts, reason: RefusalReason, what: string, lift?: PolicySwitch, subject?: string): void {
   const message = `pgfence: ${what} ${EXPLANATION[reason]}`;
   f.refusals.push(lift === undefined ? { reason, message } : subject === undefined ? { reason, message, lift } : { reason, message, lift, subject });
+}
+
+/**
+ * Distinct 'hidden' effects kept per text: one is enough to reset the backend, the rest only tell
+ * what ran, and a text calling thousands of functions must not grow the list or cost a scan per call.
+ */
+const MAX_HIDDEN_EFFECTS = 8;
+const hiddenNoted = new WeakMap<Facts, Set<string>>();
+
+/** Records code that runs now and may change session state the guard cannot see (see SessionEffect). */
+export function noteHidden(f: Facts, what: string): void {
+  let noted = hiddenNoted.get(f);
+  if (noted === undefined) hiddenNoted.set(f, (noted = new Set()));
+  if (noted.size >= MAX_HIDDEN_EFFECTS || noted.has(what)) return;
+  noted.add(what);
+  f.sessionEffects.push({ kind: 'hidden', what });
 }
 
 export function freeze(f: Facts): Analysis {

@@ -1,20 +1,25 @@
-import { addQualified, type Facts, refuse } from './analysis.js';
+import { addQualified, type Facts, noteHidden, refuse } from './analysis.js';
 import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList, stringNode } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
+import { PG_CATALOG_NAMES } from './pg-catalog-names.js';
 import { forbiddenFunction, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitSetConfig } from './settings.js';
 
 const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
 
+/** How a function is reached: written as a call, as field notation (`x.name`), or by CALL. */
+export type CallForm = 'call' | 'field' | 'procedure';
+
 /**
  * A function call. Rules go by the function's own name whatever schema qualifies it: the
  * built-ins live in pg_catalog, but an extension (dblink) may sit in a shared schema, and a
  * tenant's function that merely shares a dangerous name is refused too (fail closed).
  */
-export function visitFuncCall(body: Obj, scope: Scope): void {
+export function visitFuncCall(body: Obj, scope: Scope, form: CallForm = 'call'): void {
   const f = scope.facts;
   const names = stringList(body['funcname']) ?? [];
+  if (scope.runsNow) visitHiddenCall(names, form, f);
   const name = (names[names.length - 1] ?? '').toLowerCase();
   const args = arrayOf(body['args']);
   if (judgeCalled(name, `${name}()`, f)) return;
@@ -55,6 +60,27 @@ export function visitFuncCall(body: Obj, scope: Scope): void {
     const table = literalOf(arrayOf(node(arg, 'FuncCall')?.['args'])[0]);
     if (table !== undefined) addWrittenSchema(table, 'qualified', scope); // nextval(pg_get_serial_sequence('s.t', 'c')): the sequence is in s
   }
+}
+
+/** Built-ins that change the session's sequence state: currval() and lastval() answer from it. */
+const SEQUENCE_STATE = new Set(['nextval', 'setval']);
+
+/**
+ * A call that runs now and may leave session state the guard cannot see: any procedure, any
+ * function outside pg_catalog, and nextval/setval. A function is pg_catalog's when qualified with
+ * it, or unqualified with a name pg_catalog has (pg_catalog is searched before the pin's schemas).
+ * A tenant's overload of a pg_catalog name (lower(my_type)) is not told apart. Field notation is
+ * judged for the sequence functions only: `t.name` is far more often a column than a call, and
+ * the text cannot tell which.
+ */
+function visitHiddenCall(names: readonly string[], form: CallForm, f: Facts): void {
+  if (form === 'procedure') {
+    noteHidden(f, `CALL ${names.join('.')}()`);
+    return;
+  }
+  const own = names[names.length - 1] ?? '';
+  const builtIn = names.length === 1 ? PG_CATALOG_NAMES.functions.has(own) : names[names.length - 2] === 'pg_catalog';
+  if (builtIn ? SEQUENCE_STATE.has(own) : form === 'call') noteHidden(f, `${names.join('.')}()`);
 }
 
 /**
@@ -100,7 +126,7 @@ export function visitFieldCalls(arg: Json | undefined, fields: readonly Json[], 
   let current = arg;
   for (const field of fields) {
     const name = stringNode(field);
-    if (name !== undefined) visitFuncCall({ funcname: [field], args: [current ?? COMPUTED] }, scope);
+    if (name !== undefined) visitFuncCall({ funcname: [field], args: [current ?? COMPUTED] }, scope, 'field');
     current = undefined;
   }
 }

@@ -1,5 +1,5 @@
 import { loadModule } from 'libpg-query';
-import type { Analysis } from './analysis.js';
+import type { Analysis, SessionEffect } from './analysis.js';
 import { analyzeSql } from './analyze.js';
 import { AnalysisCache } from './cache.js';
 import { numericShape } from './numeric-shape.js';
@@ -39,8 +39,11 @@ export class Guard {
   /**
    * The verdict and the analysis it rests on. A text whose numbers-only variant was analysed
    * before is judged by that shared analysis when it is allowed outright and leaves nothing in the
-   * session (see numeric-shape.ts); anything else is judged on the text itself, so refusals name
-   * what the client wrote and settings keep their real values.
+   * session but 'hidden' effects (see numeric-shape.ts); anything else is judged on the text
+   * itself, so refusals name what the client wrote and settings keep their real values. Whether a
+   * text has a hidden effect does not depend on its numbers: pg_catalog's names, nextval and
+   * setval have no digit that could be shaped (one after a letter, digit or `_` stays). Its `what`
+   * may show the shaped spelling of a quoted name with such a digit ("1f"() as "0f"()).
    */
   inspect(sql: string, fence: TenantFence): { analysis: Analysis; verdict: Verdict } {
     const exact = this.cache.get(sql);
@@ -48,7 +51,7 @@ export class Guard {
       const shape = numericShape(sql);
       if (shape !== sql) {
         const shaped = this.analyze(shape);
-        if (shaped.sessionEffects.length === 0 && shaped.settings.size === 0 && shaped.channels.length === 0) {
+        if (shaped.settings.size === 0 && shaped.channels.length === 0 && shaped.sessionEffects.every(isHidden)) {
           const verdict = judge(shaped, fence);
           if (verdict.allowed) return { analysis: shaped, verdict };
         }
@@ -57,4 +60,8 @@ export class Guard {
     const analysis = exact ?? this.analyze(sql);
     return { analysis, verdict: judge(analysis, fence) };
   }
+}
+
+function isHidden(effect: SessionEffect): boolean {
+  return effect.kind === 'hidden';
 }

@@ -1,8 +1,9 @@
-import { type Facts, refuse } from './analysis.js';
+import { type Facts, noteHidden, refuse } from './analysis.js';
 import { visitBody } from './bodies.js';
 import { visitCast, visitDefinition, visitFieldCalls, visitFuncCall, visitTriggerFunction } from './functions.js';
-import { arrayOf, isObj, type Json, node, type Obj, stringNode } from './json.js';
+import { arrayOf, isObj, type Json, node, type Obj, stringList, stringNode } from './json.js';
 import { objectTypeOf, visitColumnRef } from './names.js';
+import { PG_CATALOG_NAMES } from './pg-catalog-names.js';
 import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitTargets } from './targets.js';
@@ -36,7 +37,10 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
       break;
     case 'CallStmt':
       // CALL's FuncCall is a bare struct, which the walk does not take for a call.
-      if (isObj(body['funccall'])) visitFuncCall(body['funccall'], scope);
+      if (isObj(body['funccall'])) visitFuncCall(body['funccall'], scope, 'procedure');
+      break;
+    case 'A_Expr':
+      if (scope.runsNow) visitOperator(body, f);
       break;
     case 'CreateRangeStmt':
       visitDefinition(body, scope);
@@ -106,6 +110,8 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
       visitDefinition(body, scope);
       break;
     case 'DoStmt':
+      // What it runs is walked too, but a block is code: its effects may be more than the guard sees.
+      if (scope.runsNow) noteHidden(f, 'a DO block');
       visitBody(body, 'DO', scope);
       break;
     case 'CreateFunctionStmt':
@@ -119,6 +125,22 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
       if (STORED_FOR_LATER.has(type)) return { ...scope, runsNow: false };
   }
   return scope;
+}
+
+const OPERATOR_KINDS = new Set(['AEXPR_OP', 'AEXPR_OP_ANY', 'AEXPR_OP_ALL']);
+
+/**
+ * An operator runs its function: one outside pg_catalog (qualified with another schema, or a
+ * symbol pg_catalog has no operator by) is a tenant's function the guard cannot see into. A
+ * tenant's operator that reuses a pg_catalog symbol is not told apart.
+ */
+function visitOperator(body: Obj, f: Facts): void {
+  if (!OPERATOR_KINDS.has(String(body['kind']))) return;
+  const names = stringList(body['name']);
+  if (names === undefined) return;
+  const symbol = names[names.length - 1] as string;
+  const builtIn = names.length === 1 ? PG_CATALOG_NAMES.operators.has(symbol) : names[names.length - 2] === 'pg_catalog';
+  if (!builtIn) noteHidden(f, `the operator ${names.join('.')}`);
 }
 
 /** Statements whose expressions are stored and run later (defaults, checks, policies, rules, triggers). */
