@@ -8,7 +8,8 @@ import type { Config } from './config/schema.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
 import { consoleContext } from './admin/console-context.js';
-import { ClientSession, type SessionDeps } from './frontend/session.js';
+import { ClientSession } from './frontend/client-session.js';
+import type { SessionDeps } from './frontend/session-deps.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import { BackendPool, type PoolOptions } from './pool/pool.js';
@@ -49,6 +50,7 @@ function poolOptions(config: Config): PoolOptions {
     healthCheckAfterIdleMs: config.pool.healthCheckAfterIdleMs,
     connectTimeoutMs: config.backend.connectTimeoutMs,
     maxMessageBytes: config.listen.maxMessageBytes,
+    maxPreparedStatements: config.pool.maxPreparedStatements,
   };
 }
 

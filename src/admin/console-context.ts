@@ -1,5 +1,6 @@
 import { liveKey } from '../config/reload.js';
-import type { ClientSession, SessionDeps } from '../frontend/session.js';
+import type { ClientSession } from '../frontend/client-session.js';
+import type { SessionDeps } from '../frontend/session-deps.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { ConsoleContext } from './console.js';
 

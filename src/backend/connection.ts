@@ -5,7 +5,8 @@ import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
 import { errorFields, parameterStatus } from '../protocol/decode.js';
-import { type FramedMessage, MessageFramer } from '../protocol/framer.js';
+import { MessageScanner, Route, type ScanSink } from '../protocol/scanner.js';
+import { PreparedStatements } from './prepared-statements.js';
 import { md5PasswordResponse, ScramClient } from './scram.js';
 import { backendTlsOptions } from './tls-options.js';
 
@@ -23,11 +24,16 @@ export interface BackendTarget {
 export interface BackendOptions {
   connectTimeoutMs: number;
   maxMessageBytes: number;
+  /** Most protocol statements pgfence keeps prepared on one server session (transaction pooling). */
+  maxPreparedStatements: number;
 }
 
-/** Who receives a bound backend's messages: the client session it serves. */
-export interface BackendSink {
-  onBackendMessages(messages: readonly FramedMessage[]): void;
+/**
+ * Who receives a bound backend's messages: the relay of the client it serves. It routes each
+ * message by its type (see protocol/scanner.ts); `flush` ends every chunk received.
+ */
+export interface BackendSink extends Omit<ScanSink, 'open'> {
+  flush(): void;
   onBackendClosed(error: Error | undefined): void;
 }
 
@@ -62,33 +68,50 @@ export class BackendConnection {
   readonly params = new Map<string, string>();
   processId = 0;
   secretKey = 0;
-  txnStatus: TransactionStatus = 'I';
-  /** Tenant whose pin is in force, null after a reset. */
-  pinnedTenant: string | null = null;
-  /** The session settings applied with the pin (see frontend/pin.ts), null after a reset. */
-  settingsKey: string | null = null;
-  /** Session state beyond the pin was left behind: reset before anyone else uses it. */
-  dirty = false;
-  /** Names of the statements pgfence prepared on this server session (transaction pooling). */
-  readonly prepared = new Set<string>();
   /** Set while a CancelRequest for this backend is on its way: it must not serve anyone else yet. */
   cancelling: Promise<void> | null = null;
+  /** Names of the statements pgfence prepared on this server session (transaction pooling). */
+  readonly statements: PreparedStatements;
   lastUsed = 0;
-  closed = false;
   /** Called once when the connection ends, whoever ended it. */
   onClose: ((error: Error | undefined) => void) | null = null;
 
+  private status: TransactionStatus = 'I';
+  private ended = false;
+  /** Tenant whose pin is in force, null after a reset. */
+  private tenant: string | null = null;
+  /** The session settings applied with the pin (see frontend/pin.ts), null after a reset. */
+  private settings: string | null = null;
+  /** Session state beyond the pin was left behind: reset before anyone else uses it. */
+  private leftovers = false;
   private sink: BackendSink | null = null;
   private internal: InternalQuery | null = null;
-  private readonly framer: MessageFramer;
-  private readonly batch: FramedMessage[] = [];
+  private readonly scanner: MessageScanner;
+  /** Something of the current chunk reached the sink: it gets a flush at the end. */
+  private delivered = false;
+  /** Routes the stream: own bookkeeping first (status, parameters, internal queries), then the sink. */
+  private readonly stream: ScanSink;
 
   private constructor(
     readonly target: BackendTarget,
     private readonly socket: net.Socket,
-    maxMessageBytes: number,
+    options: BackendOptions,
   ) {
-    this.framer = new MessageFramer(maxMessageBytes);
+    this.scanner = new MessageScanner(options.maxMessageBytes);
+    this.statements = new PreparedStatements(options.maxPreparedStatements);
+    const connection = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getter below needs it
+    this.stream = {
+      route: (type) => this.route(type),
+      inspect: (message) => this.inspect(message),
+      forward: (bytes) => {
+        if (this.sink === null) return;
+        this.delivered = true;
+        this.sink.forward(bytes);
+      },
+      get open() {
+        return !connection.ended;
+      },
+    };
   }
 
   static connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
@@ -108,7 +131,7 @@ export class BackendConnection {
       raw.once('close', () => fail(new Error('backend closed the connection during the handshake')));
       const startup = (final: net.Socket): void => {
         socket = final;
-        const conn = new BackendConnection(target, final, options.maxMessageBytes);
+        const conn = new BackendConnection(target, final, options);
         const handshake = new Handshake(conn, final, target, () => {
           clearTimeout(timer);
           for (const s of new Set([raw, final])) {
@@ -129,17 +152,64 @@ export class BackendConnection {
     });
   }
 
-  /** After DISCARD ALL: no pin, no settings, no prepared statements, nothing left behind. */
-  markReset(): void {
-    this.pinnedTenant = null;
-    this.settingsKey = null;
-    this.dirty = false;
-    this.prepared.clear();
+  /** Transaction status from the last ReadyForQuery. */
+  get txnStatus(): TransactionStatus {
+    return this.status;
+  }
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Tenant whose pin is in force; null when unpinned (new or reset). */
+  get pinnedTenant(): string | null {
+    return this.tenant;
+  }
+
+  /** Something beyond the pin and the client's settings was left in the session. */
+  get dirty(): boolean {
+    return this.leftovers;
+  }
+
+  /** Pinned to `tenant` with exactly these settings and nothing left behind: usable without a reset. */
+  holdsPin(tenant: string, settingsKey: string): boolean {
+    return this.tenant === tenant && !this.leftovers && this.settings === settingsKey;
+  }
+
+  /** Whoever used it left session state the pin does not cover: reset before the next use. */
+  markDirty(): void {
+    this.leftovers = true;
+  }
+
+  /**
+   * Pins the session to a tenant with a client's settings, after DISCARD ALL whenever anything
+   * could be left in it (another pin, other settings, dirt): one write, one wait.
+   */
+  async pin(tenant: string, settingsKey: string, pinSql: string, timeoutMs: number): Promise<void> {
+    const discard = this.tenant !== null || this.leftovers;
+    this.forgetSession();
+    await this.runInternal(discard ? ['DISCARD ALL', pinSql] : [pinSql], timeoutMs);
+    this.tenant = tenant;
+    this.settings = settingsKey;
+  }
+
+  /** DISCARD ALL: no pin, no settings, no prepared statements, nothing left behind. */
+  async reset(timeoutMs: number): Promise<void> {
+    this.forgetSession();
+    await this.runInternal('DISCARD ALL', timeoutMs);
+  }
+
+  /** What pgfence knew of the session is gone (about to be discarded, or failed to be). */
+  private forgetSession(): void {
+    this.tenant = null;
+    this.settings = null;
+    this.leftovers = false;
+    this.statements.clear();
   }
 
   /** Sends a CancelRequest for whatever this backend runs now; reuse waits until it is delivered. */
   cancel(): void {
-    if (this.closed || this.cancelling !== null) return;
+    if (this.ended || this.cancelling !== null) return;
     this.cancelling = sendCancel(this.target, this.processId, this.secretKey).finally(() => {
       this.cancelling = null;
     });
@@ -162,13 +232,9 @@ export class BackendConnection {
     return this.sink !== null;
   }
 
-  write(data: Buffer): void {
-    if (!this.closed) this.socket.write(data);
-  }
-
   /** Writes several messages as one TCP write. */
   writeAll(parts: readonly Buffer[]): void {
-    if (this.closed || parts.length === 0) return;
+    if (this.ended || parts.length === 0) return;
     this.socket.cork();
     try {
       for (const part of parts) this.socket.write(part);
@@ -201,7 +267,7 @@ export class BackendConnection {
    */
   runInternal(sql: string | readonly string[], timeoutMs: number): Promise<void> {
     const queries = typeof sql === 'string' ? [sql] : sql;
-    if (this.closed) return Promise.reject(new Error('backend connection is closed'));
+    if (this.ended) return Promise.reject(new Error('backend connection is closed'));
     if (this.internal !== null) return Promise.reject(new Error('an internal query is already running'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -216,8 +282,8 @@ export class BackendConnection {
 
   /** Closes the connection; the backend ends its session. Idempotent. */
   destroy(error?: Error): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.ended) return;
+    this.ended = true;
     if (!this.socket.destroyed) {
       this.socket.end(serialize.end());
       this.socket.destroySoon();
@@ -232,7 +298,7 @@ export class BackendConnection {
   }
 
   private finish(error: Error | undefined): void {
-    this.closed = true;
+    this.ended = true;
     const internal = this.internal;
     this.internal = null;
     if (internal !== null) {
@@ -248,38 +314,46 @@ export class BackendConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const batch = this.batch;
-    batch.length = 0;
     try {
-      this.framer.push(chunk, batch);
+      this.scanner.push(chunk, this.stream);
     } catch (error) {
       this.destroy(error as Error);
       return;
     }
-    for (const msg of batch) {
-      if (msg.type === B.ReadyForQuery) this.txnStatus = msg.bytes[5] === 0x54 ? 'T' : msg.bytes[5] === 0x45 ? 'E' : 'I';
-      else if (msg.type === B.ParameterStatus) {
-        const [name, value] = parameterStatus(msg.bytes);
-        this.params.set(name, value);
-      }
+    if (this.delivered) {
+      this.delivered = false;
+      this.sink?.flush();
     }
-    if (this.internal !== null) this.consumeInternal(batch);
-    else if (this.sink !== null && batch.length > 0) this.sink.onBackendMessages(batch);
   }
 
-  private consumeInternal(batch: readonly FramedMessage[]): void {
-    for (const msg of batch) {
-      const internal = this.internal;
-      if (internal === null) return; // nothing follows our own ReadyForQuery unasked
-      if (msg.type === B.ErrorResponse) {
-        const fields = errorFields(msg.bytes);
-        internal.error ??= new BackendError(fields.get('M') ?? 'backend error', fields.get('C'));
-      } else if (msg.type === B.ReadyForQuery && --internal.remaining === 0) {
-        clearTimeout(internal.timer);
-        this.internal = null;
-        if (internal.error !== undefined) internal.reject(internal.error);
-        else internal.resolve();
-      }
+  private route(type: number): Route {
+    if (type === B.ReadyForQuery || type === B.ParameterStatus) return Route.Inspect;
+    if (this.internal !== null) return type === B.ErrorResponse ? Route.Inspect : Route.Drop;
+    return this.sink?.route(type) ?? Route.Drop;
+  }
+
+  private inspect(message: Buffer): void {
+    const type = message[0] as number;
+    if (type === B.ReadyForQuery) this.status = message[5] === 0x54 ? 'T' : message[5] === 0x45 ? 'E' : 'I';
+    else if (type === B.ParameterStatus) {
+      const [name, value] = parameterStatus(message);
+      this.params.set(name, value);
+    }
+    const internal = this.internal;
+    if (internal === null) {
+      if (this.sink === null) return;
+      this.delivered = true;
+      this.sink.inspect(message);
+      return;
+    }
+    if (type === B.ErrorResponse) {
+      const fields = errorFields(message);
+      internal.error ??= new BackendError(fields.get('M') ?? 'backend error', fields.get('C'));
+    } else if (type === B.ReadyForQuery && --internal.remaining === 0) {
+      clearTimeout(internal.timer);
+      this.internal = null;
+      if (internal.error !== undefined) internal.reject(internal.error);
+      else internal.resolve();
     }
   }
 }

@@ -240,6 +240,9 @@ const poolSchema = z
     healthCheckAfterIdleMs: z
       .number().int().min(0).default(30_000)
       .describe('A backend idle longer than this answers SELECT 1 before it is handed out.'),
+    maxPreparedStatements: z
+      .number().int().min(1).default(200)
+      .describe('Transaction pooling: most protocol-level prepared statements kept on one backend; the least recently used is closed past it (PgBouncer: max_prepared_statements).'),
   })
   .strict();
 

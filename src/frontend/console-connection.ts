@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { type ConsoleContext, runConsoleCommand } from '../admin/console.js';
 import * as build from '../protocol/build.js';
 import { Frontend as F } from '../protocol/codes.js';
@@ -16,6 +17,7 @@ export class ConsoleConnection {
     private readonly ctx: ConsoleContext,
     private readonly write: (parts: readonly Buffer[]) => void,
     private readonly end: (fields?: build.ErrorFields) => void,
+    private readonly log: Logger,
   ) {}
 
   /** The startup answer: the parameters psql expects from any server. */
@@ -37,10 +39,15 @@ export class ConsoleConnection {
       switch (msg.type) {
         case F.Query: {
           const sql = queryText(msg.bytes).text;
-          this.chain = this.chain.then(async () => {
-            const reply = await runConsoleCommand(sql, this.ctx);
-            this.write([...reply, build.readyForQuery('I')]);
-          });
+          this.chain = this.chain
+            .then(async () => {
+              const reply = await runConsoleCommand(sql, this.ctx);
+              this.write([...reply, build.readyForQuery('I')]);
+            })
+            .catch((error: unknown) => {
+              this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'admin console failed');
+              this.end(clientErrors.internal());
+            });
           break;
         }
         case F.Terminate:

@@ -243,13 +243,12 @@ export class BackendPool {
 
   private async reset(backend: BackendConnection): Promise<void> {
     try {
-      await backend.runInternal('DISCARD ALL', this.options.resetTimeoutMs);
+      await backend.reset(this.options.resetTimeoutMs);
     } catch (error) {
       this.metrics?.backendReset('failed');
       throw error;
     }
     this.metrics?.backendReset('ok');
-    backend.markReset();
   }
 
   private underCap(tenant: string): boolean {

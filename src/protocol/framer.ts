@@ -1,8 +1,10 @@
 /**
- * Splits a byte stream into typed protocol messages (type byte + int32 length), the way both
- * directions of the protocol after startup are framed. A message that arrives whole inside one
- * chunk is handed out as a zero-copy subarray of that chunk; only a message split across chunks
- * is assembled into one buffer allocated at its final size (never repeated concatenation).
+ * Splits a byte stream into typed protocol messages (type byte + int32 length), the way the client
+ * side of the protocol after startup is framed. A message that arrives whole inside one chunk is
+ * handed out as a zero-copy subarray of that chunk. A message split across chunks is collected as
+ * the pieces arrive and joined once, when it is complete: the declared length is checked against
+ * the limit in force but never allocated up front, so a peer cannot make pgfence reserve memory
+ * it has not sent.
  */
 export interface FramedMessage {
   /** Type byte. */
@@ -23,21 +25,27 @@ const HEADER = 5;
 export class MessageFramer {
   private readonly header = Buffer.alloc(HEADER);
   private headerFilled = 0;
-  private partial: Buffer | null = null;
-  private partialFilled = 0;
+  /** Pieces of the message being received, header included, and their total length. */
+  private pieces: Buffer[] = [];
+  private piecesLength = 0;
+  private wanted = 0;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(private maxMessageBytes: number) {}
+
+  /** The largest length field accepted from now on (lower before authentication). */
+  limit(maxMessageBytes: number): void {
+    this.maxMessageBytes = maxMessageBytes;
+  }
 
   /** True while a message is half received. */
   get midMessage(): boolean {
-    return this.headerFilled > 0 || this.partial !== null;
+    return this.headerFilled > 0 || this.wanted > 0;
   }
 
   /** Frames every complete message in `chunk`, in order; keeps the rest for the next call. */
   push(chunk: Buffer, out: FramedMessage[]): void {
-    let offset = 0;
+    let offset = this.midMessage ? this.continuePartial(chunk, out) : 0;
     const size = chunk.length;
-    if (this.partial !== null || this.headerFilled > 0) offset = this.continuePartial(chunk, out);
     while (offset < size) {
       if (size - offset < HEADER) {
         chunk.copy(this.header, 0, offset, size);
@@ -50,8 +58,9 @@ export class MessageFramer {
         out.push({ type, bytes: chunk.subarray(offset, offset + total) });
         offset += total;
       } else {
-        this.partial = Buffer.allocUnsafe(total);
-        this.partialFilled = chunk.copy(this.partial, 0, offset, size);
+        this.wanted = total;
+        this.pieces = [chunk.subarray(offset)];
+        this.piecesLength = size - offset;
         return;
       }
     }
@@ -59,28 +68,27 @@ export class MessageFramer {
 
   private continuePartial(chunk: Buffer, out: FramedMessage[]): number {
     let offset = 0;
-    if (this.partial === null) {
-      const need = HEADER - this.headerFilled;
-      const take = Math.min(need, chunk.length);
+    if (this.wanted === 0) {
+      const take = Math.min(HEADER - this.headerFilled, chunk.length);
       chunk.copy(this.header, this.headerFilled, 0, take);
       this.headerFilled += take;
       offset = take;
       if (this.headerFilled < HEADER) return offset;
-      const type = this.header[0] as number;
-      const total = 1 + this.checkedLength(this.header.readInt32BE(1), type);
       this.headerFilled = 0;
-      this.partial = Buffer.allocUnsafe(total);
-      this.partialFilled = this.header.copy(this.partial, 0, 0, HEADER);
+      this.wanted = 1 + this.checkedLength(this.header.readInt32BE(1), this.header[0] as number);
+      this.pieces = [Buffer.from(this.header)];
+      this.piecesLength = HEADER;
     }
-    const partial = this.partial;
-    const take = Math.min(partial.length - this.partialFilled, chunk.length - offset);
-    chunk.copy(partial, this.partialFilled, offset, offset + take);
-    this.partialFilled += take;
+    const take = Math.min(this.wanted - this.piecesLength, chunk.length - offset);
+    this.pieces.push(chunk.subarray(offset, offset + take));
+    this.piecesLength += take;
     offset += take;
-    if (this.partialFilled === partial.length) {
-      this.partial = null;
-      this.partialFilled = 0;
-      out.push({ type: partial[0] as number, bytes: partial });
+    if (this.piecesLength === this.wanted) {
+      const bytes = Buffer.concat(this.pieces, this.wanted);
+      this.pieces = [];
+      this.piecesLength = 0;
+      this.wanted = 0;
+      out.push({ type: bytes[0] as number, bytes });
     }
     return offset;
   }

@@ -8,13 +8,19 @@ import { readCString } from '../protocol/decode.js';
  * backend pinned to that tenant can hold it once for every client that prepares the same text.
  * Tenants never share one: a tenant switch runs DISCARD ALL, which drops them all.
  */
+export interface ServerStatement {
+  readonly serverName: string;
+  /** The Parse body after the statement name: SQL text and parameter types. */
+  readonly body: Buffer;
+}
+
 export class ClientStatements {
-  private readonly byName = new Map<string, { serverName: string; body: Buffer }>();
+  private readonly byName = new Map<string, ServerStatement>();
 
   constructor(private readonly tenantId: string) {}
 
   /** Records a client Parse; returns the server-side name and the Parse body to prepare it with. */
-  register(clientName: string, parseMessage: Buffer): { serverName: string; body: Buffer } {
+  register(clientName: string, parseMessage: Buffer): ServerStatement {
     const [, bodyStart] = readCString(parseMessage, 5);
     const body = Buffer.from(parseMessage.subarray(bodyStart));
     const digest = createHash('sha256').update(this.tenantId).update('\0').update(body).digest('hex').slice(0, 40);
@@ -24,7 +30,7 @@ export class ClientStatements {
     return entry;
   }
 
-  lookup(clientName: string): { serverName: string; body: Buffer } | undefined {
+  lookup(clientName: string): ServerStatement | undefined {
     return this.byName.get(clientName);
   }
 

@@ -1,0 +1,50 @@
+/**
+ * The protocol-level statements pgfence prepared on one server session (transaction pooling),
+ * least recently used first. Bounded like PgBouncer's max_prepared_statements: adding past the
+ * cap names the statement to close on the server.
+ */
+export class PreparedStatements {
+  /** Insertion order is use order: the first key is the least recently used. */
+  private readonly names = new Map<string, true>();
+
+  constructor(private cap: number) {}
+
+  get size(): number {
+    return this.names.size;
+  }
+
+  /** True when the server holds the statement; counts as a use. */
+  use(name: string): boolean {
+    if (!this.names.delete(name)) return false;
+    this.names.set(name, true);
+    return true;
+  }
+
+  /** Records a statement the server is being asked to prepare; returns the ones to close to stay within the cap. */
+  add(name: string): string[] {
+    this.names.delete(name);
+    this.names.set(name, true);
+    const evicted: string[] = [];
+    for (const oldest of this.names.keys()) {
+      if (this.names.size - evicted.length <= this.cap) break;
+      if (oldest === name) continue;
+      evicted.push(oldest);
+    }
+    for (const gone of evicted) this.names.delete(gone);
+    return evicted;
+  }
+
+  /** The server does not hold it (its Parse failed or was skipped after an error). */
+  forget(name: string): void {
+    this.names.delete(name);
+  }
+
+  /** DISCARD ALL ran: the server holds none. */
+  clear(): void {
+    this.names.clear();
+  }
+
+  resize(cap: number): void {
+    this.cap = cap;
+  }
+}

@@ -1,0 +1,122 @@
+import type { Logger } from 'pino';
+import type { BackendConnection } from '../backend/connection.js';
+import type { Config } from '../config/schema.js';
+import { pinSql } from '../frontend/pin.js';
+import type { BackendPool } from '../pool/pool.js';
+import type { FramedMessage } from '../protocol/framer.js';
+import type { Relay } from '../relay/relay.js';
+import { expectedSearchPath, type Tenant } from '../tenancy/index.js';
+import type { ClientSettings } from './client-settings.js';
+
+/** A backend that does not show the pin it was given: closed, never used. */
+export class PinBreach extends Error {
+  constructor(readonly what: string) {
+    super(`backend does not hold the pin (${what})`);
+  }
+}
+
+/** What a binding strategy needs of the client session. */
+export interface BindingHost {
+  readonly closed: boolean;
+  /** Ends the session over an error while binding (pool timeout, pin failure...). */
+  failBinding(error: unknown): void;
+  /** The client's messages are too many to keep while it waits: stop / start reading. */
+  pauseClient(): void;
+  resumeClient(): void;
+  /** The client sent Terminate. */
+  clientTerminated(): void;
+  /** The client broke the protocol. */
+  violation(what: string): void;
+}
+
+export interface BindingDeps {
+  config: () => Config;
+  pool: BackendPool;
+  tenant: Tenant;
+  settings: ClientSettings;
+  relay: Relay;
+  host: BindingHost;
+  log: Logger;
+}
+
+/**
+ * When a client holds a backend, and how it gets and gives back one: one strategy per pool mode
+ * (session-mode.ts, transaction-mode.ts). This base owns what both share: acquire, pin, attach.
+ */
+export abstract class Binding {
+  protected searchPath: string | undefined;
+
+  constructor(protected readonly deps: BindingDeps) {}
+
+  /** At connect: a pinned backend, to check the tenant and read the parameters the client is told. */
+  abstract open(): Promise<ReadonlyMap<string, string> | null>;
+  /** Ready-state client messages. */
+  abstract send(messages: readonly FramedMessage[]): void;
+  /** The relay answered a chunk from the server. */
+  abstract afterServerBatch(): void;
+  /** Gives the backend back (or closes it when `reusable` is false or its state is unknown). */
+  abstract close(reusable: boolean): void;
+  /** Waiting for a backend to be free. */
+  abstract get waiting(): boolean;
+
+  /** Not inside a transaction, a batch or a wait: shutdown may end the client now. */
+  get betweenTransactions(): boolean {
+    return !this.waiting && (this.deps.relay.backend === null || this.deps.relay.idle);
+  }
+
+  /** Acquires a backend for this client's tenant, pins it with its settings, and attaches the relay. */
+  protected async acquire(): Promise<BackendConnection | null> {
+    const { pool, tenant, settings, relay } = this.deps;
+    const backend = await pool.acquire(tenant.id);
+    if (this.deps.host.closed) {
+      pool.release(backend, { reusable: true, reset: false });
+      return null;
+    }
+    backend.bind(relay);
+    this.attach(backend);
+    if (!backend.holdsPin(tenant.id, settings.key)) {
+      const config = this.deps.config();
+      await backend.pin(tenant.id, settings.key, pinSql(config.tenancy, tenant, settings.values), config.pool.resetTimeoutMs);
+    }
+    this.checkPin(backend);
+    return backend;
+  }
+
+  /** Transaction pooling, common case: an idle backend already pinned for this client, taken at once. */
+  protected acquirePinnedNow(): BackendConnection | null {
+    const { pool, tenant, settings, relay } = this.deps;
+    const backend = pool.tryAcquirePinned(tenant.id, (b) => b.holdsPin(tenant.id, settings.key));
+    if (backend === null) return null;
+    backend.bind(relay);
+    this.attach(backend);
+    this.checkPin(backend);
+    return backend;
+  }
+
+  private attach(backend: BackendConnection): void {
+    const config = this.deps.config();
+    this.searchPath ??= expectedSearchPath(config.tenancy, this.deps.tenant);
+    this.deps.relay.attach(backend, {
+      searchPath: this.searchPath,
+      // Read after the pin ran: its SET ROLE (tenancy.roleTemplate) has been reported by then.
+      superuser: undefined,
+      user: backend.target.user,
+      backendPid: backend.processId,
+      statements: backend.statements,
+    });
+  }
+
+  /** Postgres 18+ reports search_path: it must be exactly the pin, now and until release. */
+  private checkPin(backend: BackendConnection): void {
+    const reported = backend.params.get('search_path');
+    if (reported !== undefined && reported !== this.searchPath) throw new PinBreach('search_path');
+    this.deps.relay.toClient.pinned(backend.params.get('is_superuser'));
+  }
+
+  /** Hands the bound backend back; `reset` when its session holds more than the pin. */
+  protected giveBack(reusable: boolean, reset: boolean): void {
+    const backend = this.deps.relay.detach();
+    if (backend === null) return;
+    this.deps.pool.release(backend, { reusable, reset });
+  }
+}

@@ -1,0 +1,431 @@
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { QueryTimer } from '../admin/index.js';
+import { type Binding, type BindingHost, PinBreach } from '../binding/binding.js';
+import { ClientSettings } from '../binding/client-settings.js';
+import { SessionModeBinding } from '../binding/session-mode.js';
+import { TransactionModeBinding } from '../binding/transaction-mode.js';
+import * as build from '../protocol/build.js';
+import { Frontend as F } from '../protocol/codes.js';
+import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
+import { frontendMessageProblem } from '../protocol/frontend-checks.js';
+import { StartupReader } from '../protocol/startup.js';
+import { Relay, type RelayHost } from '../relay/relay.js';
+import { StatementInspector } from '../relay/statement-inspector.js';
+import { ClientStatements } from '../relay/statements.js';
+import type { Tenant } from '../tenancy/index.js';
+import { ClientConnection } from './client-connection.js';
+import { ConsoleConnection } from './console-connection.js';
+import { clientErrors } from './errors.js';
+import { type Authenticated, authenticate, refusal } from './handshake.js';
+import { isLoopback } from './peer.js';
+import type { SessionDeps } from './session-deps.js';
+
+/** Where a client connection is in its life; one `switch` on it routes every byte. */
+type Step = 'startup' | 'password' | 'authenticating' | 'ready' | 'console' | 'closed';
+
+/** Postgres reads at most this much of a password or SASL message (PG_MAX_AUTH_TOKEN_LENGTH). */
+const MAX_PASSWORD_MESSAGE = 65_535 + 4;
+
+let nextSessionId = 1;
+
+export interface SessionSummary {
+  id: number;
+  tenant: string;
+  user: string | undefined;
+  peer: string;
+  state: 'startup' | 'idle' | 'active' | 'waiting';
+  connectedAt: Date;
+  backendId: number | null;
+  admin: boolean;
+}
+
+/**
+ * One client connection through its life: startup and authentication (handshake.ts), then every
+ * message checked where it is framed and handed to the binding of its pool mode, which relays it
+ * (relay/) to a backend pinned to the client's tenant. An exception ends this session alone.
+ */
+export class ClientSession implements RelayHost, BindingHost {
+  readonly id = nextSessionId++;
+  private step: Step = 'startup';
+  private log: Logger;
+  private readonly conn: ClientConnection;
+  private readonly startup = new StartupReader();
+  private readonly framer: MessageFramer;
+  private readonly inbox: FramedMessage[] = [];
+  private startupTimer: NodeJS.Timeout | null = null;
+  private params: ReadonlyMap<string, string> = new Map();
+  private tenant: Tenant | null = null;
+  private user: string | undefined;
+  private key: { processId: number; secretKey: number } | null = null;
+  private relay: Relay | null = null;
+  private binding: Binding | null = null;
+  private console: ConsoleConnection | null = null;
+  private queryTimer: QueryTimer | null = null;
+  private draining = false;
+  private readonly connectedAt = new Date();
+
+  constructor(
+    socket: net.Socket,
+    private readonly deps: SessionDeps,
+  ) {
+    this.framer = new MessageFramer(MAX_PASSWORD_MESSAGE);
+    this.log = deps.log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.conn = new ClientConnection(socket, {
+      data: (chunk) => this.onClientData(chunk),
+      closed: () => this.onClientGone(),
+      error: (error) => this.log.debug({ err: error.message }, 'client socket error'),
+      bytesOut: (n) => deps.metrics.clientBytesOut(n),
+    });
+  }
+
+  start(): void {
+    this.startupTimer = setTimeout(() => this.fail(clientErrors.startupTimeout()), this.deps.config.listen.startupTimeoutMs);
+  }
+
+  get closed(): boolean {
+    return this.step === 'closed';
+  }
+
+  get tenantId(): string | null {
+    return this.tenant?.id ?? null;
+  }
+
+  /** Ends the session from outside (shutdown, KILL TENANT). */
+  terminate(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
+    this.fail(fields);
+  }
+
+  /** Shutdown: end the session as soon as it is between transactions (at once if it is now). */
+  drain(): void {
+    this.draining = true;
+    if (this.betweenTransactions()) this.terminate();
+  }
+
+  private betweenTransactions(): boolean {
+    return this.step !== 'ready' || this.binding === null || this.binding.betweenTransactions;
+  }
+
+  /** What the admin console shows of this session. */
+  describe(): SessionSummary {
+    const waiting = this.binding?.waiting === true;
+    const state = this.step === 'console' ? 'idle' : this.step !== 'ready' ? 'startup' : waiting ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
+    return {
+      id: this.id,
+      tenant: this.tenant?.id ?? '',
+      user: this.user,
+      peer: this.conn.peer(),
+      state,
+      connectedAt: this.connectedAt,
+      backendId: this.relay?.backend?.id ?? null,
+      admin: this.step === 'console',
+    };
+  }
+
+  /** A CancelRequest with this client's key: sent to the backend running its statement, if any. */
+  cancel(): void {
+    if (this.relay?.busy === true) this.relay.backend?.cancel();
+  }
+
+  // ---- client bytes ---------------------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    this.deps.metrics.clientBytesIn(chunk.length);
+    try {
+      switch (this.step) {
+        case 'startup':
+          this.onStartupBytes(chunk);
+          return;
+        case 'password':
+        case 'authenticating':
+        case 'ready':
+        case 'console':
+          this.inbox.length = 0;
+          this.framer.push(chunk, this.inbox);
+          this.onMessages(this.inbox);
+          return;
+        case 'closed':
+          return;
+      }
+    } catch (error) {
+      if (error instanceof FramingError) this.fail(clientErrors.protocolViolation(error.message));
+      else this.crash(error);
+    }
+  }
+
+  private onStartupBytes(chunk: Buffer | null): void {
+    const packet = this.startup.next(chunk);
+    if (packet === null) return;
+    switch (packet.kind) {
+      case 'ssl':
+        if (this.deps.tls !== null && !this.conn.encrypted) {
+          // Bytes sent after SSLRequest but before the handshake would bypass encryption (CVE-2021-23214).
+          if (this.startup.takeRest().length > 0) {
+            this.fail(clientErrors.protocolViolation('data received after SSLRequest before the TLS handshake'));
+            return;
+          }
+          this.conn.upgradeToTls(this.deps.tls);
+          return;
+        }
+        this.conn.write([build.ENCRYPTION_NOT_SUPPORTED]);
+        this.onStartupBytes(null);
+        return;
+      case 'gssenc':
+        this.conn.write([build.ENCRYPTION_NOT_SUPPORTED]);
+        this.onStartupBytes(null);
+        return;
+      case 'cancel':
+        this.deps.cancels.cancel(packet.processId, packet.secretKey);
+        this.close();
+        return;
+      case 'unsupported-version':
+        this.fail(clientErrors.unsupportedProtocol(packet.major, packet.minor));
+        return;
+      case 'startup': {
+        this.params = packet.params;
+        this.user = packet.params.get('user');
+        const refused = this.transportRefusal();
+        if (refused !== null) {
+          this.deps.metrics.clientConnection('startup_refused');
+          this.fail(refused);
+          return;
+        }
+        this.step = 'password';
+        this.conn.write([build.AUTHENTICATION_CLEARTEXT]);
+        const rest = this.startup.takeRest();
+        if (rest.length > 0) this.onClientData(rest);
+        return;
+      }
+    }
+  }
+
+  /** A JWT travels only over TLS, or over loopback, unless the operator says otherwise. */
+  private transportRefusal(): build.ErrorFields | null {
+    if (this.conn.encrypted) return null;
+    const listen = this.deps.config.listen;
+    if (listen.requireTls) return clientErrors.tlsRequiredAlways();
+    if (!listen.allowPlaintextJwt && !isLoopback(this.conn.remoteAddress)) return clientErrors.tlsRequired();
+    return null;
+  }
+
+  private onMessages(messages: readonly FramedMessage[]): void {
+    for (const msg of messages) {
+      const problem = frontendMessageProblem(msg.type, msg.bytes);
+      if (problem !== null) {
+        this.fail(clientErrors.protocolViolation(problem));
+        return;
+      }
+    }
+    switch (this.step) {
+      case 'password':
+        this.onPassword(messages);
+        return;
+      case 'authenticating':
+        if (messages.length > 0) this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
+        return;
+      case 'ready':
+        this.binding?.send(messages);
+        return;
+      case 'console':
+        this.console?.onMessages(messages);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onPassword(messages: readonly FramedMessage[]): void {
+    const first = messages[0];
+    if (first === undefined) return;
+    if (first.type !== F.Password) {
+      this.fail(clientErrors.passwordExpected());
+      return;
+    }
+    if (messages.length > 1) {
+      this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
+      return;
+    }
+    const end = first.bytes.indexOf(0, 5);
+    if (end !== first.bytes.length - 1) {
+      this.fail(clientErrors.protocolViolation('password message is not one NUL-terminated string'));
+      return;
+    }
+    this.step = 'authenticating';
+    this.conn.pause();
+    void this.admit(first.bytes.toString('utf8', 5, end));
+  }
+
+  /** Authenticates, binds a first backend (which checks the pin), and tells the client it may start. */
+  private async admit(token: string): Promise<void> {
+    try {
+      const who = await authenticate(token, this.params, this.deps);
+      if (this.closed) return;
+      if (who.kind === 'console') this.openConsole(who.user);
+      else await this.openTenantSession(who);
+    } catch (error) {
+      this.refuse(error, true);
+    }
+  }
+
+  private async openTenantSession(who: Authenticated & { kind: 'tenant' }): Promise<void> {
+    const { deps } = this;
+    const tenant = who.tenant;
+    this.tenant = tenant;
+    this.user = who.user;
+    this.log = this.log.child({ tenant: tenant.id, user: this.user });
+    const tenantMetrics = deps.metrics.tenant(tenant.id);
+    this.queryTimer = tenantMetrics.queryTimer();
+    const transactionMode = deps.config.pool.mode === 'transaction';
+    const inspector = new StatementInspector({
+      guard: () => deps.guard,
+      fence: who.fence,
+      tenantId: tenant.id,
+      metrics: tenantMetrics,
+      log: this.log,
+      transactionMode,
+    });
+    const relay = new Relay(this, {
+      sessionId: this.id,
+      tenantId: tenant.id,
+      inspector,
+      statements: transactionMode ? new ClientStatements(tenant.id) : null,
+      clientPid: () => this.key?.processId ?? 0,
+      timer: this.queryTimer,
+    });
+    this.relay = relay;
+    const bindingDeps = { config: () => deps.config, pool: deps.pool, tenant, settings: new ClientSettings(who.settings), relay, host: this, log: this.log };
+    this.binding = transactionMode ? new TransactionModeBinding(bindingDeps) : new SessionModeBinding(bindingDeps);
+    const params = await this.binding.open();
+    if (params === null || this.closed) return;
+    this.becomeReady(params);
+  }
+
+  private becomeReady(params: ReadonlyMap<string, string>): void {
+    this.clearStartupTimer();
+    this.key = this.deps.cancels.issue(this);
+    const out: Buffer[] = [build.AUTHENTICATION_OK];
+    for (const [name, value] of params) out.push(build.parameterStatus(name, value));
+    out.push(build.backendKeyData(this.key.processId, this.key.secretKey), build.readyForQuery('I'));
+    this.writeClient(out);
+    this.step = 'ready';
+    this.framer.limit(this.deps.config.listen.maxMessageBytes);
+    this.deps.metrics.clientConnection('accepted');
+    this.log.info('client connected');
+    this.conn.resume();
+  }
+
+  /** The virtual database `pgfence`: the admin console, for tokens with the admin claim. */
+  private openConsole(user: string | undefined): void {
+    const ctx = this.deps.console;
+    if (ctx === null) return;
+    this.clearStartupTimer();
+    this.user = user;
+    this.log = this.log.child({ console: true, user });
+    this.console = new ConsoleConnection(ctx, (parts) => this.writeClient(parts), (fields) => (fields ? this.fail(fields) : this.close()), this.log);
+    this.key = this.deps.cancels.issue(this);
+    this.writeClient(ConsoleConnection.greeting(build.backendKeyData(this.key.processId, this.key.secretKey)));
+    this.step = 'console';
+    this.framer.limit(this.deps.config.listen.maxMessageBytes);
+    this.deps.metrics.clientConnection('accepted');
+    this.log.info('admin console opened');
+    this.conn.resume();
+  }
+
+  // ---- relay and binding hosts ----------------------------------------------------------
+
+  writeClient(parts: readonly Buffer[]): void {
+    this.conn.write(parts, () => {
+      const backend = this.relay?.backend;
+      if (backend === null || backend === undefined) return;
+      backend.pause();
+      // Resumes the backend this client holds then, if any: one it paused and released
+      // meanwhile was resumed by the pool (unbind) and may be serving another client now.
+      this.conn.onceDrained(() => this.relay?.backend?.resume());
+    });
+  }
+
+  onBreach(what: string): void {
+    this.deps.metrics.tripwire(what);
+    this.fail(clientErrors.tripwire(what), false);
+  }
+
+  onServerBatchDone(): void {
+    if (this.closed) return;
+    this.binding?.afterServerBatch();
+    if (this.draining && this.betweenTransactions()) this.terminate();
+  }
+
+  onBackendLost(error: Error | undefined): void {
+    if (this.closed) return;
+    this.log.warn({ err: error?.message }, 'server connection lost');
+    this.fail(clientErrors.backendLost(), false);
+  }
+
+  failBinding(error: unknown): void {
+    this.refuse(error, false);
+  }
+
+  pauseClient(): void {
+    this.conn.pause();
+  }
+
+  resumeClient(): void {
+    if (this.step === 'ready') this.conn.resume();
+  }
+
+  clientTerminated(): void {
+    this.close();
+  }
+
+  violation(what: string): void {
+    this.fail(clientErrors.protocolViolation(what));
+  }
+
+  // ---- endings --------------------------------------------------------------------------
+
+  /** Ends the session over an error from authentication or binding, with the FATAL it calls for. */
+  private refuse(error: unknown, atConnect: boolean): void {
+    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect }, this.deps);
+    if (fields === null) this.crash(error);
+    else this.fail(fields, !(error instanceof PinBreach)); // a backend that lost its pin is closed
+  }
+
+  /** Sends a FATAL error and closes. `reuseBackend` false when the backend is known bad. */
+  private fail(fields: build.ErrorFields, reuseBackend = true): void {
+    if (this.closed) return;
+    if ((this.step === 'startup' || this.step === 'password') && (fields.sqlstate === '08P01' || fields.sqlstate === '0A000')) {
+      this.deps.metrics.clientConnection('protocol_error');
+    }
+    this.close(reuseBackend, build.errorResponse(fields));
+  }
+
+  private crash(error: unknown): void {
+    this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error in client session');
+    this.fail(clientErrors.internal(), false);
+  }
+
+  private onClientGone(): void {
+    if (!this.closed) this.log.info('client disconnected');
+    this.close();
+  }
+
+  /** Message-level Terminate, a cancel connection, or the client gone. */
+  close(reuseBackend = true, last?: Buffer): void {
+    if (this.closed) return;
+    this.queryTimer?.clear();
+    this.step = 'closed';
+    this.clearStartupTimer();
+    if (this.key !== null) this.deps.cancels.forget(this.key.processId);
+    try {
+      this.binding?.close(reuseBackend);
+    } catch (error) {
+      this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error releasing the backend');
+    }
+    this.conn.end(last);
+  }
+
+  private clearStartupTimer(): void {
+    if (this.startupTimer !== null) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+  }
+}

@@ -1,0 +1,26 @@
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { ConsoleContext } from '../admin/console.js';
+import type { Metrics } from '../admin/index.js';
+import type { TokenVerifier } from '../auth/index.js';
+import type { Config } from '../config/schema.js';
+import type { Guard } from '../guard/index.js';
+import type { BackendPool } from '../pool/pool.js';
+import type { TenantResolver } from '../tenancy/index.js';
+import type { CancelRegistry } from './cancel-registry.js';
+
+/** What every client session reads; a reload replaces fields, reaching new connections and transactions. */
+export interface SessionDeps {
+  metrics: Metrics;
+  /** What the admin console (database `pgfence`) reads and acts on; null where there is none. */
+  console: ConsoleContext | null;
+  /** Offered to clients that send SSLRequest; null answers 'N'. */
+  tls: tls.SecureContext | null;
+  config: Config;
+  guard: Guard;
+  verifier: TokenVerifier;
+  tenants: TenantResolver;
+  pool: BackendPool;
+  cancels: CancelRegistry;
+  log: Logger;
+}

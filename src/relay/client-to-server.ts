@@ -1,0 +1,254 @@
+import { serialize } from 'pg-protocol';
+import type { QueryTimer } from '../admin/index.js';
+import type { PreparedStatements } from '../backend/prepared-statements.js';
+import { clientErrors } from '../frontend/errors.js';
+import type { ErrorFields } from '../protocol/build.js';
+import { Frontend as F } from '../protocol/codes.js';
+import { parseMessage, queryText } from '../protocol/decode.js';
+import type { FramedMessage } from '../protocol/framer.js';
+import { type ReplyTracker, Sent } from './reply-tracker.js';
+import type { Inspection, StatementInspector } from './statement-inspector.js';
+import {
+  bindStatementName,
+  type ClientStatements,
+  closeStatementMessage,
+  describedTarget,
+  describeStatementMessage,
+  parseMessageFor,
+  renameBind,
+  type ServerStatement,
+} from './statements.js';
+
+/** What became of a batch of client messages. */
+export type Relayed = 'sent' | 'terminate' | { violation: string };
+
+/** A setting the client changed, applied to its settings when the binding ends without an error. */
+export interface PendingSet {
+  name: string;
+  value: string | null;
+}
+
+/**
+ * Client → server, for one client: every message the client sends while it holds a backend
+ * goes through `relay`, which decides what the server gets instead (synchronously, no I/O):
+ * the guard's verdict on every Query and Parse, a stand-in for a refused one, tenant-private
+ * channel names, and, in transaction pooling, the client's named statements under server names.
+ * Each message sent is announced to the reply tracker so its reply can be placed.
+ */
+export class ClientToServer {
+  /** Extended-protocol messages were sent since the last Sync. */
+  private extendedOpen = false;
+  /** After a refused Parse, messages are dropped up to the next Sync, as the server does after an error. */
+  private skippingToSync = false;
+  private standIns = 0;
+  /** The backend was just bound: its unnamed statement, if any, is the previous holder's. */
+  private unnamedForeign = false;
+  private sets: PendingSet[] = [];
+  private hidden = false;
+
+  constructor(
+    private readonly sessionId: number,
+    private readonly tracker: ReplyTracker,
+    private readonly inspector: StatementInspector,
+    /** The client's named statements, kept by pgfence in transaction pooling; null in session mode. */
+    private readonly statements: ClientStatements | null,
+    /** Round-trip latency by tenant: started at each message one ReadyForQuery answers. */
+    private readonly timer: QueryTimer,
+  ) {}
+
+  /** A batch was begun and not yet closed by Sync. */
+  get midBatch(): boolean {
+    return this.extendedOpen || this.skippingToSync;
+  }
+
+  /** A new backend is bound for this client. */
+  startBinding(): void {
+    this.sets = [];
+    this.hidden = false;
+    this.unnamedForeign = this.statements !== null;
+    this.extendedOpen = false;
+    this.skippingToSync = false;
+  }
+
+  /** What the binding left in the server session: settings to replay, and whether it needs a reset. */
+  bindingEffects(): { sets: readonly PendingSet[]; hidden: boolean } {
+    return { sets: this.sets, hidden: this.hidden };
+  }
+
+  /** Appends to `out` what the server gets for `messages`. */
+  relay(messages: readonly FramedMessage[], prepared: PreparedStatements, out: Buffer[]): Relayed {
+    if (this.unnamedForeign) {
+      // Dropped first thing, while the server is sure to run it (an error in this client's batch
+      // would make it skip a later Close, and leave the previous holder's statement bindable).
+      this.unnamedForeign = false;
+      out.push(closeStatementMessage(''));
+      this.tracker.expect(Sent.Close, true);
+    }
+    for (const msg of messages) {
+      if (this.skippingToSync && msg.type !== F.Sync) continue;
+      switch (msg.type) {
+        case F.Query:
+          this.relayQuery(msg.bytes, out);
+          break;
+        case F.Parse:
+          this.extendedOpen = true;
+          this.relayParse(msg.bytes, out, prepared);
+          break;
+        case F.Bind:
+          this.extendedOpen = true;
+          this.relayBind(msg.bytes, out, prepared);
+          break;
+        case F.Describe:
+          this.extendedOpen = true;
+          this.relayDescribe(msg.bytes, out, prepared);
+          break;
+        case F.Close:
+          this.extendedOpen = true;
+          this.relayClose(msg.bytes, out);
+          break;
+        case F.Execute:
+          this.extendedOpen = true;
+          appendBytes(out, msg.bytes);
+          this.tracker.expect(Sent.Execute);
+          break;
+        case F.Sync:
+          this.timer.sent();
+          this.extendedOpen = false;
+          this.skippingToSync = false;
+          appendBytes(out, msg.bytes);
+          this.tracker.expect(Sent.Sync);
+          break;
+        case F.Flush:
+        case F.CopyData:
+        case F.CopyDone:
+        case F.CopyFail:
+          appendBytes(out, msg.bytes);
+          break;
+        case F.FunctionCall:
+          // Fast-path calls name functions by OID, out of the guard's sight (set_config included).
+          this.inspector.refuseUnchecked('function_call');
+          this.timer.sent();
+          this.refuse(clientErrors.functionCallRefused(), out);
+          out.push(serialize.sync());
+          this.tracker.expect(Sent.Sync);
+          break;
+        case F.Terminate:
+          return 'terminate';
+        default:
+          return { violation: `unexpected message type ${JSON.stringify(String.fromCharCode(msg.type))}` };
+      }
+    }
+    return 'sent';
+  }
+
+  private relayQuery(bytes: Buffer, out: Buffer[]): void {
+    this.timer.sent();
+    const inspection = this.inspector.inspect(queryText(bytes));
+    if (inspection.refused !== null) {
+      this.refuse(inspection.refused, out);
+      out.push(serialize.sync());
+      this.tracker.expect(Sent.Sync);
+      return;
+    }
+    this.note(inspection);
+    appendBytes(out, inspection.rewritten ?? bytes);
+    this.tracker.expect(Sent.Query);
+  }
+
+  private relayParse(original: Buffer, out: Buffer[], prepared: PreparedStatements): void {
+    const { name, sql } = parseMessage(original);
+    const inspection = this.inspector.inspect(sql);
+    if (inspection.refused !== null) {
+      this.refuse(inspection.refused, out);
+      this.skippingToSync = true;
+      return;
+    }
+    this.note(inspection);
+    const bytes = inspection.rewritten ?? original;
+    if (this.statements === null || name === '') {
+      appendBytes(out, bytes);
+      this.tracker.expect(Sent.Parse);
+      return;
+    }
+    // Transaction pooling: the statement is prepared under its server-side name, replacing any
+    // copy this backend holds (Close of a missing statement is not an error).
+    this.prepare(this.statements.register(name, bytes), out, prepared, false);
+  }
+
+  private relayBind(bytes: Buffer, out: Buffer[], prepared: PreparedStatements): void {
+    const statement = this.statements === null ? '' : bindStatementName(bytes);
+    const entry = statement === '' ? undefined : this.statements?.lookup(statement);
+    if (entry === undefined) {
+      appendBytes(out, bytes);
+    } else {
+      if (!prepared.use(entry.serverName)) this.prepare(entry, out, prepared, true);
+      out.push(renameBind(bytes, entry.serverName));
+    }
+    this.tracker.expect(Sent.Bind);
+  }
+
+  private relayDescribe(bytes: Buffer, out: Buffer[], prepared: PreparedStatements): void {
+    const target = this.statements === null ? null : describedTarget(bytes);
+    const entry = target?.kind === 'S' && target.name !== '' ? this.statements?.lookup(target.name) : undefined;
+    if (entry === undefined) {
+      appendBytes(out, bytes);
+    } else {
+      if (!prepared.use(entry.serverName)) this.prepare(entry, out, prepared, true);
+      out.push(describeStatementMessage(entry.serverName));
+    }
+    this.tracker.expect(Sent.Describe);
+  }
+
+  private relayClose(bytes: Buffer, out: Buffer[]): void {
+    const target = this.statements === null ? null : describedTarget(bytes);
+    if (target?.kind === 'S' && target.name !== '') {
+      // Other clients of the tenant may use the server-side statement: only the client's name goes.
+      this.statements?.forget(target.name);
+      out.push(closeStatementMessage('pgfence_none'));
+    } else {
+      appendBytes(out, bytes);
+    }
+    this.tracker.expect(Sent.Close);
+  }
+
+  /**
+   * Prepares a statement under its server name: Close first (the server may hold a copy pgfence
+   * has lost track of), the Parse, and a Close for each statement the backend's cap evicts.
+   * `quiet` when the client did not ask for it (its replies are pgfence's own).
+   */
+  private prepare(entry: ServerStatement, out: Buffer[], prepared: PreparedStatements, quiet: boolean): void {
+    for (const evicted of prepared.add(entry.serverName)) {
+      out.push(closeStatementMessage(evicted));
+      this.tracker.expect(Sent.Close, true);
+    }
+    out.push(closeStatementMessage(entry.serverName), parseMessageFor(entry.serverName, entry.body));
+    this.tracker.expect(Sent.Close, true);
+    this.tracker.expect(Sent.Parse, quiet, entry.serverName);
+  }
+
+  private note(inspection: Inspection & { refused: null }): void {
+    if (inspection.sets.length > 0) this.sets.push(...inspection.sets);
+    if (inspection.hidden) this.hidden = true;
+  }
+
+  /**
+   * Stands in for a refused message: an Execute of a portal that cannot exist makes the server
+   * itself fail at this point of the batch, so the transaction state and the ordering of every
+   * other reply stay exactly what Postgres would produce; its error is swapped for ours.
+   */
+  private refuse(error: ErrorFields, out: Buffer[]): void {
+    const marker = `pgfence_rejected_${this.sessionId}_${++this.standIns}`;
+    out.push(serialize.execute({ portal: marker }));
+    this.tracker.expect(Sent.Execute, false, { marker, error });
+  }
+}
+
+/** Appends a message, merging it into the previous part when it directly follows it in memory. */
+function appendBytes(out: Buffer[], bytes: Buffer): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+    out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+  } else {
+    out.push(bytes);
+  }
+}

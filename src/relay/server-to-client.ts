@@ -1,0 +1,138 @@
+import type { QueryTimer } from '../admin/index.js';
+import type { PreparedStatements } from '../backend/prepared-statements.js';
+import { clientNotification } from '../frontend/channels.js';
+import * as build from '../protocol/build.js';
+import { Backend as B } from '../protocol/codes.js';
+import { errorFields, parameterStatus } from '../protocol/decode.js';
+import { Route } from '../protocol/scanner.js';
+import type { ReplyTracker } from './reply-tracker.js';
+
+/** What the relay checks replies against while a backend serves the client. */
+export interface ServerBinding {
+  /** The search_path the pin set (reported by Postgres 18+); a different report trips the wire. */
+  searchPath: string;
+  /** is_superuser as the pin left it (SET ROLE is not reported itself, but this is). */
+  superuser: string | undefined;
+  /** The pool's own user: a different session_authorization trips the wire. */
+  user: string;
+  backendPid: number;
+  statements: PreparedStatements;
+}
+
+/**
+ * Server → client, for one client: routes each server message by its type, and looks only at
+ * ReadyForQuery, ErrorResponse, ParameterStatus and NotificationResponse. Everything else leaves
+ * as ranges of the received chunk (`forward`), apart from the replies to pgfence's own messages,
+ * which the tracker says to drop. Collects what the client gets until `take`.
+ */
+export class ServerToClient {
+  private out: Buffer[] = [];
+  private binding: ServerBinding | null = null;
+  /** An error came back since the binding began. */
+  failed = false;
+  /** The server reported a parameter change (a SET the guard could not see, or one it did). */
+  changedParameters = false;
+  /** Set when a report broke the pin: the client must be closed and the backend with it. */
+  breach: string | null = null;
+
+  constructor(
+    private readonly tracker: ReplyTracker,
+    private readonly tenantId: string,
+    private readonly clientPid: () => number,
+    private readonly timer: QueryTimer,
+  ) {}
+
+  startBinding(binding: ServerBinding): void {
+    this.binding = binding;
+    this.failed = false;
+    this.changedParameters = false;
+  }
+
+  /** The pin has run: is_superuser as it left it is the one to hold from now on. */
+  pinned(superuser: string | undefined): void {
+    if (this.binding !== null) this.binding.superuser = superuser;
+  }
+
+  route(type: number): Route {
+    switch (type) {
+      case B.ReadyForQuery:
+      case B.ErrorResponse:
+      case B.ParameterStatus:
+      case B.NotificationResponse:
+        return Route.Inspect;
+      case B.ParseComplete:
+      case B.BindComplete:
+      case B.CloseComplete:
+      case B.NoData:
+      case B.ParameterDescription:
+      case B.RowDescription:
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        return this.tracker.onReply(type) ? Route.Drop : Route.Forward;
+      default:
+        return Route.Forward;
+    }
+  }
+
+  forward(bytes: Buffer): void {
+    this.out.push(bytes);
+  }
+
+  inspect(message: Buffer): void {
+    switch (message[0]) {
+      case B.ReadyForQuery:
+        this.timer.answered();
+        this.tracker.onReady();
+        this.out.push(message);
+        return;
+      case B.ErrorResponse:
+        this.out.push(this.onError(message));
+        return;
+      case B.ParameterStatus:
+        this.breach = this.checkPin(message);
+        if (this.breach === null) {
+          this.changedParameters = true;
+          this.out.push(message);
+        }
+        return;
+      case B.NotificationResponse: {
+        const mine = clientNotification(message, this.tenantId, this.binding?.backendPid ?? 0, this.clientPid());
+        if (mine !== null) this.out.push(mine);
+        return;
+      }
+      default:
+        this.out.push(message);
+    }
+  }
+
+  /** What the client gets for the chunks relayed since the last call. */
+  take(): Buffer[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  private onError(message: Buffer): Buffer {
+    this.failed = true;
+    const placement = this.tracker.onError();
+    for (const name of placement.unprepared) this.binding?.statements.forget(name);
+    const standIn = placement.standIn;
+    if (standIn === null) return message;
+    // The stand-in's own error says which portal was missing: anything else is passed on as is.
+    const fields = errorFields(message);
+    if (fields.get('C') !== '34000' || !(fields.get('M') ?? '').includes(standIn.marker)) return message;
+    return build.errorResponse(standIn.error);
+  }
+
+  /** Tripwire behind the guard: a reported change to the pinned identity. */
+  private checkPin(message: Buffer): string | null {
+    const binding = this.binding;
+    if (binding === null) return null;
+    const [name, value] = parameterStatus(message);
+    if (name === 'session_authorization' && value !== binding.user) return 'session_authorization';
+    if (name === 'search_path' && value !== binding.searchPath) return 'search_path';
+    if (name === 'is_superuser' && binding.superuser !== undefined && value !== binding.superuser) return 'role';
+    return null;
+  }
+}
