@@ -393,6 +393,8 @@ function negotiateTls(
 class Handshake {
   private readonly parser = new Parser();
   private scram: ScramClient | null = null;
+  /** Messages that arrived while a SCRAM proof was being computed: handled, in order, once it is sent. */
+  private held: BackendMessage[] | null = null;
 
   constructor(
     private readonly conn: BackendConnection,
@@ -404,10 +406,34 @@ class Handshake {
 
   onData(chunk: Buffer): void {
     try {
-      this.parser.parse(chunk, (msg) => this.onMessage(msg));
+      this.parser.parse(chunk, (msg) => this.receive(msg));
     } catch (error) {
       this.fail(error as Error);
     }
+  }
+
+  private receive(msg: BackendMessage): void {
+    if (this.held !== null) this.held.push(msg);
+    else this.onMessage(msg);
+  }
+
+  /** Computes the proof off the event loop, holding later messages until it is sent. */
+  private continueScram(scram: ScramClient, serverFirst: string): void {
+    this.held = [];
+    scram.finalResponse(serverFirst).then(
+      (response) => {
+        if (this.socket.destroyed) return; // failed or timed out meanwhile
+        this.socket.write(serialize.sendSCRAMClientFinalMessage(response));
+        const held = this.held ?? [];
+        this.held = null;
+        try {
+          for (const msg of held) this.receive(msg);
+        } catch (error) {
+          this.fail(error as Error);
+        }
+      },
+      (error: unknown) => this.fail(error as Error),
+    );
   }
 
   private password(): string {
@@ -426,16 +452,13 @@ class Handshake {
       case 'authenticationMD5Password':
         this.socket.write(serialize.password(md5PasswordResponse(this.target.user, this.password(), m['salt'] as Buffer)));
         return;
-      case 'authenticationSASL': {
-        const mechanisms = m['mechanisms'] as string[];
-        if (!mechanisms.includes('SCRAM-SHA-256')) throw new Error(`unsupported SASL mechanisms: ${mechanisms.join(', ')}`);
-        this.scram = new ScramClient(this.password());
-        this.socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', this.scram.initialResponse()));
+      case 'authenticationSASL':
+        this.scram = new ScramClient(m['mechanisms'] as string[], this.password());
+        this.socket.write(serialize.sendSASLInitialResponseMessage(this.scram.mechanism, this.scram.initialResponse()));
         return;
-      }
       case 'authenticationSASLContinue':
         if (this.scram === null) throw new Error('unexpected SASL continue');
-        this.socket.write(serialize.sendSCRAMClientFinalMessage(this.scram.finalResponse(m['data'] as string)));
+        this.continueScram(this.scram, m['data'] as string);
         return;
       case 'authenticationSASLFinal':
         if (this.scram === null) throw new Error('unexpected SASL final');

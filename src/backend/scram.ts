@@ -1,67 +1,86 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { continueSession, finalizeSession, type SaslSession, startSession } from 'pg/lib/crypto/sasl.js';
 
 /**
- * Client side of SCRAM-SHA-256 (RFC 5802 / 7677) without channel binding, as Postgres speaks it:
- * the user name in the messages is ignored by the server, so it is sent as "*".
+ * The most PBKDF2 iterations pgfence computes for a backend's SCRAM exchange. Postgres's default
+ * (scram_iterations, settable since 16) is 4096, and the count in force is the one stored in the
+ * role's verifier when its password was set. OWASP's current advice for PBKDF2-HMAC-SHA256 is
+ * 600,000, so 1,000,000 leaves room for an operator who followed it, while a hostile or
+ * misconfigured server (or a man in the middle under sslmode prefer/require) can hold one libuv
+ * threadpool thread for about half a second per connect (467 ms measured at 1M), not twenty
+ * minutes at i=2^31-1. node-postgres's own default cap is 100,000.
+ */
+export const MAX_SCRAM_ITERATIONS = 1_000_000;
+
+/**
+ * Client side of SCRAM-SHA-256 (RFC 5802 / 7677) for the backend handshake, on node-postgres's
+ * implementation (pg/lib/crypto/sasl.js). What that gives us:
+ * - PBKDF2 and the HMACs go through WebCrypto, whose jobs run on libuv's threadpool: the event loop
+ *   keeps serving every other client while a proof is computed.
+ * - The password is SASLprep'd before PBKDF2: non-ASCII spaces become U+0020, the characters RFC
+ *   3454 maps to nothing are removed, then NFKC. pg skips SASLprep's prohibited-character and bidi
+ *   checks; where those fail, Postgres (server and libpq) falls back to the raw password, so the
+ *   two agree for every ASCII password and every password SASLprep accepts.
+ * - The server nonce must extend ours, the salt be base64, the iteration count a positive integer.
+ * - The user name is sent as "*" (Postgres takes the startup message's), and there is no channel
+ *   binding: no TLS stream is handed to pg, so the GS2 header is "n", as libpq's
+ *   channel_binding=disable.
  */
 export class ScramClient {
-  private readonly clientNonce = randomBytes(18).toString('base64');
-  private readonly clientFirstBare = `n=*,r=${this.clientNonce}`;
-  private expectedServerSignature: Buffer | null = null;
+  private readonly session: SaslSession;
+  private readonly clientFirst: string;
 
-  constructor(private readonly password: string) {}
-
-  initialResponse(): string {
-    return `n,,${this.clientFirstBare}`;
+  /** Throws when the server offers no SCRAM-SHA-256. */
+  constructor(
+    mechanisms: readonly string[],
+    private readonly password: string,
+  ) {
+    if (!mechanisms.includes('SCRAM-SHA-256')) throw new Error(`unsupported SASL mechanisms: ${mechanisms.join(', ')}`);
+    // null: no TLS stream, so no channel binding (pg would pick SCRAM-SHA-256-PLUS with one).
+    this.session = startSession(mechanisms, null, MAX_SCRAM_ITERATIONS);
+    this.clientFirst = this.session.response;
   }
 
-  /** Answers the server-first message; returns the client-final message. */
-  finalResponse(serverFirst: string): string {
-    const attrs = parseAttributes(serverFirst);
-    const nonce = attrs.get('r');
-    const salt = attrs.get('s');
-    const iterations = Number(attrs.get('i'));
-    if (nonce === undefined || salt === undefined || !Number.isInteger(iterations) || iterations < 1) {
-      throw new Error('SCRAM: malformed server-first message');
+  /** The SASL mechanism to name in SASLInitialResponse. */
+  get mechanism(): string {
+    return this.session.mechanism;
+  }
+
+  /** The client-first message. */
+  initialResponse(): string {
+    return this.clientFirst;
+  }
+
+  /**
+   * Answers the server-first message with the client-final message. Refuses an iteration count
+   * above MAX_SCRAM_ITERATIONS before computing anything.
+   */
+  async finalResponse(serverFirst: string): Promise<string> {
+    const iterations = iterationCount(serverFirst);
+    if (iterations !== undefined && iterations > MAX_SCRAM_ITERATIONS) {
+      throw new Error(
+        `SCRAM: the backend asks for ${iterations} PBKDF2 iterations, above pgfence's limit of ${MAX_SCRAM_ITERATIONS}; ` +
+          "set the backend role's password again under a lower scram_iterations",
+      );
     }
-    if (!nonce.startsWith(this.clientNonce) || nonce.length === this.clientNonce.length) {
-      throw new Error('SCRAM: server nonce does not extend the client nonce');
-    }
-    const salted = pbkdf2Sync(this.password.normalize('NFKC'), Buffer.from(salt, 'base64'), iterations, 32, 'sha256');
-    const clientKey = hmac(salted, 'Client Key');
-    const storedKey = createHash('sha256').update(clientKey).digest();
-    const withoutProof = `c=biws,r=${nonce}`;
-    const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
-    const signature = hmac(storedKey, authMessage);
-    const proof = Buffer.alloc(clientKey.length);
-    for (let i = 0; i < proof.length; i++) proof[i] = (clientKey[i] as number) ^ (signature[i] as number);
-    this.expectedServerSignature = hmac(hmac(salted, 'Server Key'), authMessage);
-    return `${withoutProof},p=${proof.toString('base64')}`;
+    // pg checks the same cap (passed to startSession) and everything else in the message.
+    await continueSession(this.session, this.password, serverFirst, null);
+    return this.session.response;
   }
 
   /** Checks the server-final message: proves the server knew the password too. */
   verifyServerFinal(serverFinal: string): void {
-    const verifier = parseAttributes(serverFinal).get('v');
-    const expected = this.expectedServerSignature;
-    if (verifier === undefined || expected === null) throw new Error('SCRAM: malformed server-final message');
-    const got = Buffer.from(verifier, 'base64');
-    if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
-      throw new Error('SCRAM: server signature does not match');
-    }
+    finalizeSession(this.session, serverFinal);
   }
 }
 
-function hmac(key: Buffer, data: string): Buffer {
-  return createHmac('sha256', key).update(data).digest();
-}
-
-function parseAttributes(message: string): Map<string, string> {
-  const attrs = new Map<string, string>();
-  for (const part of message.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq === 1) attrs.set(part.slice(0, 1), part.slice(2));
-  }
-  return attrs;
+/** The i= attribute when it is a well-formed count; pg reports a malformed one. */
+function iterationCount(serverFirst: string): number | undefined {
+  const text = serverFirst
+    .split(',')
+    .find((attr) => attr.startsWith('i='))
+    ?.slice(2);
+  return text !== undefined && /^[1-9][0-9]*$/.test(text) ? Number(text) : undefined;
 }
 
 /** The md5 password response: "md5" + md5(md5(password + user) + salt). */
