@@ -1,4 +1,6 @@
 import { type GuardReport, guardSections } from './guard-report.js';
+import type { LargeResults } from './large-measure.js';
+import { largeSection } from './large-report.js';
 import type { MemoryResult } from './memory.js';
 import type { Measurement } from './pgbench.js';
 import { resultStamp, writeResults } from './result-files.js';
@@ -31,6 +33,8 @@ export interface Report {
   environment: Record<string, string>;
   rows: Row[];
   addedLatency: AddedLatency[];
+  /** MB/s of a large COPY and SELECT per target (null when the section failed; see notes). */
+  large: LargeResults | null;
   memory: MemoryResult | null;
   /** The guard throughput, measured first (null when it failed; see notes). */
   guard: GuardReport | null;
@@ -98,6 +102,9 @@ export function renderMarkdown(report: Report): string {
     '',
     ...added,
     '',
+    '## Large results: MB/s of a big COPY TO STDOUT and SELECT',
+    '',
+    ...(report.large === null ? ['not measured (see notes)', ''] : largeSection(report.large)),
     '## Memory per idle client',
     '',
     ...memory,

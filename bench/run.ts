@@ -3,7 +3,8 @@
  * pgfence against direct Postgres and PgBouncer, on one embedded Postgres, in one invocation. See
  * bench/README.md for what each row means. BENCH_SECONDS (default 10) sets the length of every
  * pgbench run; BENCH_IDLE_CLIENTS (default 10000) the memory test's clients; BENCH_GUARD_ROUNDS
- * (default 20) the guard's rounds per miss.
+ * (default 20) the guard's rounds per miss; BENCH_LARGE_ROWS (default 2000000) and
+ * BENCH_LARGE_ROUNDS (default 3) the large-result section (also alone: npm run bench:large).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { machine, pgfenceRevision, positiveInt } from './environment.js';
 import { benchmarkGuard, type GuardReport, guardOptions, guardTable, targetLines, writeGuardReport } from './guard-report.js';
+import { type LargeResults, largeOptions, largeTarget, measureLargeResults } from './large-measure.js';
+import { largeNotes, largeTable, largeTargetLines } from './large-report.js';
 import { type MemoryResult, measureMemory } from './memory.js';
 import { type Measurement, runPgbench } from './pgbench.js';
 import { pgfenceConfig } from './pgfence.js';
@@ -23,6 +26,7 @@ import { POOL_SIZE, type Target, type Workload, directTarget, pgbouncerTarget, p
 const SECONDS = positiveInt('BENCH_SECONDS', 10);
 const IDLE_CLIENTS = positiveInt('BENCH_IDLE_CLIENTS', 10_000);
 const GUARD = guardOptions();
+const LARGE = largeOptions();
 const WARM_UP_SECONDS = 2;
 const SELECT_ONE = 'SELECT 1, one client';
 
@@ -98,9 +102,8 @@ async function main(): Promise<void> {
       note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
     }
     const bouncer = await findPgbouncer(note);
-    if (bouncer !== null) {
-      targets.push(pgbouncerTarget(db, bouncer, tmp, true), pgbouncerTarget(db, bouncer, tmp, false));
-    }
+    const noReset = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
+    if (bouncer !== null && noReset !== null) targets.push(pgbouncerTarget(db, bouncer, tmp, true), noReset);
 
     const plan = workloads(selectOneFile);
     const rows: Row[] = [];
@@ -122,6 +125,18 @@ async function main(): Promise<void> {
 
     const addedLatency = selectOneLatency(rows);
 
+    say(`large results: ${LARGE.rows} rows (BENCH_LARGE_ROWS), ${LARGE.rounds} rounds (BENCH_LARGE_ROUNDS) …`);
+    // PgBouncer once: with one statement per connection, the reset query changes nothing in the stream.
+    const largeTargets = targets.filter((t) => !t.name.startsWith('PgBouncer') || t === noReset);
+    let large: LargeResults | null = null;
+    try {
+      large = await measureLargeResults(largeTargets.map(largeTarget), { direct: DIRECT, pgbouncer: noReset?.name ?? null }, LARGE, (line) => say(`  ${line}`));
+    } catch (error) {
+      note(`large-result section failed: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      for (const target of largeTargets) await target.close();
+    }
+
     say(`memory: pgfence in a child process with ${IDLE_CLIENTS} idle clients …`);
     let memory: MemoryResult | null = null;
     try {
@@ -137,6 +152,7 @@ async function main(): Promise<void> {
       '-M prepared rows run only on targets that keep a session (direct, pgfence session); PgBouncer 1.18 cannot keep prepared statements in transaction mode.',
       `Each target gets a ${WARM_UP_SECONDS} s select-only warm-up when it (re)starts. Before every run the used tenants get VACUUM of pgbench_branches and pgbench_tellers, TRUNCATE pgbench_history and a CHECKPOINT (what pgbench does without -n).`,
       'The embedded Postgres runs with fsync=off and max_connections=200; pgbench runs with -n, one thread per 8 clients (two for 16), and -l per-transaction logs.',
+      ...(large === null ? [] : largeNotes(large)),
     );
     const report: Report = {
       startedAt: new Date(started).toISOString(),
@@ -144,6 +160,7 @@ async function main(): Promise<void> {
       environment: await environment(db, bouncer?.version ?? 'not available', pgbench),
       rows,
       addedLatency,
+      large,
       memory,
       guard,
       notes,
@@ -153,6 +170,7 @@ async function main(): Promise<void> {
     say('');
     say(resultsTable(rows));
     say('');
+    if (large !== null) say(`large results (${large.rows} rows, ${large.rounds} rounds):\n${largeTable(large)}\n${largeTargetLines(large).join('\n')}\n`);
     if (guard !== null) say(`guard throughput (legitimate corpus):\n${guardTable(guard.rows)}\n`);
     for (const a of addedLatency) say(`added latency (SELECT 1, one client, p50): ${a.target}: ${a.addedUs.toFixed(0)} µs over direct (p50 ${a.p50Us.toFixed(0)} µs)`);
     if (memory !== null) {

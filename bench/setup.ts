@@ -24,8 +24,11 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
-/** Starts a throw-away embedded Postgres in `dir` and gives every tenant a schema, a role and pgbench tables. */
-export async function prepareDatabase(dir: string, pgbench: string): Promise<BenchDatabase> {
+/**
+ * Starts a throw-away embedded Postgres in `dir` and gives every tenant a schema, a role and pgbench
+ * tables; with `pgbench` null, no pgbench tables (the large-result section alone needs none).
+ */
+export async function prepareDatabase(dir: string, pgbench: string | null): Promise<BenchDatabase> {
   const handle = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false });
   const admin = new pg.Client({ connectionString: handle.url });
   try {
@@ -38,26 +41,7 @@ export async function prepareDatabase(dir: string, pgbench: string): Promise<Ben
       await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${rolePassword}'`);
       await admin.query(`ALTER ROLE ${role} SET search_path = ${schema}, public`);
     }
-    // pgbench -i straight against Postgres, one tenant schema each, in parallel.
-    const inits = await Promise.all(
-      TENANTS.map((tenant) =>
-        run(pgbench, ['-i', '-s', '1', '-q', '-h', handle.host, '-p', String(handle.port), '-U', handle.user, 'postgres'], {
-          env: cleanEnv({ PGPASSWORD: handle.password, PGOPTIONS: `-c search_path=${schemaOf(tenant)}` }),
-          timeoutMs: 180_000,
-        }),
-      ),
-    );
-    inits.forEach((result, i) => {
-      if (result.code !== 0) throw new Error(`pgbench -i for ${TENANTS[i]} failed:\n${tail(result.stderr)}`);
-    });
-    for (const tenant of TENANTS) {
-      const schema = schemaOf(tenant);
-      const role = roleOf(tenant);
-      const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.pgbench_accounts`);
-      if (Number(rows[0]?.n) !== 100_000) throw new Error(`${schema}.pgbench_accounts has ${rows[0]?.n} rows, expected 100000`);
-      await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
-      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
-    }
+    if (pgbench !== null) await fillPgbenchTables(admin, handle, pgbench);
     const version = await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
     return {
       pg: handle,
@@ -81,5 +65,29 @@ export async function prepareDatabase(dir: string, pgbench: string): Promise<Ben
     await admin.end().catch(() => undefined);
     await handle.stop();
     throw error;
+  }
+}
+
+/** pgbench -i -s 1 in every tenant's schema, and its tables granted to the tenant's role. */
+async function fillPgbenchTables(admin: pg.Client, handle: EmbeddedPostgresHandle, pgbench: string): Promise<void> {
+  // pgbench -i straight against Postgres, one tenant schema each, in parallel.
+  const inits = await Promise.all(
+    TENANTS.map((tenant) =>
+      run(pgbench, ['-i', '-s', '1', '-q', '-h', handle.host, '-p', String(handle.port), '-U', handle.user, 'postgres'], {
+        env: cleanEnv({ PGPASSWORD: handle.password, PGOPTIONS: `-c search_path=${schemaOf(tenant)}` }),
+        timeoutMs: 180_000,
+      }),
+    ),
+  );
+  inits.forEach((result, i) => {
+    if (result.code !== 0) throw new Error(`pgbench -i for ${TENANTS[i]} failed:\n${tail(result.stderr)}`);
+  });
+  for (const tenant of TENANTS) {
+    const schema = schemaOf(tenant);
+    const role = roleOf(tenant);
+    const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.pgbench_accounts`);
+    if (Number(rows[0]?.n) !== 100_000) throw new Error(`${schema}.pgbench_accounts has ${rows[0]?.n} rows, expected 100000`);
+    await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
   }
 }

@@ -1,0 +1,94 @@
+/**
+ * npm run bench:large: the large-result section of `npm run bench` alone, in about a minute. MB/s of
+ * a 2,000,000-row COPY TO STDOUT and SELECT through direct Postgres, pgfence session and transaction
+ * mode, and PgBouncer, read by a raw socket client in a child process. BENCH_LARGE_ROWS (default
+ * 2000000) and BENCH_LARGE_ROUNDS (default 3). No pgbench tables are made. See bench/README.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { machine, pgfenceRevision } from './environment.js';
+import { largeOptions, largeTarget, measureLargeResults } from './large-measure.js';
+import { type LargeReport, largeNotes, largeTable, largeTargetLines, writeLargeReport } from './large-report.js';
+import { pgfenceConfig } from './pgfence.js';
+import { findPgbouncer } from './pgbouncer.js';
+import { DIRECT } from './report.js';
+import { type BenchDatabase, prepareDatabase } from './setup.js';
+import { POOL_SIZE, type Target, directTarget, pgbouncerTarget, pgfenceTarget } from './targets.js';
+
+const say = (line: string): void => console.log(line);
+let interrupted = false;
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const opts = largeOptions();
+  const notes: string[] = [];
+  const note = (line: string): void => {
+    notes.push(line);
+    say(`  note: ${line}`);
+  };
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgfence-bench-large-'));
+  await chmod(tmp, 0o711); // the OS user postgres (Postgres, PgBouncer) must traverse it when we are root
+  const targets: Target[] = [];
+  let db: BenchDatabase | null = null;
+  const cleanup = async (): Promise<void> => {
+    for (const target of targets) await target.close().catch(() => undefined);
+    await db?.close();
+    await rm(tmp, { recursive: true, force: true });
+  };
+  const onSignal = (): void => {
+    interrupted = true;
+    say('\ninterrupted: stopping pgfence, PgBouncer and Postgres');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    say(`pgfence large-result throughput: ${opts.rows} rows (BENCH_LARGE_ROWS), ${opts.rounds} rounds (BENCH_LARGE_ROUNDS), ${os.cpus().length} cores`);
+    say('starting the embedded Postgres …');
+    db = await prepareDatabase(tmp, null);
+    const secret = randomBytes(32).toString('hex');
+    targets.push(directTarget(db), pgfenceTarget(db, secret, 'session'));
+    if (pgfenceConfig({ backendUrl: db.pg.url, secret, mode: 'transaction', poolSize: POOL_SIZE }) !== null) {
+      targets.push(pgfenceTarget(db, secret, 'transaction'));
+    } else {
+      note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
+    }
+    const bouncer = await findPgbouncer(note);
+    const pgbouncer = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
+    if (pgbouncer !== null) targets.push(pgbouncer);
+
+    const large = await measureLargeResults(targets.map(largeTarget), { direct: DIRECT, pgbouncer: pgbouncer?.name ?? null }, opts, (line) => say(`  ${line}`));
+    const report: LargeReport = {
+      startedAt: new Date(started).toISOString(),
+      environment: {
+        machine: machine(),
+        node: process.version,
+        postgres: `${db.serverVersion} (embedded)`,
+        pgbouncer: bouncer?.version ?? 'not available',
+        pgfence: await pgfenceRevision(),
+      },
+      large,
+      notes: [...notes, ...largeNotes(large), 'pgfence runs in the benchmark process (pino silent), pool size 16 in both modes; PgBouncer in transaction mode, pool size 16, as in `npm run bench`.'],
+      durationSeconds: (Date.now() - started) / 1000,
+    };
+    const file = await writeLargeReport(report);
+    say('');
+    say(largeTable(large));
+    say('');
+    for (const line of largeTargetLines(large)) say(line);
+    say(`\nwritten: ${path.relative(process.cwd(), file)} (.json beside it, and bench/results/latest-large.md); ${Math.round(report.durationSeconds)} s in all`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+main().catch((error: unknown) => {
+  if (interrupted) return;
+  console.error(`bench:large failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+});
