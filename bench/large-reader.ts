@@ -262,13 +262,17 @@ class Reader {
       case 10: {
         const mechanisms = body.subarray(4).toString('utf8').split('\0').filter((m) => m !== '');
         if (!mechanisms.includes('SCRAM-SHA-256')) return this.fail(`unsupported SASL mechanisms: ${mechanisms.join(', ')}`);
-        this.scram = new ScramClient(password);
+        this.scram = new ScramClient(mechanisms, password);
         this.socket.write(saslInitial('SCRAM-SHA-256', this.scram.initialResponse()));
         return;
       }
       case 11:
         if (this.scram === null) return this.fail('unexpected SASL continue');
-        this.socket.write(message('p', Buffer.from(this.scram.finalResponse(body.subarray(4).toString('utf8')), 'utf8')));
+        // The server waits for this answer before it sends anything else: no message can overtake it.
+        this.scram.finalResponse(body.subarray(4).toString('utf8')).then(
+          (final) => this.socket.write(message('p', Buffer.from(final, 'utf8'))),
+          (error: unknown) => this.fail(error instanceof Error ? error.message : String(error)),
+        );
         return;
       case 12:
         if (this.scram === null) return this.fail('unexpected SASL final');

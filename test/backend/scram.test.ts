@@ -249,7 +249,7 @@ describe('backend handshake over SCRAM', () => {
   it('holds messages that arrive while the proof is computed and handles them after it', async () => {
     const fake = new FakeServer();
     const port = await fake.listen();
-    const connecting = BackendConnection.connect(targetAt(port), { connectTimeoutMs: 10_000, maxMessageBytes: 1 << 20 });
+    const connecting = BackendConnection.connect(targetAt(port), { connectTimeoutMs: 10_000, maxMessageBytes: 1 << 20, maxPreparedStatements: 200 });
     try {
       expect((await fake.next())?.type).toBe('startup');
       fake.write(authSasl);
@@ -286,7 +286,7 @@ describe('backend handshake over SCRAM', () => {
   it('fails the connect when the server asks for too many iterations, sending no proof', async () => {
     const fake = new FakeServer();
     const port = await fake.listen();
-    const connecting = BackendConnection.connect(targetAt(port), { connectTimeoutMs: 10_000, maxMessageBytes: 1 << 20 });
+    const connecting = BackendConnection.connect(targetAt(port), { connectTimeoutMs: 10_000, maxMessageBytes: 1 << 20, maxPreparedStatements: 200 });
     try {
       await fake.next();
       fake.write(authSasl);
