@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/index.js';
 import { BackendConnection, type BackendOptions, type BackendTarget } from '../backend/connection.js';
+import { type Waiter, WaitQueue } from './wait-queue.js';
 
 type PoolMetrics = Pick<Metrics, 'acquireTimeout' | 'backendConnection' | 'backendReset'>;
 
@@ -37,14 +38,6 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-interface Waiter {
-  tenant: string;
-  since: number;
-  resolve(backend: BackendConnection): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 export interface PoolStats {
   idle: number;
   active: number;
@@ -60,24 +53,38 @@ export interface ReleaseOptions {
   reset: boolean;
 }
 
+type Place = 'idle' | 'active' | 'resetting';
+
+/** The pool's one record of a backend: where it is, who holds it, and its times. */
+interface PooledBackend {
+  readonly backend: BackendConnection;
+  place: Place;
+  /** Tenant counted against maxPerTenant while it is active. */
+  holder: string | null;
+  readonly born: number;
+  idleSince: number;
+}
+
 /**
- * Backend connections to one target, shared by all tenants. A backend lives in exactly one place
- * (idle, active, resetting) and moves only through `move`. Acquire prefers an idle backend already
- * pinned to the same tenant (no reset needed); a backend goes back to idle only when its holder
- * saw it idle, and after DISCARD ALL whenever its session state is not known to be clean.
+ * Backend connections to one target, shared by all tenants. Each backend has one record, in
+ * exactly one place (idle, active, resetting), moved only by `move`. Acquire prefers an idle
+ * backend already pinned to the same tenant (no reset needed); a backend goes back to idle only
+ * when its holder saw it idle, and after DISCARD ALL whenever its session state is not known to
+ * be clean. The backend itself says what it holds (pin, dirt, statements); the pool asks it.
  */
 export class BackendPool {
-  private readonly idle: BackendConnection[] = [];
-  private readonly active = new Set<BackendConnection>();
-  private readonly resetting = new Set<BackendConnection>();
-  private readonly waiters: Waiter[] = [];
+  private readonly records = new Map<BackendConnection, PooledBackend>();
+  /** Idle records, least recently used first. */
+  private readonly idle: PooledBackend[] = [];
+  private activeCount = 0;
+  private resettingCount = 0;
+  private readonly waiters = new WaitQueue();
   private readonly perTenant = new Map<string, number>();
-  private readonly holder = new Map<BackendConnection, string>();
-  private readonly idleSince = new Map<BackendConnection, number>();
-  private readonly born = new Map<BackendConnection, number>();
   private connecting = 0;
   private closing = false;
   private paused = false;
+  /** Resolved when no backend is in use (pause). */
+  private quiet: Array<() => void> = [];
   private readonly janitor: NodeJS.Timeout;
   /** Observers for metrics: called with the wait in seconds of each successful acquire. */
   onAcquired: ((waitSeconds: number) => void) | null = null;
@@ -95,33 +102,40 @@ export class BackendPool {
   get stats(): PoolStats {
     return {
       idle: this.idle.length,
-      active: this.active.size,
-      resetting: this.resetting.size,
+      active: this.activeCount,
+      resetting: this.resettingCount,
       connecting: this.connecting,
-      waiting: this.waiters.length,
+      waiting: this.waiters.size,
     };
   }
 
   private get total(): number {
-    return this.idle.length + this.active.size + this.resetting.size + this.connecting;
+    return this.records.size + this.connecting;
   }
 
-  /** A backend for `tenant`; the caller pins it unless `backend.pinnedTenant` already says so. */
+  /** A backend for `tenant`; the caller pins it unless the backend already holds the pin. */
   acquire(tenant: string): Promise<BackendConnection> {
     if (this.closing) return Promise.reject(new Error('pool is closing'));
     const since = Date.now();
-    if (!this.paused && this.waiters.length === 0 && this.underCap(tenant)) {
+    if (!this.paused && this.waiters.size === 0 && this.underCap(tenant)) {
       const idle = this.takeIdle(tenant);
       if (idle !== undefined) return this.checked(idle, tenant, since);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
-        this.metrics?.acquireTimeout();
-        reject(new PoolTimeoutError(this.options.acquireTimeoutMs));
-      }, this.options.acquireTimeoutMs);
-      const waiter: Waiter = { tenant, since, resolve, reject, timer };
+      const waiter: Waiter = {
+        tenant,
+        since,
+        resolve,
+        reject,
+        prev: null,
+        next: null,
+        queued: false,
+        timer: setTimeout(() => {
+          if (!this.waiters.remove(waiter)) return;
+          this.metrics?.acquireTimeout();
+          reject(new PoolTimeoutError(this.options.acquireTimeoutMs));
+        }, this.options.acquireTimeoutMs),
+      };
       this.waiters.push(waiter);
       this.serveWaiters();
     });
@@ -132,17 +146,13 @@ export class BackendPool {
    * left behind) when one is there and no one is waiting; null otherwise (then use acquire).
    */
   tryAcquirePinned(tenant: string, suits: (backend: BackendConnection) => boolean): BackendConnection | null {
-    if (this.paused || this.closing || this.waiters.length > 0 || !this.underCap(tenant)) return null;
+    if (this.paused || this.closing || this.waiters.size > 0 || !this.underCap(tenant)) return null;
     const now = Date.now();
     for (let i = this.idle.length - 1; i >= 0; i--) {
-      const backend = this.idle[i] as BackendConnection;
-      if (!suits(backend) || now - backend.lastUsed >= this.options.healthCheckAfterIdleMs) continue;
-      this.idle.splice(i, 1);
-      this.idleSince.delete(backend);
-      this.active.add(backend);
-      this.enterTenant(backend, tenant);
-      this.onAcquired?.(0);
-      return backend;
+      const record = this.idle[i] as PooledBackend;
+      if (!suits(record.backend) || now - record.backend.lastUsed >= this.options.healthCheckAfterIdleMs) continue;
+      this.handOut(record, tenant, 0);
+      return record.backend;
     }
     return null;
   }
@@ -152,93 +162,92 @@ export class BackendPool {
    * one release path, and a backend can only be in one place.
    */
   release(backend: BackendConnection, opts: ReleaseOptions): void {
-    if (!this.active.delete(backend)) throw new Error(`backend ${backend.id} released but not active`);
-    this.leaveTenant(backend);
+    const record = this.records.get(backend);
+    if (record === undefined || record.place !== 'active') throw new Error(`backend ${backend.id} released but not active`);
+    this.leaveTenant(record);
     backend.unbind();
-    const tooOld = this.options.maxLifetimeMs > 0 && Date.now() - (this.born.get(backend) ?? 0) > this.options.maxLifetimeMs;
+    const tooOld = this.options.maxLifetimeMs > 0 && Date.now() - record.born > this.options.maxLifetimeMs;
     if (!opts.reusable || this.closing || backend.closed || backend.txnStatus !== 'I' || tooOld) {
       this.log.debug({ backend: backend.id, reusable: opts.reusable, txn: backend.txnStatus, tooOld }, 'closing backend instead of reuse');
-      this.destroy(backend);
+      this.destroy(record);
       this.serveWaiters();
       return;
     }
     if (!opts.reset && backend.cancelling === null) {
-      this.move(backend, 'idle');
+      this.move(record, 'idle');
       this.serveWaiters();
       return;
     }
     const afterCancel = backend.cancelling ?? Promise.resolve();
-    this.move(backend, 'resetting');
+    this.move(record, 'resetting');
     void afterCancel.then(() => (opts.reset ? this.reset(backend) : undefined)).then(
       () => {
-        this.resetting.delete(backend);
         if (backend.closed || this.closing) {
-          this.destroy(backend);
+          this.destroy(record);
           return;
         }
-        this.move(backend, 'idle');
+        this.move(record, 'idle');
         this.serveWaiters();
       },
       (error: Error) => {
         this.log.warn({ backend: backend.id, err: error.message }, 'backend reset failed; closing it');
-        this.resetting.delete(backend);
-        this.destroy(backend);
+        this.destroy(record);
         this.serveWaiters();
       },
     );
   }
 
   /** Stops handing out backends (acquires wait); resolves once no backend is in use. */
-  async pause(): Promise<void> {
+  pause(): Promise<void> {
     this.paused = true;
-    while (this.paused && (this.active.size > 0 || this.resetting.size > 0)) await new Promise((r) => setTimeout(r, 50));
+    if (this.inUse === 0) return Promise.resolve();
+    return new Promise((resolve) => this.quiet.push(resolve));
   }
 
   resume(): void {
     this.paused = false;
+    for (const resolve of this.quiet.splice(0)) resolve();
     this.serveWaiters();
   }
 
   /** What the admin console shows of every backend. */
-  describe(): Array<{ id: number; state: 'idle' | 'active' | 'resetting'; tenant: string | null; dirty: boolean; createdAt: Date; lastUsedAt: Date | null }> {
-    const row = (b: BackendConnection, state: 'idle' | 'active' | 'resetting') => ({
-      id: b.id,
-      state,
-      tenant: b.pinnedTenant,
-      dirty: b.dirty,
-      createdAt: new Date(this.born.get(b) ?? Date.now()),
-      lastUsedAt: b.lastUsed > 0 ? new Date(b.lastUsed) : null,
-    });
-    return [
-      ...this.idle.map((b) => row(b, 'idle')),
-      ...[...this.active].map((b) => row(b, 'active')),
-      ...[...this.resetting].map((b) => row(b, 'resetting')),
-    ];
+  describe(): Array<{ id: number; state: Place; tenant: string | null; dirty: boolean; createdAt: Date; lastUsedAt: Date | null }> {
+    return [...this.records.values()].map((r) => ({
+      id: r.backend.id,
+      state: r.place,
+      tenant: r.backend.pinnedTenant,
+      dirty: r.backend.dirty,
+      createdAt: new Date(r.born),
+      lastUsedAt: r.backend.lastUsed > 0 ? new Date(r.backend.lastUsed) : null,
+    }));
   }
 
   /** The longest a client has been waiting for a backend, in ms. */
   get maxWaitMs(): number {
-    const first = this.waiters[0];
-    return first === undefined ? 0 : Date.now() - first.since;
+    const first = this.waiters.first;
+    return first === null ? 0 : Date.now() - first.since;
   }
 
   /** New limits and timeouts from a reload; they apply from the next acquire and release on. */
   reconfigure(options: PoolOptions): void {
     this.options = options;
+    for (const record of this.records.values()) record.backend.statements.resize(options.maxPreparedStatements);
     this.serveWaiters();
   }
 
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.janitor);
-    for (const waiter of this.waiters.splice(0)) {
+    for (const waiter of this.waiters.drain()) {
       clearTimeout(waiter.timer);
       waiter.reject(new Error('pool is closing'));
     }
-    for (const backend of [...this.idle, ...this.active, ...this.resetting]) backend.destroy();
+    for (const record of [...this.records.values()]) record.backend.destroy();
     this.idle.length = 0;
-    this.active.clear();
-    this.resetting.clear();
+  }
+
+  private get inUse(): number {
+    return this.activeCount + this.resettingCount;
   }
 
   private async reset(backend: BackendConnection): Promise<void> {
@@ -256,10 +265,10 @@ export class BackendPool {
   }
 
   /** Same tenant and clean first (most recently used), then an unpinned one, then the oldest other. */
-  private takeIdle(tenant: string): BackendConnection | undefined {
+  private takeIdle(tenant: string): PooledBackend | undefined {
     let pick = -1;
     for (let i = this.idle.length - 1; i >= 0; i--) {
-      const b = this.idle[i] as BackendConnection;
+      const b = (this.idle[i] as PooledBackend).backend;
       if (b.pinnedTenant === tenant && !b.dirty) {
         pick = i;
         break;
@@ -267,25 +276,28 @@ export class BackendPool {
       if (pick < 0 && b.pinnedTenant === null) pick = i;
     }
     if (pick < 0 && this.idle.length > 0) pick = 0;
-    if (pick < 0) return undefined;
-    const [backend] = this.idle.splice(pick, 1) as [BackendConnection];
-    this.idleSince.delete(backend);
-    return backend;
+    return pick < 0 ? undefined : this.idle[pick];
+  }
+
+  /** Marks an idle backend active for a tenant. */
+  private handOut(record: PooledBackend, tenant: string, waitedSeconds: number): void {
+    this.move(record, 'active');
+    record.holder = tenant;
+    this.perTenant.set(tenant, (this.perTenant.get(tenant) ?? 0) + 1);
+    this.onAcquired?.(waitedSeconds);
   }
 
   /** Hands out an idle backend, after a health check if it sat idle long. */
-  private checked(backend: BackendConnection, tenant: string, since: number): Promise<BackendConnection> {
-    const idleFor = Date.now() - (backend.lastUsed ?? 0);
-    this.move(backend, 'active');
-    this.enterTenant(backend, tenant);
-    this.onAcquired?.((Date.now() - since) / 1000);
+  private checked(record: PooledBackend, tenant: string, since: number): Promise<BackendConnection> {
+    const backend = record.backend;
+    const idleFor = Date.now() - backend.lastUsed;
+    this.handOut(record, tenant, (Date.now() - since) / 1000);
     if (idleFor < this.options.healthCheckAfterIdleMs) return Promise.resolve(backend);
     return backend.runInternal('SELECT 1', this.options.connectTimeoutMs).then(
       () => backend,
       () => {
-        this.active.delete(backend);
-        this.leaveTenant(backend);
-        this.destroy(backend);
+        this.leaveTenant(record);
+        this.destroy(record);
         return this.acquire(tenant);
       },
     );
@@ -294,21 +306,27 @@ export class BackendPool {
   private serveWaiters(): void {
     if (this.paused) return;
     this.serveSameTenantWaiters();
-    for (let i = 0; i < this.waiters.length; ) {
-      const waiter = this.waiters[i] as Waiter;
-      if (!this.underCap(waiter.tenant)) {
-        i++;
-        continue;
+    let eligible = 0;
+    for (let waiter = this.waiters.first; waiter !== null; ) {
+      const next = waiter.next;
+      if (this.underCap(waiter.tenant)) {
+        const idle = this.takeIdle(waiter.tenant);
+        if (idle === undefined) {
+          eligible++;
+        } else {
+          this.serve(waiter, idle);
+        }
       }
-      const idle = this.takeIdle(waiter.tenant);
-      if (idle === undefined) break;
-      this.waiters.splice(i, 1);
-      clearTimeout(waiter.timer);
-      this.checked(idle, waiter.tenant, waiter.since).then(waiter.resolve, waiter.reject);
+      waiter = next;
     }
-    const eligible = this.waiters.filter((w) => this.underCap(w.tenant)).length;
     while (!this.closing && eligible > this.connecting && this.total < this.options.size) this.grow();
     // Full pool, idle backends of no use to the waiters' caps: nothing more to do until a release.
+  }
+
+  private serve(waiter: Waiter, record: PooledBackend): void {
+    this.waiters.remove(waiter);
+    clearTimeout(waiter.timer);
+    this.checked(record, waiter.tenant, waiter.since).then(waiter.resolve, waiter.reject);
   }
 
   /**
@@ -317,20 +335,15 @@ export class BackendPool {
    * longest waiter has not waited past AFFINITY_WINDOW_MS (then plain FIFO order serves it).
    */
   private serveSameTenantWaiters(): void {
-    const head = this.waiters[0];
-    if (head === undefined || Date.now() - head.since > AFFINITY_WINDOW_MS) return;
-    for (let i = 0; i < this.waiters.length && i < AFFINITY_LOOKAHEAD; ) {
-      const waiter = this.waiters[i] as Waiter;
-      const match = this.underCap(waiter.tenant) ? this.idle.findIndex((b) => b.pinnedTenant === waiter.tenant && !b.dirty) : -1;
-      if (match < 0) {
-        i++;
-        continue;
-      }
-      const [backend] = this.idle.splice(match, 1) as [BackendConnection];
-      this.idleSince.delete(backend);
-      this.waiters.splice(i, 1);
-      clearTimeout(waiter.timer);
-      this.checked(backend, waiter.tenant, waiter.since).then(waiter.resolve, waiter.reject);
+    const head = this.waiters.first;
+    if (head === null || Date.now() - head.since > AFFINITY_WINDOW_MS) return;
+    let looked = 0;
+    for (let waiter: Waiter | null = head; waiter !== null && looked < AFFINITY_LOOKAHEAD; looked++) {
+      const next: Waiter | null = waiter.next;
+      const tenant = waiter.tenant;
+      const match = this.underCap(tenant) ? this.idle.find((r) => r.backend.pinnedTenant === tenant && !r.backend.dirty) : undefined;
+      if (match !== undefined) this.serve(waiter, match);
+      waiter = next;
     }
   }
 
@@ -340,13 +353,16 @@ export class BackendPool {
       (backend) => {
         this.connecting--;
         this.metrics?.backendConnection('opened');
-        this.born.set(backend, Date.now());
-        backend.onClose = () => this.forget(backend);
+        const now = Date.now();
+        const record: PooledBackend = { backend, place: 'idle', holder: null, born: now, idleSince: now };
+        backend.onClose = () => this.forget(record);
         if (this.closing) {
           backend.destroy();
           return;
         }
-        this.move(backend, 'idle');
+        this.records.set(backend, record);
+        backend.lastUsed = now;
+        this.idle.push(record);
         this.serveWaiters();
       },
       (error: Error) => {
@@ -354,8 +370,9 @@ export class BackendPool {
         this.metrics?.backendConnection('failed');
         this.log.error({ err: error.message }, 'backend connection failed');
         // Fail one waiter per failed attempt so clients hear about an unreachable server quickly.
-        const waiter = this.waiters.shift();
-        if (waiter !== undefined) {
+        const waiter = this.waiters.first;
+        if (waiter !== null) {
+          this.waiters.remove(waiter);
           clearTimeout(waiter.timer);
           waiter.reject(new BackendUnavailableError(error));
         }
@@ -363,61 +380,67 @@ export class BackendPool {
     );
   }
 
-  private move(backend: BackendConnection, to: 'idle' | 'active' | 'resetting'): void {
-    const i = this.idle.indexOf(backend);
-    if (i >= 0) this.idle.splice(i, 1);
-    this.active.delete(backend);
-    this.resetting.delete(backend);
+  /** The one way a backend changes place. */
+  private move(record: PooledBackend, to: Place): void {
+    const from = record.place;
+    if (from === 'idle') {
+      const i = this.idle.indexOf(record);
+      if (i >= 0) this.idle.splice(i, 1);
+    } else if (from === 'active') this.activeCount--;
+    else this.resettingCount--;
+    record.place = to;
     if (to === 'idle') {
-      this.idle.push(backend);
-      this.idleSince.set(backend, Date.now());
-      backend.lastUsed = Date.now();
-    } else if (to === 'active') this.active.add(backend);
-    else this.resetting.add(backend);
+      record.idleSince = Date.now();
+      record.backend.lastUsed = record.idleSince;
+      this.idle.push(record);
+    } else if (to === 'active') this.activeCount++;
+    else this.resettingCount++;
+    this.wakePause();
   }
 
-  private enterTenant(backend: BackendConnection, tenant: string): void {
-    this.holder.set(backend, tenant);
-    this.perTenant.set(tenant, (this.perTenant.get(tenant) ?? 0) + 1);
-  }
-
-  private leaveTenant(backend: BackendConnection): void {
-    const tenant = this.holder.get(backend);
-    if (tenant === undefined) return;
-    this.holder.delete(backend);
+  private leaveTenant(record: PooledBackend): void {
+    const tenant = record.holder;
+    if (tenant === null) return;
+    record.holder = null;
     const n = (this.perTenant.get(tenant) ?? 1) - 1;
     if (n <= 0) this.perTenant.delete(tenant);
     else this.perTenant.set(tenant, n);
   }
 
-  private destroy(backend: BackendConnection): void {
-    this.born.delete(backend);
-    this.idleSince.delete(backend);
-    backend.destroy();
+  /** Closes a backend and drops its record (the close callback finds it gone). */
+  private destroy(record: PooledBackend): void {
+    this.drop(record);
+    record.backend.destroy();
+  }
+
+  private drop(record: PooledBackend): void {
+    if (!this.records.delete(record.backend)) return;
+    if (record.place === 'idle') {
+      const i = this.idle.indexOf(record);
+      if (i >= 0) this.idle.splice(i, 1);
+    } else if (record.place === 'active') this.activeCount--;
+    else this.resettingCount--;
+    this.wakePause();
+  }
+
+  private wakePause(): void {
+    if (this.quiet.length === 0 || this.inUse > 0) return;
+    for (const resolve of this.quiet.splice(0)) resolve();
   }
 
   /** Closes idle backends past their idle timeout or lifetime. */
   private sweep(): void {
     const now = Date.now();
-    for (const backend of [...this.idle]) {
-      const idleFor = now - (this.idleSince.get(backend) ?? now);
-      const age = now - (this.born.get(backend) ?? now);
-      const idleTooLong = this.options.idleTimeoutMs > 0 && idleFor > this.options.idleTimeoutMs;
-      const tooOld = this.options.maxLifetimeMs > 0 && age > this.options.maxLifetimeMs;
-      if (idleTooLong || tooOld) {
-        this.idle.splice(this.idle.indexOf(backend), 1);
-        this.destroy(backend);
-      }
+    for (const record of [...this.idle]) {
+      const idleTooLong = this.options.idleTimeoutMs > 0 && now - record.idleSince > this.options.idleTimeoutMs;
+      const tooOld = this.options.maxLifetimeMs > 0 && now - record.born > this.options.maxLifetimeMs;
+      if (idleTooLong || tooOld) this.destroy(record);
     }
   }
 
-  private forget(backend: BackendConnection): void {
+  /** The connection ended: an idle or resetting record goes; an active one stays until its holder releases it (which then closes it). */
+  private forget(record: PooledBackend): void {
     this.metrics?.backendConnection('closed');
-    const i = this.idle.indexOf(backend);
-    if (i >= 0) this.idle.splice(i, 1);
-    this.resetting.delete(backend);
-    this.born.delete(backend);
-    this.idleSince.delete(backend);
-    // An active backend stays in `active` until its holder releases it (which then closes it).
+    if (record.place !== 'active') this.drop(record);
   }
 }
