@@ -1,14 +1,11 @@
 import net from 'node:net';
-import tls from 'node:tls';
 import { serialize } from 'pg-protocol';
-import { Parser } from 'pg-protocol/dist/parser.js';
-import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
 import { errorFields, parameterStatus } from '../protocol/decode.js';
 import { MessageScanner, Route, type ScanSink } from '../protocol/scanner.js';
+import { BackendError } from './errors.js';
+import { openServerSession, type ServerSession } from './handshake.js';
 import { PreparedStatements } from './prepared-statements.js';
-import { md5PasswordResponse, ScramClient } from './scram.js';
-import { backendTlsOptions } from './tls-options.js';
 
 export interface BackendTarget {
   host: string;
@@ -37,17 +34,6 @@ export interface BackendSink extends Omit<ScanSink, 'open'> {
   onBackendClosed(error: Error | undefined): void;
 }
 
-/** An error the backend reported (ErrorResponse), with its SQLSTATE. */
-export class BackendError extends Error {
-  constructor(
-    message: string,
-    readonly sqlstate: string | undefined,
-  ) {
-    super(message);
-    this.name = 'BackendError';
-  }
-}
-
 interface InternalQuery {
   /** ReadyForQuery messages still to come, one per Query sent. */
   remaining: number;
@@ -63,11 +49,14 @@ let nextBackendId = 1;
  * One server connection: its handshake, its reported parameters and transaction status, and the
  * byte relay to whichever client session is bound to it. Pool bookkeeping lives in pool/.
  */
+export { BackendError };
+
 export class BackendConnection {
   readonly id = nextBackendId++;
-  readonly params = new Map<string, string>();
-  processId = 0;
-  secretKey = 0;
+  /** What the server reported with ParameterStatus, kept current. */
+  readonly params: Map<string, string>;
+  readonly processId: number;
+  readonly secretKey: number;
   /** Set while a CancelRequest for this backend is on its way: it must not serve anyone else yet. */
   cancelling: Promise<void> | null = null;
   /** Names of the statements pgfence prepared on this server session (transaction pooling). */
@@ -92,11 +81,17 @@ export class BackendConnection {
   /** Routes the stream: own bookkeeping first (status, parameters, internal queries), then the sink. */
   private readonly stream: ScanSink;
 
+  private readonly socket: net.Socket;
+
   private constructor(
     readonly target: BackendTarget,
-    private readonly socket: net.Socket,
+    session: ServerSession,
     options: BackendOptions,
   ) {
+    this.socket = session.socket;
+    this.params = session.params;
+    this.processId = session.processId;
+    this.secretKey = session.secretKey;
     this.scanner = new MessageScanner(options.maxMessageBytes);
     this.statements = new PreparedStatements(options.maxPreparedStatements);
     const connection = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getter below needs it
@@ -112,44 +107,15 @@ export class BackendConnection {
         return !connection.ended;
       },
     };
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('error', (error) => this.finish(error));
+    this.socket.on('close', () => this.finish(undefined));
   }
 
-  static connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
-    return new Promise((resolve, reject) => {
-      const raw = net.connect({ host: target.host, port: target.port });
-      raw.setNoDelay(true);
-      raw.setKeepAlive(true, 30_000);
-      let socket: net.Socket = raw;
-      const timer = setTimeout(() => fail(new Error(`backend handshake timed out after ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
-      const fail = (error: Error): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        raw.destroy();
-        reject(error);
-      };
-      raw.once('error', fail);
-      raw.once('close', () => fail(new Error('backend closed the connection during the handshake')));
-      const startup = (final: net.Socket): void => {
-        socket = final;
-        const conn = new BackendConnection(target, final, options);
-        const handshake = new Handshake(conn, final, target, () => {
-          clearTimeout(timer);
-          for (const s of new Set([raw, final])) {
-            s.removeAllListeners('error');
-            s.removeAllListeners('close');
-            s.removeAllListeners('data');
-          }
-          conn.startRelay();
-          resolve(conn);
-        }, fail);
-        final.on('data', (chunk: Buffer) => handshake.onData(chunk));
-        final.write(serialize.startup({ user: target.user, database: target.database, application_name: 'pgfence', client_encoding: 'UTF8' }));
-      };
-      raw.once('connect', () => {
-        if (target.sslmode === 'disable') startup(raw);
-        else negotiateTls(raw, target, startup, fail);
-      });
-    });
+  /** Connects and authenticates (backend/handshake.ts); resolves with the connection ready for queries. */
+  static async connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
+    const session = await openServerSession(target, options.connectTimeoutMs);
+    return new BackendConnection(target, session, options);
   }
 
   /** Transaction status from the last ReadyForQuery. */
@@ -291,12 +257,6 @@ export class BackendConnection {
     this.finish(error);
   }
 
-  private startRelay(): void {
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (error) => this.finish(error));
-    this.socket.on('close', () => this.finish(undefined));
-  }
-
   private finish(error: Error | undefined): void {
     this.ended = true;
     const internal = this.internal;
@@ -354,135 +314,6 @@ export class BackendConnection {
       this.internal = null;
       if (internal.error !== undefined) internal.reject(internal.error);
       else internal.resolve();
-    }
-  }
-}
-
-/** SSLRequest, then TLS on the same socket when the server answers 'S' (libpq's sslmode rules). */
-function negotiateTls(
-  raw: net.Socket,
-  target: BackendTarget,
-  proceed: (socket: net.Socket) => void,
-  fail: (error: Error) => void,
-): void {
-  raw.write(serialize.requestSsl());
-  raw.once('data', (answer: Buffer) => {
-    if (answer[0] === 0x4e /* N */) {
-      if (target.sslmode === 'prefer') proceed(raw);
-      else fail(new Error(`the backend does not offer TLS (backend.sslmode is ${target.sslmode})`));
-      return;
-    }
-    if (answer[0] !== 0x53 /* S */ || answer.length > 1) {
-      fail(new Error('unexpected answer to SSLRequest from the backend'));
-      return;
-    }
-    let secure: tls.TLSSocket;
-    try {
-      secure = tls.connect({ ...backendTlsOptions(target), socket: raw });
-    } catch (error) {
-      fail(error as Error);
-      return;
-    }
-    secure.setNoDelay(true);
-    secure.once('error', fail);
-    secure.once('secureConnect', () => proceed(secure));
-  });
-}
-
-/** The startup exchange with the server, decoded with pg-protocol's parser. */
-class Handshake {
-  private readonly parser = new Parser();
-  private scram: ScramClient | null = null;
-  /** Messages that arrived while a SCRAM proof was being computed: handled, in order, once it is sent. */
-  private held: BackendMessage[] | null = null;
-
-  constructor(
-    private readonly conn: BackendConnection,
-    private readonly socket: net.Socket,
-    private readonly target: BackendTarget,
-    private readonly done: () => void,
-    private readonly fail: (error: Error) => void,
-  ) {}
-
-  onData(chunk: Buffer): void {
-    try {
-      this.parser.parse(chunk, (msg) => this.receive(msg));
-    } catch (error) {
-      this.fail(error as Error);
-    }
-  }
-
-  private receive(msg: BackendMessage): void {
-    if (this.held !== null) this.held.push(msg);
-    else this.onMessage(msg);
-  }
-
-  /** Computes the proof off the event loop, holding later messages until it is sent. */
-  private continueScram(scram: ScramClient, serverFirst: string): void {
-    this.held = [];
-    scram.finalResponse(serverFirst).then(
-      (response) => {
-        if (this.socket.destroyed) return; // failed or timed out meanwhile
-        this.socket.write(serialize.sendSCRAMClientFinalMessage(response));
-        const held = this.held ?? [];
-        this.held = null;
-        try {
-          for (const msg of held) this.receive(msg);
-        } catch (error) {
-          this.fail(error as Error);
-        }
-      },
-      (error: unknown) => this.fail(error as Error),
-    );
-  }
-
-  private password(): string {
-    if (this.target.password === undefined) throw new Error('the backend asks for a password and none is configured');
-    return this.target.password;
-  }
-
-  private onMessage(msg: BackendMessage): void {
-    const m = msg as BackendMessage & Record<string, unknown>;
-    switch (msg.name) {
-      case 'authenticationOk':
-        return;
-      case 'authenticationCleartextPassword':
-        this.socket.write(serialize.password(this.password()));
-        return;
-      case 'authenticationMD5Password':
-        this.socket.write(serialize.password(md5PasswordResponse(this.target.user, this.password(), m['salt'] as Buffer)));
-        return;
-      case 'authenticationSASL':
-        this.scram = new ScramClient(m['mechanisms'] as string[], this.password());
-        this.socket.write(serialize.sendSASLInitialResponseMessage(this.scram.mechanism, this.scram.initialResponse()));
-        return;
-      case 'authenticationSASLContinue':
-        if (this.scram === null) throw new Error('unexpected SASL continue');
-        this.continueScram(this.scram, m['data'] as string);
-        return;
-      case 'authenticationSASLFinal':
-        if (this.scram === null) throw new Error('unexpected SASL final');
-        this.scram.verifyServerFinal(m['data'] as string);
-        return;
-      case 'parameterStatus':
-        this.conn.params.set(m['parameterName'] as string, m['parameterValue'] as string);
-        return;
-      case 'backendKeyData':
-        this.conn.processId = m['processID'] as number;
-        this.conn.secretKey = m['secretKey'] as number;
-        return;
-      case 'readyForQuery':
-        this.done();
-        return;
-      case 'error': {
-        const err = msg as unknown as { message: string; code?: string };
-        this.fail(new BackendError(err.message, err.code));
-        return;
-      }
-      case 'notice':
-        return;
-      default:
-        throw new Error(`unexpected message during backend handshake: ${msg.name}`);
     }
   }
 }
