@@ -6,6 +6,8 @@
 export class PreparedStatements {
   /** Insertion order is use order: the first key is the least recently used. */
   private readonly names = new Map<string, true>();
+  /** Evicted, but the server skipped the Close (an error earlier in its batch): closed next time. */
+  private readonly unclosed = new Set<string>();
 
   constructor(private cap: number) {}
 
@@ -23,15 +25,24 @@ export class PreparedStatements {
   /** Records a statement the server is being asked to prepare; returns the ones to close to stay within the cap. */
   add(name: string): string[] {
     this.names.delete(name);
+    this.unclosed.delete(name);
     this.names.set(name, true);
-    const evicted: string[] = [];
+    const evicted = [...this.unclosed];
+    this.unclosed.clear();
+    let over = this.names.size - this.cap;
     for (const oldest of this.names.keys()) {
-      if (this.names.size - evicted.length <= this.cap) break;
+      if (over <= 0) break;
       if (oldest === name) continue;
       evicted.push(oldest);
+      over--;
     }
     for (const gone of evicted) this.names.delete(gone);
     return evicted;
+  }
+
+  /** An eviction's Close was skipped by the server: the statement is still there, to be closed with the next prepare. */
+  evictLater(name: string): void {
+    if (!this.names.has(name)) this.unclosed.add(name);
   }
 
   /** The server does not hold it (its Parse failed or was skipped after an error). */
@@ -42,6 +53,7 @@ export class PreparedStatements {
   /** DISCARD ALL ran: the server holds none. */
   clear(): void {
     this.names.clear();
+    this.unclosed.clear();
   }
 
   resize(cap: number): void {

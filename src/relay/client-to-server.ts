@@ -219,7 +219,7 @@ export class ClientToServer {
   private prepare(entry: ServerStatement, out: Buffer[], prepared: PreparedStatements, quiet: boolean): void {
     for (const evicted of prepared.add(entry.serverName)) {
       out.push(closeStatementMessage(evicted));
-      this.tracker.expect(Sent.Close, true);
+      this.tracker.expect(Sent.Close, true, evicted);
     }
     out.push(closeStatementMessage(entry.serverName), parseMessageFor(entry.serverName, entry.body));
     this.tracker.expect(Sent.Close, true);

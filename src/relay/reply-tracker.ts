@@ -24,6 +24,8 @@ export interface ErrorPlacement {
   standIn: StandIn | null;
   /** Server statements whose Parse failed or was skipped: the server does not hold them. */
   unprepared: string[];
+  /** Server statements whose eviction (Close) was skipped: the server still holds them. */
+  stillPrepared: string[];
 }
 
 /**
@@ -37,7 +39,7 @@ export class ReplyTracker {
   private kinds: Sent[] = [];
   /** Parallel to kinds: the reply is pgfence's own and must not reach the client. */
   private drops: boolean[] = [];
-  /** Parallel to kinds: the stand-in of an Execute, or the server name a Parse prepares. */
+  /** Parallel to kinds: the stand-in of an Execute, or the server name a Parse prepares or a Close evicts. */
   private notes: Array<StandIn | string | undefined> = [];
   private head = 0;
 
@@ -88,14 +90,17 @@ export class ReplyTracker {
 
   /** An ErrorResponse: what it answered, and the messages the server now skips up to the next Sync. */
   onError(): ErrorPlacement {
-    const placement: ErrorPlacement = { standIn: null, unprepared: [] };
+    const placement: ErrorPlacement = { standIn: null, unprepared: [], stillPrepared: [] };
     const head = this.kinds[this.head];
     if (head === undefined || head === Sent.Query) return placement;
     const note = this.notes[this.head];
     if (head === Sent.Execute && typeof note === 'object') placement.standIn = note;
     while (this.head < this.kinds.length && this.kinds[this.head] !== Sent.Sync) {
       const skipped = this.notes[this.head];
-      if (this.kinds[this.head] === Sent.Parse && typeof skipped === 'string') placement.unprepared.push(skipped);
+      if (typeof skipped === 'string') {
+        if (this.kinds[this.head] === Sent.Parse) placement.unprepared.push(skipped);
+        else if (this.kinds[this.head] === Sent.Close) placement.stillPrepared.push(skipped);
+      }
       this.head++;
     }
     this.compact();

@@ -117,6 +117,7 @@ export class ServerToClient {
     this.failed = true;
     const placement = this.tracker.onError();
     for (const name of placement.unprepared) this.binding?.statements.forget(name);
+    for (const name of placement.stillPrepared) this.binding?.statements.evictLater(name);
     const standIn = placement.standIn;
     if (standIn === null) return message;
     // The stand-in's own error says which portal was missing: anything else is passed on as is.
