@@ -148,8 +148,15 @@ export class ClientSession implements RelayHost, BindingHost {
           return;
       }
     } catch (error) {
-      if (error instanceof FramingError) this.fail(clientErrors.protocolViolation(error.message));
-      else this.crash(error);
+      if (!(error instanceof FramingError)) this.crash(error);
+      else if (this.step !== 'startup') this.fail(clientErrors.protocolViolation(error.message));
+      else {
+        // As Postgres does with a startup packet it cannot read: closed without a word (a client that
+        // connects and sends Terminate at once must not hear a FATAL it cannot place).
+        this.log.info({ err: error.message }, 'unreadable startup packet');
+        this.deps.metrics.clientConnection('protocol_error');
+        this.close();
+      }
     }
   }
 

@@ -25,11 +25,20 @@ const FORWARDED = new Map(
 /**
  * Settings that change how the server reads SQL text. The guard parses UTF-8 with standard
  * conforming strings, so any other value would let the server see a statement the guard never saw.
+ * Each is read the way Postgres reads it; the value pgfence applies is the canonical one.
  */
-const PARSER_SAFE_VALUES = new Map([
-  ['client_encoding', new Set(['utf8', 'unicode'])],
-  ['standard_conforming_strings', new Set(['on', 'true', 'yes', '1'])],
+const PARSER_SAFE = new Map<string, { accepts(value: string): boolean; canonical: string }>([
+  // Postgres ignores case and every character that is not a letter or digit in an encoding name
+  // (asyncpg sends 'utf-8', quotes included).
+  ['client_encoding', { accepts: (v) => ['utf8', 'unicode'].includes(v.toLowerCase().replace(/[^a-z0-9]/g, '')), canonical: 'UTF8' }],
+  ['standard_conforming_strings', { accepts: isTrue, canonical: 'on' }],
 ]);
+
+/** Postgres's reading of a boolean that is true: on, 1, or any prefix of true or yes. */
+function isTrue(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  return v === 'on' || v === '1' || (v.length > 0 && ('true'.startsWith(v) || 'yes'.startsWith(v)));
+}
 
 /** Parameters that would move the pin: refused outright. */
 const PIN_PARAMS = new Set(['search_path', 'role', 'session_authorization']);
@@ -56,11 +65,9 @@ export function sessionSettings(params: ReadonlyMap<string, string>, tenantGuc: 
     }
     const canonical = FORWARDED.get(name);
     if (canonical === undefined) throw new StartupParamError(clientErrors.unsupportedStartupParameter(rawName));
-    const required = PARSER_SAFE_VALUES.get(name);
-    if (required !== undefined && !required.has(value.toLowerCase().replace(/[-_]/g, ''))) {
-      throw new StartupParamError(clientErrors.parserUnsafeSetting(canonical, value));
-    }
-    settings.set(canonical, value);
+    const safe = PARSER_SAFE.get(name);
+    if (safe !== undefined && !safe.accepts(value)) throw new StartupParamError(clientErrors.parserUnsafeSetting(canonical, value));
+    settings.set(canonical, safe?.canonical ?? value);
   };
   for (const [name, value] of params) {
     if (IDENTITY_PARAMS.has(name)) continue;
@@ -74,8 +81,8 @@ export function sessionSettings(params: ReadonlyMap<string, string>, tenantGuc: 
     }
     put(name, value);
   }
-  const fallback = params.get('fallback_application_name');
-  if (!settings.has('application_name') && fallback !== undefined) settings.set('application_name', fallback);
+  // As on Postgres: the fallback when the client names none, else empty (never the pool's own name).
+  if (!settings.has('application_name')) settings.set('application_name', params.get('fallback_application_name') ?? '');
   return settings;
 }
 

@@ -83,6 +83,15 @@ describe('bad input from clients', () => {
     await stillServes();
   });
 
+  it('closes a client that sends Terminate before its startup packet without a word, as Postgres does', async () => {
+    const wire = await WireClient.connect(proxy.port);
+    wire.write(message('X', ''));
+    const received = await wire.untilClosed();
+    expect(wire.closed).toBe(true);
+    expect(received.length).toBe(0);
+    await stillServes();
+  });
+
   it('closes a client whose startup packet is absurdly long', async () => {
     const wire = await WireClient.connect(proxy.port);
     const packet = Buffer.alloc(8);

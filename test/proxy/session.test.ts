@@ -98,6 +98,16 @@ describe('a tenant-pinned session', () => {
     }
   });
 
+  it('shows an empty application_name to a client that names none, as Postgres does', async () => {
+    const client = await proxy.connect('acme');
+    try {
+      const r = await client.query("SELECT current_setting('application_name') AS app");
+      expect(r.rows[0].app).toBe('');
+    } finally {
+      await client.end();
+    }
+  });
+
   it('forwards startup settings such as application_name and TimeZone to the backend session', async () => {
     const client = await proxy.connect('acme', { application_name: 'billing-worker', options: '-c TimeZone=Asia/Tokyo' });
     try {
