@@ -5,6 +5,7 @@ import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
+import { ChannelListener } from './backend/listener.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
 import { consoleContext } from './admin/console-context.js';
@@ -73,6 +74,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     tenants: tenantResolver(config),
     pool,
     cancels: new CancelRegistry(),
+    listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
     metrics,
     console: null,
@@ -175,6 +177,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         for (const session of sessions) session.terminate();
         await stopped;
         await pool.close();
+        await deps.listener.close();
         await deps.tenants.close();
         log.info('pgfence stopped');
       })();

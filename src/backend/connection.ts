@@ -76,6 +76,8 @@ export class BackendConnection {
   private sink: BackendSink | null = null;
   private internal: InternalQuery | null = null;
   private readonly scanner: MessageScanner;
+  /** A listener connection (see listener.ts): notifications reach the sink at all times. */
+  private listening = false;
   /** Something of the current chunk reached the sink: it gets a flush at the end. */
   private delivered = false;
   /** Routes the stream: own bookkeeping first (status, parameters, internal queries), then the sink. */
@@ -187,6 +189,12 @@ export class BackendConnection {
     this.sink = sink;
   }
 
+  /** Hands this connection's notifications to `sink` for good, even while pgfence's own queries run. */
+  bindListener(sink: BackendSink): void {
+    this.bind(sink);
+    this.listening = true;
+  }
+
   unbind(): void {
     this.sink = null;
     // A holder that paused reading for its own slow client must not hand on a paused backend:
@@ -288,7 +296,7 @@ export class BackendConnection {
 
   private route(type: number): Route {
     if (type === B.ReadyForQuery || type === B.ParameterStatus) return Route.Inspect;
-    if (this.internal !== null) return type === B.ErrorResponse ? Route.Inspect : Route.Drop;
+    if (this.internal !== null && !(type === B.NotificationResponse && this.listening)) return type === B.ErrorResponse ? Route.Inspect : Route.Drop;
     return this.sink?.route(type) ?? Route.Drop;
   }
 
@@ -300,7 +308,7 @@ export class BackendConnection {
       this.params.set(name, value);
     }
     const internal = this.internal;
-    if (internal === null) {
+    if (internal === null || (type === B.NotificationResponse && this.listening)) {
       if (this.sink === null) return;
       this.delivered = true;
       this.sink.inspect(message);

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { pinSql } from '../frontend/pin.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { FramedMessage } from '../protocol/framer.js';
+import type { ClientChannels } from '../relay/client-channels.js';
 import type { Relay } from '../relay/relay.js';
 import { expectedSearchPath, type Tenant } from '../tenancy/index.js';
 import type { ClientSettings } from './client-settings.js';
@@ -35,6 +36,8 @@ export interface BindingDeps {
   tenant: Tenant;
   settings: ClientSettings;
   relay: Relay;
+  /** Transaction pooling: the client's channels on the shared listener; null without one. */
+  channels: ClientChannels | null;
   host: BindingHost;
   log: Logger;
 }
@@ -52,8 +55,11 @@ export abstract class Binding {
   abstract open(): Promise<ReadonlyMap<string, string> | null>;
   /** Ready-state client messages. */
   abstract send(messages: readonly FramedMessage[]): void;
-  /** The relay answered a chunk from the server. */
-  abstract afterServerBatch(): void;
+  /**
+   * The relay answered a chunk from the server. A promise when the client's reply must wait
+   * (transaction pooling: until the shared listener listens on the channels it just LISTENed on).
+   */
+  abstract afterServerBatch(): Promise<void> | null;
   /** Gives the backend back (or closes it when `reusable` is false or its state is unknown). */
   abstract close(reusable: boolean): void;
   /** Waiting for a backend to be free. */

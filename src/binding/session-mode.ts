@@ -25,7 +25,9 @@ export class SessionModeBinding extends Binding {
     }
   }
 
-  afterServerBatch(): void {}
+  afterServerBatch(): null {
+    return null;
+  }
 
   close(reusable: boolean): void {
     this.giveBack(reusable && this.deps.relay.idle, true);

@@ -22,7 +22,7 @@ export class TransactionModeBinding extends Binding {
     const backend = await this.acquire();
     if (backend === null) return null;
     const params = new Map(backend.params);
-    this.release();
+    void this.release();
     return params;
   }
 
@@ -61,8 +61,8 @@ export class TransactionModeBinding extends Binding {
     if (!this.acquiring) void this.acquireForQueued();
   }
 
-  afterServerBatch(): void {
-    if (this.deps.relay.idle) this.release();
+  afterServerBatch(): Promise<void> | null {
+    return this.deps.relay.idle ? this.release() : null;
   }
 
   close(reusable: boolean): void {
@@ -111,14 +111,23 @@ export class TransactionModeBinding extends Binding {
     }
   }
 
-  /** The transaction is over: settings it changed are kept, anything else it left marks the backend. */
-  private release(): void {
+  /**
+   * The transaction is over: settings it changed are kept, and channels it listened on are
+   * listened on for the client (the promise: once they are); anything else it left marks the
+   * backend. A failed or rolled-back binding keeps nothing.
+   */
+  private release(): Promise<void> | null {
     const { relay, settings } = this.deps;
     const backend = relay.backend;
-    if (backend === null) return;
-    const { sets, hidden } = relay.toServer.bindingEffects();
-    if (!relay.toClient.failed) settings.apply(sets);
-    if (sets.length > 0 || hidden || relay.toClient.changedParameters) backend.markDirty();
+    if (backend === null) return null;
+    const { sets, hidden, channelChanges } = relay.toServer.bindingEffects();
+    let listening: Promise<void> | null = null;
+    if (!relay.toClient.failed && !relay.toClient.rolledBack) {
+      settings.apply(sets);
+      if (channelChanges.length > 0) listening = this.deps.channels?.apply(channelChanges) ?? null;
+    }
+    if (sets.length > 0 || hidden || channelChanges.length > 0 || relay.toClient.changedParameters) backend.markDirty();
     this.giveBack(true, backend.dirty || this.deps.config().pool.reset === 'always');
+    return listening;
   }
 }

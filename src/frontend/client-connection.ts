@@ -32,6 +32,11 @@ export class ClientConnection {
     return this.encryptedNow;
   }
 
+  /** Written data waits for the client to read it. */
+  get writableNeedDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
   get destroyed(): boolean {
     return this.socket.destroyed;
   }

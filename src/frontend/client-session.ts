@@ -14,6 +14,8 @@ import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
 import type { Tenant } from '../tenancy/index.js';
+import { ClientChannels } from '../relay/client-channels.js';
+import { clientNotification } from './channels.js';
 import { ClientConnection } from './client-connection.js';
 import { ConsoleConnection } from './console-connection.js';
 import { clientErrors } from './errors.js';
@@ -62,6 +64,11 @@ export class ClientSession implements RelayHost, BindingHost {
   private binding: Binding | null = null;
   private console: ConsoleConnection | null = null;
   private queryTimer: QueryTimer | null = null;
+  private channels: ClientChannels | null = null;
+  /** Transaction pooling: notifications held while the client is inside a transaction. */
+  private heldNotifications: Buffer[] = [];
+  /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
+  private held: FramedMessage[] | null = null;
   private draining = false;
   private readonly connectedAt = new Date();
 
@@ -231,7 +238,8 @@ export class ClientSession implements RelayHost, BindingHost {
         if (messages.length > 0) this.fail(clientErrors.protocolViolation('messages sent before authentication completed'));
         return;
       case 'ready':
-        this.binding?.send(messages);
+        if (this.held !== null) this.held.push(...messages);
+        else this.binding?.send(messages);
         return;
       case 'console':
         this.console?.onMessages(messages);
@@ -298,9 +306,21 @@ export class ClientSession implements RelayHost, BindingHost {
       statements: transactionMode ? new ClientStatements(tenant.id) : null,
       clientPid: () => this.key?.processId ?? 0,
       timer: this.queryTimer,
+      notificationsFromBackend: !transactionMode,
     });
     this.relay = relay;
-    const bindingDeps = { config: () => deps.config, pool: deps.pool, tenant, settings: new ClientSettings(who.settings), relay, host: this, log: this.log };
+    const listener = transactionMode ? deps.listener : null;
+    this.channels = listener === null ? null : new ClientChannels(listener, tenant.id, (message) => this.onNotification(message));
+    const bindingDeps = {
+      config: () => deps.config,
+      pool: deps.pool,
+      tenant,
+      settings: new ClientSettings(who.settings),
+      relay,
+      channels: this.channels,
+      host: this,
+      log: this.log,
+    };
     this.binding = transactionMode ? new TransactionModeBinding(bindingDeps) : new SessionModeBinding(bindingDeps);
     const params = await this.binding.open();
     if (params === null || this.closed) return;
@@ -342,12 +362,15 @@ export class ClientSession implements RelayHost, BindingHost {
 
   writeClient(parts: readonly Buffer[]): void {
     this.conn.write(parts, () => {
-      const backend = this.relay?.backend;
-      if (backend === null || backend === undefined) return;
-      backend.pause();
-      // Resumes the backend this client holds then, if any: one it paused and released
-      // meanwhile was resumed by the pool (unbind) and may be serving another client now.
-      this.conn.onceDrained(() => this.relay?.backend?.resume());
+      // The client is not reading: stop reading from it and from the backend serving it until it
+      // drains. Resumes the backend it holds then, if any: one it held and released meanwhile was
+      // resumed by the pool (unbind) and may be serving another client now.
+      this.relay?.backend?.pause();
+      this.conn.pause();
+      this.conn.onceDrained(() => {
+        this.relay?.backend?.resume();
+        this.resumeClient();
+      });
     });
   }
 
@@ -356,9 +379,29 @@ export class ClientSession implements RelayHost, BindingHost {
     this.fail(clientErrors.tripwire(what), false);
   }
 
-  onServerBatchDone(): void {
+  onServerBatch(out: readonly Buffer[]): void {
     if (this.closed) return;
-    this.binding?.afterServerBatch();
+    const wait = this.binding?.afterServerBatch() ?? null;
+    if (wait === null) {
+      this.afterServerBatch(out);
+      return;
+    }
+    // The reply waits, and so does everything the client sends meanwhile, so nothing overtakes it.
+    this.conn.pause();
+    this.held = [];
+    void wait.then(() => {
+      const held = this.held ?? [];
+      this.held = null;
+      if (this.closed) return;
+      this.afterServerBatch(out);
+      if (held.length > 0) this.onMessages(held);
+      if (!this.conn.writableNeedDrain) this.resumeClient();
+    });
+  }
+
+  private afterServerBatch(out: readonly Buffer[]): void {
+    this.writeClient(out);
+    if (this.heldNotifications.length > 0 && this.binding?.betweenTransactions === true) this.writeClient(this.heldNotifications.splice(0));
     if (this.draining && this.betweenTransactions()) this.terminate();
   }
 
@@ -366,6 +409,18 @@ export class ClientSession implements RelayHost, BindingHost {
     if (this.closed) return;
     this.log.warn({ err: error?.message }, 'server connection lost');
     this.fail(clientErrors.backendLost(), false);
+  }
+
+  /**
+   * A notification from the shared listener (transaction pooling), delivered between transactions
+   * as Postgres delivers them, with the client's own channel name.
+   */
+  private onNotification(serverMessage: Buffer): void {
+    if (this.closed || this.tenant === null) return;
+    const message = clientNotification(serverMessage, this.tenant.id, -1, 0);
+    if (message === null) return;
+    if (this.binding?.betweenTransactions === true && this.relay?.backend === null) this.writeClient([message]);
+    else this.heldNotifications.push(message);
   }
 
   failBinding(error: unknown): void {
@@ -377,7 +432,7 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   resumeClient(): void {
-    if (this.step === 'ready') this.conn.resume();
+    if (this.step === 'ready' && this.held === null) this.conn.resume();
   }
 
   clientTerminated(): void {
@@ -423,6 +478,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.step = 'closed';
     this.clearStartupTimer();
     if (this.key !== null) this.deps.cancels.forget(this.key.processId);
+    this.channels?.clear();
     try {
       this.binding?.close(reuseBackend);
     } catch (error) {

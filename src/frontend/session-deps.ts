@@ -8,6 +8,7 @@ import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { CancelRegistry } from './cancel-registry.js';
+import type { ChannelListener } from '../backend/listener.js';
 
 /** What every client session reads; a reload replaces fields, reaching new connections and transactions. */
 export interface SessionDeps {
@@ -22,5 +23,7 @@ export interface SessionDeps {
   tenants: TenantResolver;
   pool: BackendPool;
   cancels: CancelRegistry;
+  /** Transaction pooling's LISTEN: one server connection that listens for every client. */
+  listener: ChannelListener;
   log: Logger;
 }

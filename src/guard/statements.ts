@@ -219,9 +219,6 @@ function visitSessionState(type: string, body: Obj, f: Facts): void {
     case 'PrepareStmt':
       f.sessionEffects.push({ kind: 'unsupported', what: 'PREPARE' });
       break;
-    case 'ListenStmt':
-      f.sessionEffects.push({ kind: 'unsupported', what: 'LISTEN' });
-      break;
     case 'DeclareCursorStmt':
       if ((Number(body['options'] ?? 0) & CURSOR_OPT_HOLD) !== 0) f.sessionEffects.push({ kind: 'unsupported', what: 'DECLARE ... WITH HOLD' });
       break;

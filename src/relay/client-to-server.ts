@@ -6,6 +6,7 @@ import type { ErrorFields } from '../protocol/build.js';
 import { Frontend as F } from '../protocol/codes.js';
 import { parseMessage, queryText } from '../protocol/decode.js';
 import type { FramedMessage } from '../protocol/framer.js';
+import type { ChannelChange } from './client-channels.js';
 import { type ReplyTracker, Sent } from './reply-tracker.js';
 import type { Inspection, StatementInspector } from './statement-inspector.js';
 import {
@@ -45,6 +46,9 @@ export class ClientToServer {
   private unnamedForeign = false;
   private sets: PendingSet[] = [];
   private hidden = false;
+  private channelChanges: ChannelChange[] = [];
+  /** Told when a statement leaves settings or channels that a ROLLBACK would undo. */
+  onEffects: (() => void) | null = null;
 
   constructor(
     private readonly sessionId: number,
@@ -65,14 +69,15 @@ export class ClientToServer {
   startBinding(): void {
     this.sets = [];
     this.hidden = false;
+    this.channelChanges = [];
     this.unnamedForeign = this.statements !== null;
     this.extendedOpen = false;
     this.skippingToSync = false;
   }
 
-  /** What the binding left in the server session: settings to replay, and whether it needs a reset. */
-  bindingEffects(): { sets: readonly PendingSet[]; hidden: boolean } {
-    return { sets: this.sets, hidden: this.hidden };
+  /** What the binding left in the server session: settings to replay, channels, and whether it needs a reset. */
+  bindingEffects(): { sets: readonly PendingSet[]; hidden: boolean; channelChanges: readonly ChannelChange[] } {
+    return { sets: this.sets, hidden: this.hidden, channelChanges: this.channelChanges };
   }
 
   /** Appends to `out` what the server gets for `messages`. */
@@ -227,8 +232,10 @@ export class ClientToServer {
   }
 
   private note(inspection: Inspection & { refused: null }): void {
+    if (inspection.sets.length > 0 || inspection.channelChanges.length > 0) this.onEffects?.();
     if (inspection.sets.length > 0) this.sets.push(...inspection.sets);
     if (inspection.hidden) this.hidden = true;
+    if (inspection.channelChanges.length > 0) this.channelChanges.push(...inspection.channelChanges);
   }
 
   /**

@@ -13,8 +13,8 @@ export interface RelayHost {
   writeClient(parts: readonly Buffer[]): void;
   /** A server report broke the pin: close the client, and the backend with it. */
   onBreach(what: string): void;
-  /** A chunk from the server was relayed (a backend may now be idle). */
-  onServerBatchDone(): void;
+  /** What the client gets for a chunk from the server (the backend may now be idle). */
+  onServerBatch(out: readonly Buffer[]): void;
   onBackendLost(error: Error | undefined): void;
 }
 
@@ -38,10 +38,15 @@ export class Relay implements BackendSink {
       statements: ClientStatements | null;
       clientPid: () => number;
       timer: QueryTimer;
+      /** Session pooling: notifications come from the client's own backend. */
+      notificationsFromBackend: boolean;
     },
   ) {
     this.toServer = new ClientToServer(opts.sessionId, this.tracker, opts.inspector, opts.statements, opts.timer);
-    this.toClient = new ServerToClient(this.tracker, opts.tenantId, opts.clientPid, opts.timer);
+    this.toClient = new ServerToClient(this.tracker, opts.tenantId, opts.clientPid, opts.timer, opts.notificationsFromBackend);
+    this.toServer.onEffects = () => {
+      this.toClient.watchCompletions = true;
+    };
   }
 
   get backend(): BackendConnection | null {
@@ -101,8 +106,7 @@ export class Relay implements BackendSink {
   }
 
   flush(): void {
-    this.host.writeClient(this.toClient.take());
-    this.host.onServerBatchDone();
+    this.host.onServerBatch(this.toClient.take());
   }
 
   onBackendClosed(error: Error | undefined): void {

@@ -34,18 +34,26 @@ export class ServerToClient {
   changedParameters = false;
   /** Set when a report broke the pin: the client must be closed and the backend with it. */
   breach: string | null = null;
+  /** Command tags are read (the binding has effects that a ROLLBACK would undo). */
+  watchCompletions = false;
+  /** A ROLLBACK completed since the binding began: what the transaction did to the session is undone. */
+  rolledBack = false;
 
   constructor(
     private readonly tracker: ReplyTracker,
     private readonly tenantId: string,
     private readonly clientPid: () => number,
     private readonly timer: QueryTimer,
+    /** Session pooling; in transaction pooling the shared listener delivers notifications instead. */
+    private readonly notificationsFromBackend: boolean,
   ) {}
 
   startBinding(binding: ServerBinding): void {
     this.binding = binding;
     this.failed = false;
     this.changedParameters = false;
+    this.watchCompletions = false;
+    this.rolledBack = false;
   }
 
   /** The pin has run: is_superuser as it left it is the one to hold from now on. */
@@ -58,15 +66,18 @@ export class ServerToClient {
       case B.ReadyForQuery:
       case B.ErrorResponse:
       case B.ParameterStatus:
-      case B.NotificationResponse:
         return Route.Inspect;
+      case B.NotificationResponse:
+        return this.notificationsFromBackend ? Route.Inspect : Route.Drop;
+      case B.CommandComplete:
+        if (this.tracker.onReply(type)) return Route.Drop;
+        return this.watchCompletions ? Route.Inspect : Route.Forward;
       case B.ParseComplete:
       case B.BindComplete:
       case B.CloseComplete:
       case B.NoData:
       case B.ParameterDescription:
       case B.RowDescription:
-      case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
         return this.tracker.onReply(type) ? Route.Drop : Route.Forward;
@@ -95,6 +106,11 @@ export class ServerToClient {
           this.changedParameters = true;
           this.out.push(message);
         }
+        return;
+      case B.CommandComplete:
+        // ROLLBACK, ROLLBACK TO SAVEPOINT, and COMMIT of a failed transaction all say ROLLBACK.
+        if (message.length === 14 && message.toString('latin1', 5, 13) === 'ROLLBACK') this.rolledBack = true;
+        this.out.push(message);
         return;
       case B.NotificationResponse: {
         const mine = clientNotification(message, this.tenantId, this.binding?.backendPid ?? 0, this.clientPid());

@@ -5,6 +5,7 @@ import type { Guard, TenantFence } from '../guard/index.js';
 import type { ErrorFields } from '../protocol/build.js';
 import type { SqlText } from '../protocol/decode.js';
 import { queryFingerprint } from '../frontend/audit.js';
+import type { ChannelChange } from './client-channels.js';
 import { rewriteChannelStatements, withSqlText } from '../frontend/channels.js';
 
 /** The guard's answer for one SQL text, as the relay acts on it. */
@@ -18,6 +19,8 @@ export type Inspection =
       sets: ReadonlyArray<{ name: string; value: string | null }>;
       /** It may change session state the guard cannot see: reset the backend before anyone else uses it. */
       hidden: boolean;
+      /** LISTEN / UNLISTEN of the client's channels (transaction pooling: served by the shared listener). */
+      channelChanges: readonly ChannelChange[];
     };
 
 export interface InspectorDeps {
@@ -29,7 +32,7 @@ export interface InspectorDeps {
   transactionMode: boolean;
 }
 
-const NOTHING: Inspection = { refused: null, rewritten: null, sets: [], hidden: false };
+const NOTHING: Inspection = { refused: null, rewritten: null, sets: [], hidden: false, channelChanges: [] };
 
 /** Judges every Query and Parse of one client: refuses, rewrites, or notes its session effects. */
 export class StatementInspector {
@@ -74,12 +77,16 @@ export class StatementInspector {
       }
     }
     let rewritten: Buffer | null = null;
+    const channelChanges: ChannelChange[] = [];
     if (analysis.channels.length > 0) {
+      if (this.deps.transactionMode) {
+        for (const st of analysis.channels) if (st.kind !== 'notify') channelChanges.push({ listen: st.kind === 'listen', channel: st.channel });
+      }
       const text = sql.message.subarray(sql.start, sql.end);
       const mapped = rewriteChannelStatements(text, analysis.channels, this.deps.tenantId);
       if (!Buffer.isBuffer(mapped)) return { refused: clientErrors.channelNameTooLong(mapped.tooLong) };
       rewritten = withSqlText(sql.message, sql.start, sql.end, mapped);
     }
-    return { refused: null, rewritten, sets, hidden };
+    return { refused: null, rewritten, sets, hidden, channelChanges };
   }
 }

@@ -101,7 +101,6 @@ describe('transaction pooling', () => {
     const c = await proxy.connect('t2');
     try {
       for (const sql of [
-        'LISTEN jobs',
         'PREPARE p AS SELECT 1',
         'CREATE TEMP TABLE scratch (x int)',
         'DECLARE c CURSOR WITH HOLD FOR SELECT 1',
