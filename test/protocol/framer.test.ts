@@ -60,6 +60,60 @@ describe('MessageFramer', () => {
     expect(out).toHaveLength(1);
     expect(framer.midMessage).toBe(false);
   });
+
+  it('limit() lowers the cap: a header declaring more throws before any body arrives', () => {
+    const header = (type: string, length: number): Buffer => {
+      const b = Buffer.alloc(5);
+      b.write(type, 0, 'latin1');
+      b.writeInt32BE(length, 1);
+      return b;
+    };
+    const out: FramedMessage[] = [];
+    const framer = new MessageFramer(1 << 20);
+    framer.limit(100);
+    // At the cap: accepted, and waiting for its body.
+    framer.push(header('p', 100), out);
+    expect(framer.midMessage).toBe(true);
+    framer.push(Buffer.alloc(96, 0x41), out);
+    expect(out.map((m) => m.bytes.length)).toEqual([101]);
+    // One byte over: refused from the header alone, whole or split.
+    expect(() => framer.push(header('p', 101), out)).toThrow(FramingError);
+    const split = new MessageFramer(1 << 20);
+    split.limit(100);
+    split.push(header('p', 101).subarray(0, 2), out);
+    expect(() => split.push(header('p', 101).subarray(2), out)).toThrow(/invalid message length 101/);
+  });
+
+  it('limit() raises the cap again', () => {
+    const framer = new MessageFramer(64);
+    const big = msg('Q', `SELECT '${'x'.repeat(1000)}'\0`);
+    expect(() => framer.push(big, [])).toThrow(FramingError);
+    const raised = new MessageFramer(64);
+    raised.limit(4096);
+    const out: FramedMessage[] = [];
+    raised.push(big, out);
+    expect(out.map((m) => m.bytes.equals(big))).toEqual([true]);
+  });
+
+  it('does not reserve a split message at its declared size: 10 bytes of a 1 MB message are just held', () => {
+    const body = Buffer.alloc((1 << 20) - 4);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const big = msg('d', body);
+    expect(big.readInt32BE(1)).toBe(1 << 20);
+    const framer = new MessageFramer(2 << 20);
+    const out: FramedMessage[] = [];
+    expect(() => framer.push(big.subarray(0, 10), out)).not.toThrow();
+    expect(framer.midMessage).toBe(true);
+    expect(out).toHaveLength(0);
+    // The rest in 64 KB pieces, then the next message in the same chunk as the last piece.
+    let at = 10;
+    for (; big.length - at > 65_536; at += 65_536) framer.push(big.subarray(at, at + 65_536), out);
+    expect(out).toHaveLength(0);
+    framer.push(Buffer.concat([big.subarray(at), msg('S', '')]), out);
+    expect(out.map((m) => String.fromCharCode(m.type))).toEqual(['d', 'S']);
+    expect(out[0]?.bytes.equals(big)).toBe(true);
+    expect(framer.midMessage).toBe(false);
+  });
 });
 
 describe('StartupReader', () => {
