@@ -227,7 +227,8 @@ export class ClientToServer {
       this.tracker.expect(Sent.Close, true, evicted);
     }
     out.push(closeStatementMessage(entry.serverName), parseMessageFor(entry.serverName, entry.body));
-    this.tracker.expect(Sent.Close, true);
+    // Named on both: if an error makes the server skip them, a copy it held may still be there.
+    this.tracker.expect(Sent.Close, true, entry.serverName);
     this.tracker.expect(Sent.Parse, quiet, entry.serverName);
   }
 

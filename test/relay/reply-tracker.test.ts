@@ -88,10 +88,10 @@ describe('ReplyTracker', () => {
     tracker.expect(Sent.Sync);
 
     expect(replies(tracker, '12DC3')).toEqual([false, false, false, false, true]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_fails', 'pgfence_skipped'] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_fails', 'pgfence_skipped'], stillPrepared: [] });
     tracker.onReady();
     // The next batch is placed normally: its Parse's name is reported when it fails in turn.
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_next_batch'] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_next_batch'], stillPrepared: [] });
     tracker.onReady();
     expect(tracker.idle).toBe(true);
   });
@@ -105,7 +105,7 @@ describe('ReplyTracker', () => {
     tracker.expect(Sent.Execute, false, refused);
     tracker.expect(Sent.Sync);
     expect(replies(tracker, '12C')).toEqual([false, false, false]);
-    expect(tracker.onError()).toEqual({ standIn: refused, unprepared: [] });
+    expect(tracker.onError()).toEqual({ standIn: refused, unprepared: [], stillPrepared: [] });
     tracker.onReady();
     expect(tracker.idle).toBe(true);
 
@@ -114,7 +114,7 @@ describe('ReplyTracker', () => {
     earlier.expect(Sent.Bind);
     earlier.expect(Sent.Execute, false, standIn('pgfence_rejected_1_2'));
     earlier.expect(Sent.Sync);
-    expect(earlier.onError()).toEqual({ standIn: null, unprepared: [] });
+    expect(earlier.onError()).toEqual({ standIn: null, unprepared: [], stillPrepared: [] });
 
     // A plain Execute's error has no stand-in.
     const plain = new ReplyTracker();
@@ -148,10 +148,10 @@ describe('ReplyTracker', () => {
     tracker.expect(Sent.Execute);
     tracker.expect(Sent.Sync);
     expect(replies(tracker, 'TD')).toEqual([false, false]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [], stillPrepared: [] });
     tracker.onReady();
     // The Parse still waits for its reply: its failure reports its name.
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_after'] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_after'], stillPrepared: [] });
     tracker.onReady();
     expect(tracker.idle).toBe(true);
   });
@@ -170,10 +170,10 @@ describe('ReplyTracker', () => {
     expect(replies(tracker, '312DC')).toEqual([true, true, false, false, false]);
     tracker.onReady();
     expect(replies(tracker, '31')).toEqual([true, true]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [], stillPrepared: [] });
     tracker.onReady();
     expect(replies(tracker, '312')).toEqual([true, true, false]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [], stillPrepared: [] });
     tracker.onReady();
     expect(tracker.idle).toBe(false);
     expect(replies(tracker, 'TDC')).toEqual([false, false, false]);
@@ -188,7 +188,7 @@ describe('ReplyTracker', () => {
     tracker.expect(Sent.Parse, false, 'pgfence_next');
     tracker.expect(Sent.Sync);
     expect(replies(tracker, 'C')).toEqual([false]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: [], stillPrepared: [] });
     tracker.onReady();
     expect(replies(tracker, '1')).toEqual([false]);
     tracker.onReady();
@@ -209,7 +209,7 @@ describe('ReplyTracker', () => {
       tracker.onReady();
     }
     expect(replies(tracker, '3')).toEqual([true]);
-    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_late'] });
+    expect(tracker.onError()).toEqual({ standIn: null, unprepared: ['pgfence_late'], stillPrepared: [] });
     tracker.onReady();
     expect(tracker.idle).toBe(true);
   });
