@@ -57,12 +57,12 @@ export async function runTool(command: string, args: readonly string[], env: Nod
   }
 }
 
-/** The major version a client tool reports (`pg_dump (PostgreSQL) 15.18 (Debian …)` → 15), null if it cannot run. */
-export async function toolMajorVersion(command: string): Promise<number | null> {
+/** What `command --version` reports (`pg_dump (PostgreSQL) 15.18 (Debian …)` → 15, "15.18"); null if it cannot run. */
+export async function toolVersion(command: string): Promise<{ major: number; version: string } | null> {
   try {
     const { stdout } = await run(command, ['--version']);
-    const match = /\(PostgreSQL\)\s+(\d+)/.exec(stdout);
-    return match === null ? null : Number(match[1]);
+    const match = /\(PostgreSQL\)\s+((\d+)\S*)/.exec(stdout);
+    return match === null ? null : { major: Number(match[2]), version: match[1] as string };
   } catch {
     return null;
   }
