@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { driverEnv, itKnownFailing, POOL_MODES, pythonDriverMissing, runDriver, SYSTEM_PYTHON, titleFor } from './run-driver.js';
 

@@ -47,6 +47,7 @@ export async function driverEnv(proxy: TestProxy, tenant: string): Promise<NodeJ
     PGFENCE_USER: `${tenant}-app`,
     PGFENCE_DATABASE: 'app',
     PGFENCE_PASSWORD: await proxy.token(tenant),
+    PYTHONDONTWRITEBYTECODE: '1', // no __pycache__ beside the scripts
   };
 }
 
