@@ -7,14 +7,8 @@ import { driverEnv, itKnownFailing, POOL_MODES, pythonDriverMissing, runDriver, 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'py', 'asyncpg_scenarios.py');
 const missing = await pythonDriverMissing('asyncpg', 'python3-asyncpg');
 
-// Known failures, not supported by pgfence yet. Every asyncpg connection: asyncpg sends
-// client_encoding 'utf-8' (quotes included) and pgfence refuses it with FATAL 0A000, so every test
-// here fails at connect today. Behind that (seen with the encoding accepted): a pool's release sends
-// `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, refused with 42501, and
-// LISTEN is refused in transaction mode.
-const ENCODING_REFUSED = /\[0A000\] pgfence: client_encoding "'utf-8'" is not supported/;
+// A pool's release sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`.
 const RESET_ALL_REFUSED = /\[42501\] pgfence: RESET ALL and DISCARD ALL are not allowed/;
-const LISTEN_REFUSED = /\[0A000\] pgfence: LISTEN is not supported in transaction pooling mode/;
 
 describe.skipIf(missing !== undefined).each(POOL_MODES)(titleFor('asyncpg', missing), (mode) => {
   let proxy: TestProxy;
@@ -27,17 +21,17 @@ describe.skipIf(missing !== undefined).each(POOL_MODES)(titleFor('asyncpg', miss
 
   const scenario = async <T>(name: string): Promise<T> => runDriver<T>(`asyncpg ${name}`, SYSTEM_PYTHON, [SCRIPT, name], await driverEnv(proxy, 'acme'));
 
-  itKnownFailing([ENCODING_REFUSED])("connects and sees the tenant's rows under its pin", async () => {
+  itKnownFailing(undefined)("connects and sees the tenant's rows under its pin", async () => {
     const result = await scenario('connect');
     expect(result).toEqual({ notes: ['acme item 1', 'acme item 2'], search_path: '"tenant_acme", "public"', client_encoding: 'UTF8' });
   });
 
-  itKnownFailing([ENCODING_REFUSED, RESET_ALL_REFUSED])('acquires and releases pooled connections, one at a time and four at once over two', async () => {
+  itKnownFailing([RESET_ALL_REFUSED])('acquires and releases pooled connections, one at a time and four at once over two', async () => {
     const result = await scenario('pool');
     expect(result).toEqual({ sequential: [0, 3, 6, 9, 12], concurrent: [0, 1, 2, 2] });
   });
 
-  itKnownFailing([ENCODING_REFUSED])('prepares statements and executes them with parameters', async () => {
+  itKnownFailing(undefined)('prepares statements and executes them with parameters', async () => {
     const result = await scenario('prepare');
     expect(result).toEqual({
       rows: [
@@ -50,7 +44,7 @@ describe.skipIf(missing !== undefined).each(POOL_MODES)(titleFor('asyncpg', miss
     });
   });
 
-  itKnownFailing(mode === 'transaction' ? [ENCODING_REFUSED, LISTEN_REFUSED] : [ENCODING_REFUSED])('gets a NOTIFY from another connection of the same tenant through add_listener', async () => {
+  itKnownFailing(undefined)('gets a NOTIFY from another connection of the same tenant through add_listener', async () => {
     const result = await scenario('listen');
     expect(result).toEqual({ channel: 'events', payload: 'hello from asyncpg' });
   });
