@@ -12,7 +12,11 @@ export interface Analysis {
   readonly schemas: ReadonlySet<string>;
   /** Database qualifiers (db.schema.table). */
   readonly catalogs: ReadonlySet<string>;
-  /** Settings changed by SET/RESET/set_config or a function's SET clause, lower case; '*' for all. */
+  /**
+   * Settings changed by SET/RESET/set_config or a function's SET clause, lower case; '*' for a
+   * RESET ALL or DISCARD ALL that is refused. search_path is here only in the forms refused for every
+   * tenant; a literal value in the client's own text is in `searchPaths`, for the tenant's verdict.
+   */
   readonly settings: ReadonlySet<string>;
   /** Refusals that hold for every tenant (unless its policy lifts them), in the order they were found. */
   readonly refusals: readonly Refusal[];
@@ -36,6 +40,44 @@ export interface Analysis {
    * pgfence rewrites them to the tenant's private channel names.
    */
   readonly channels: readonly ChannelStatement[];
+  /**
+   * The client's text ends with RESET ALL or DISCARD ALL (top-level statements that nothing else
+   * follows): allowed because pgfence re-pins the tenant right after the text. 'discard_all' when
+   * both are there. Anywhere else they are refused.
+   */
+  readonly sessionReset: SessionReset | null;
+  /**
+   * Literal search_path values set by SET, SET LOCAL or set_config() in the client's own text, as
+   * Postgres stores them (read them with searchPathSchemas). judge() allows them when they name
+   * only the tenant's own schema, its shared schemas, pg_catalog and pg_temp; every other change
+   * of search_path (computed, DEFAULT, RESET, in a body or a function's SET clause) is in `settings`.
+   */
+  readonly searchPaths: readonly string[];
+  /** DEALLOCATE statements of the client's own text, in text order. */
+  readonly deallocations: readonly Deallocation[];
+  /**
+   * pg_notify() calls of the client's own text whose channel is a string literal or a parameter,
+   * in text order: pgfence maps the channel to the tenant's private one. Any other pg_notify() is refused.
+   */
+  readonly notifyCalls: readonly NotifyCall[];
+}
+
+export type SessionReset = 'reset_all' | 'discard_all';
+
+export interface Deallocation {
+  /** The prepared statement's name; null for DEALLOCATE ALL. */
+  readonly name: string | null;
+  /** Byte offsets of the statement in the UTF-8 text. */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface NotifyCall {
+  /**
+   * The channel argument: a string literal (its value, and the byte offsets of its token in the
+   * UTF-8 text, quotes included), or the parameter $N (1-based), possibly cast to text.
+   */
+  readonly channel: { readonly literal: string; readonly start: number; readonly end: number } | { readonly param: number };
 }
 
 export interface ChannelStatement {
@@ -79,12 +121,17 @@ export interface Facts {
   writesAnywhere: boolean;
   sessionEffects: SessionEffect[];
   channels: ChannelStatement[];
+  sessionReset: SessionReset | null;
+  searchPaths: string[];
+  deallocations: Deallocation[];
+  notifyCalls: NotifyCall[];
 }
 
 export function emptyFacts(): Facts {
   return {
     parseError: null, schemas: new Set(), catalogs: new Set(), settings: new Set(), refusals: [], functions: new Set(),
     statementKinds: new Set(), writtenSchemas: new Set(), writesAnywhere: false, sessionEffects: [], channels: [],
+    sessionReset: null, searchPaths: [], deallocations: [], notifyCalls: [],
   };
 }
 
@@ -115,6 +162,11 @@ export function refuse(f: Facts, reason: RefusalReason, what: string, lift?: Pol
   f.refusals.push(lift === undefined ? { reason, message } : subject === undefined ? { reason, message, lift } : { reason, message, lift, subject });
 }
 
+/** Records a refusal whose message is given whole ("pgfence: ..."), when the usual "<what> <why>" would not say why. */
+export function refuseWithMessage(f: Facts, reason: RefusalReason, message: string): void {
+  f.refusals.push({ reason, message });
+}
+
 /**
  * Distinct 'hidden' effects kept per text: one is enough to reset the backend, the rest only tell
  * what ran, and a text calling thousands of functions must not grow the list or cost a scan per call.
@@ -131,9 +183,22 @@ export function noteHidden(f: Facts, what: string): void {
   f.sessionEffects.push({ kind: 'hidden', what });
 }
 
+const callPositions = new WeakMap<NotifyCall, number>();
+
+/** Records a pg_notify() call that pgfence can map to a tenant channel; `at`: the call's byte offset in the text. */
+export function noteNotifyCall(f: Facts, call: NotifyCall, at: number): void {
+  callPositions.set(call, at);
+  f.notifyCalls.push(call);
+}
+
 export function freeze(f: Facts): Analysis {
   Object.freeze(f.refusals);
   Object.freeze(f.sessionEffects);
   Object.freeze(f.channels);
+  Object.freeze(f.searchPaths);
+  Object.freeze(f.deallocations);
+  // Recorded in the order the walk met them; the relay rewrites the text front to back.
+  f.notifyCalls.sort((a, b) => (callPositions.get(a) ?? 0) - (callPositions.get(b) ?? 0));
+  Object.freeze(f.notifyCalls);
   return Object.freeze(f);
 }

@@ -1,6 +1,6 @@
 import { parseSync } from 'libpg-query';
 import { type Analysis, emptyFacts, type Facts, freeze } from './analysis.js';
-import type { Json } from './json.js';
+import { type Json, node } from './json.js';
 import { walkStatement } from './walk.js';
 
 /** Parser messages can quote the rest of an unterminated literal: keep them short. */
@@ -44,14 +44,21 @@ function walkSqlText(sql: string, facts: Facts, runsNow: boolean, what: string |
   }
   const bytes = Buffer.from(sql, 'utf8');
   const walkText = (text: string, nestedRunsNow: boolean, nestedWhat: string): void => walkSqlText(text, facts, nestedRunsNow, nestedWhat);
-  for (const entry of statements) {
+  // RESET ALL and DISCARD ALL are allowed only in the text's tail, where pgfence re-pins right after them.
+  let tail = statements.length;
+  while (tail > 0 && isSessionReset((statements[tail - 1] as ParsedStatement).stmt)) tail--;
+  statements.forEach((entry, i) => {
     // Locations are byte offsets into the UTF-8 text; a length of 0 means "to the end".
     const start = entry.stmt_location ?? 0;
     const end = entry.stmt_len ? start + entry.stmt_len : bytes.length;
     const statementText = bytes.toString('utf8', start, end);
-    const clientStatement = what === null ? { start, end } : null;
-    walkStatement(entry.stmt, { facts, runsNow, statementText, clientStatement, inView: false, walkText });
-  }
+    const clientStatement = what === null ? { start, end, onlyResetsFollow: i + 1 >= tail } : null;
+    walkStatement(entry.stmt, { facts, runsNow, statementText, clientStatement, inView: false, inPrepare: false, walkText });
+  });
+}
+
+function isSessionReset(stmt: Json): boolean {
+  return node(stmt, 'VariableSetStmt')?.['kind'] === 'VAR_RESET_ALL' || node(stmt, 'DiscardStmt')?.['target'] === 'DISCARD_ALL';
 }
 
 function shorten(message: string): string {

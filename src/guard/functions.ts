@@ -1,5 +1,6 @@
-import { addQualified, type Facts, noteHidden, refuse } from './analysis.js';
-import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringList, stringNode } from './json.js';
+import { addQualified, type Facts, noteHidden, noteNotifyCall, type NotifyCall, refuse } from './analysis.js';
+import { scanSync } from 'libpg-query';
+import { arrayOf, isObj, type Json, literalOf, node, type Obj, stringConst, stringList, stringNode } from './json.js';
 import { arrayElements, splitQualifiedName, splitSignature } from './literal-names.js';
 import { PG_CATALOG_NAMES } from './pg-catalog-names.js';
 import { forbiddenFunction, NAME_ARGUMENTS, type NameSyntax, REG_TYPES } from './rules.js';
@@ -28,11 +29,11 @@ export function visitFuncCall(body: Obj, scope: Scope, form: CallForm = 'call'):
     return;
   }
   if (name === 'pg_notify') {
-    refuse(f, 'forbidden_statement', 'pg_notify() (use NOTIFY, which pgfence keeps tenant-private)');
+    visitNotifyCall(body, scope);
     return;
   }
   if (name === 'set_config') {
-    visitSetConfig(args, f, scope.runsNow);
+    visitSetConfig(args, f, scope.runsNow, scope.clientStatement !== null);
     return;
   }
   if (scope.runsNow && SESSION_ADVISORY_LOCKS.has(name)) f.sessionEffects.push({ kind: 'unsupported', what: 'a session-level advisory lock' });
@@ -60,6 +61,98 @@ export function visitFuncCall(body: Obj, scope: Scope, form: CallForm = 'call'):
     const table = literalOf(arrayOf(node(arg, 'FuncCall')?.['args'])[0]);
     if (table !== undefined) addWrittenSchema(table, 'qualified', scope); // nextval(pg_get_serial_sequence('s.t', 'c')): the sequence is in s
   }
+}
+
+/**
+ * pg_notify(channel, payload): channels are database-wide, so pgfence maps the channel to the
+ * tenant's private one, which it can only do for a call in the client's own text that runs now,
+ * with a string literal or a parameter ($N, possibly cast to text; not in PREPARE, where $N is an
+ * argument of a later EXECUTE) as the channel. Any other call (a computed channel, one in a body,
+ * view, rule or default that runs later) is refused.
+ */
+function visitNotifyCall(body: Obj, scope: Scope): void {
+  const f = scope.facts;
+  const at = scope.clientStatement;
+  if (at === null || !scope.runsNow) {
+    refuse(f, 'forbidden_statement', 'pg_notify() inside a function body, DO block, view, rule or stored expression');
+    return;
+  }
+  const args = arrayOf(body['args']);
+  const channel = args.length === 2 && body['func_variadic'] !== true ? notifyChannel(args[0] as Json, scope) : undefined;
+  if (channel === undefined) {
+    refuse(f, 'dynamic_sql', 'pg_notify() with a channel that is not a string literal or a parameter');
+    return;
+  }
+  noteNotifyCall(f, { channel }, typeof body['location'] === 'number' ? body['location'] : at.start);
+}
+
+/** The channel argument as a literal (with its token's byte range) or a parameter; undefined for anything else. */
+function notifyChannel(arg: Json, scope: Scope): NotifyCall['channel'] | undefined {
+  const cast = node(arg, 'TypeCast');
+  const inner = cast !== undefined && isTextType(cast['typeName']) ? cast['arg'] : arg;
+  const param = node(inner, 'ParamRef');
+  if (param !== undefined) {
+    const n = param['number'];
+    return typeof n === 'number' && n > 0 && !scope.inPrepare ? { param: n } : undefined;
+  }
+  const literal = stringConst(inner);
+  const location = node(inner, 'A_Const')?.['location'];
+  if (literal === undefined || typeof location !== 'number') return undefined;
+  const token = stringToken(scope, location);
+  return token === undefined ? undefined : { literal, start: token.start, end: token.end };
+}
+
+function isTextType(typeName: Json | undefined): boolean {
+  if (!isObj(typeName) || typeName['arrayBounds'] !== undefined || typeName['typmods'] !== undefined) return false;
+  const names = stringList(typeName['names']);
+  return names !== undefined && names[names.length - 1] === 'text' && (names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog'));
+}
+
+/**
+ * The byte range of the string literal token that starts at `location` (a byte offset in the
+ * client's text), read with the server's own scanner: continuation lines and dollar quotes
+ * included. Only a plain string token (SCONST: '', E'', $$) qualifies; U&'' may be followed by
+ * UESCAPE, which a replacement of the token alone would leave dangling.
+ */
+function stringToken(scope: Scope, location: number): { start: number; end: number } | undefined {
+  const at = scope.clientStatement;
+  if (at === null) return undefined;
+  const tokens = tokensOf(scope.statementText, scope.facts);
+  if (tokens === null) return undefined;
+  const token = tokenAt(tokens, location - at.start);
+  return token?.tokenName === 'SCONST' ? { start: at.start + token.start, end: at.start + token.end } : undefined;
+}
+
+type Token = { start: number; end: number; tokenName: string };
+
+/** Per analysis, the last statement scanned: a statement with many pg_notify() calls is scanned once. */
+const scanned = new WeakMap<Facts, { text: string; tokens: readonly Token[] | null }>();
+
+function tokensOf(text: string, f: Facts): readonly Token[] | null {
+  const last = scanned.get(f);
+  if (last?.text === text) return last.tokens;
+  let tokens: readonly Token[] | null;
+  try {
+    tokens = scanSync(text).tokens;
+  } catch {
+    tokens = null;
+  }
+  scanned.set(f, { text, tokens });
+  return tokens;
+}
+
+/** The token starting at byte `offset` (tokens come in text order). */
+function tokenAt(tokens: readonly Token[], offset: number): Token | undefined {
+  let lo = 0;
+  let hi = tokens.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = tokens[mid] as Token;
+    if (t.start === offset) return t;
+    if (t.start < offset) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
 }
 
 /** Built-ins that change the session's sequence state: currval() and lastval() answer from it. */
@@ -195,7 +288,10 @@ export function visitDefinition(body: Obj, scope: Scope): void {
     if (name === undefined) continue;
     const what = `${name}() behind an operator or aggregate`;
     if (judgeCalled(name, what, scope.facts)) continue;
-    if (name === 'set_config' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) refuse(scope.facts, 'dynamic_sql', what);
+    // pg_notify behind an operator would notify a channel given as an operand, which pgfence never maps.
+    if (name === 'set_config' || name === 'pg_notify' || STATISTICS_IMPORT.has(name) || NAME_ARGUMENTS.get(name)?.acts === true) {
+      refuse(scope.facts, 'dynamic_sql', what);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { loadModule } from 'libpg-query';
-import type { Analysis, SessionEffect } from './analysis.js';
+import type { Analysis } from './analysis.js';
 import { analyzeSql } from './analyze.js';
 import { AnalysisCache } from './cache.js';
 import { numericShape } from './numeric-shape.js';
@@ -38,8 +38,10 @@ export class Guard {
 
   /**
    * The verdict and the analysis it rests on. A text whose numbers-only variant was analysed
-   * before is judged by that shared analysis when it is allowed outright and leaves nothing in the
-   * session but 'hidden' effects (see numeric-shape.ts); anything else is judged on the text
+   * before is judged by that shared analysis when it is allowed outright, leaves nothing in the
+   * session but 'hidden' effects and holds nothing the relay acts on by value or byte offset
+   * (channels, search paths, DEALLOCATE, pg_notify, a session reset; see numeric-shape.ts), whose
+   * offsets or values the shaped text would not give right; anything else is judged on the text
    * itself, so refusals name what the client wrote and settings keep their real values. Whether a
    * text has a hidden effect does not depend on its numbers: pg_catalog's names, nextval and
    * setval have no digit that could be shaped (one after a letter, digit or `_` stays). Its `what`
@@ -51,7 +53,7 @@ export class Guard {
       const shape = numericShape(sql);
       if (shape !== sql) {
         const shaped = this.analyze(shape);
-        if (shaped.settings.size === 0 && shaped.channels.length === 0 && shaped.sessionEffects.every(isHidden)) {
+        if (isInert(shaped)) {
           const verdict = judge(shaped, fence);
           if (verdict.allowed) return { analysis: shaped, verdict };
         }
@@ -62,6 +64,15 @@ export class Guard {
   }
 }
 
-function isHidden(effect: SessionEffect): boolean {
-  return effect.kind === 'hidden';
+/** Nothing in it for the relay but 'hidden' effects: the same for every text of its numeric shape. */
+function isInert(a: Analysis): boolean {
+  return (
+    a.settings.size === 0 &&
+    a.channels.length === 0 &&
+    a.searchPaths.length === 0 &&
+    a.deallocations.length === 0 &&
+    a.notifyCalls.length === 0 &&
+    a.sessionReset === null &&
+    a.sessionEffects.every((effect) => effect.kind === 'hidden')
+  );
 }

@@ -7,12 +7,14 @@
 
 const NAME_MAX_BYTES = 63;
 
-// scanner_isspace(): the only whitespace Postgres skips around names.
-const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
+/** scanner_isspace(): the only whitespace Postgres skips around names. */
+export const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
 
-const foldAscii = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+/** Unquoted names are folded to lower case, ASCII letters only (as for a UTF-8 database). */
+export const foldAscii = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
-function truncate(name: string): string {
+/** A name cut to 63 bytes (NAMEDATALEN - 1) at a character boundary, as Postgres truncates identifiers. */
+export function truncate(name: string): string {
   const bytes = Buffer.from(name, 'utf8');
   if (bytes.length <= NAME_MAX_BYTES) return name;
   let end = NAME_MAX_BYTES;

@@ -7,7 +7,7 @@ import { PG_CATALOG_NAMES } from './pg-catalog-names.js';
 import { FORBIDDEN_STATEMENTS, LIFTABLE_STATEMENTS, SHARED_OBJECT_TYPES, SYSTEM_WRITE_PROTECTED } from './rules.js';
 import type { Scope } from './scope.js';
 import { visitTargets } from './targets.js';
-import { visitDiscard, visitSet } from './settings.js';
+import { visitSessionReset, visitSet } from './settings.js';
 import { statementTargets, visitSystemObjects } from './system-objects.js';
 
 const CURSOR_OPT_HOLD = 0x0020;
@@ -62,11 +62,18 @@ export function visitNode(type: string, body: Obj, key: string, scope: Scope): S
       break;
     case 'VariableSetStmt':
       // A SET clause of CREATE/ALTER FUNCTION sits under a DefElem's `arg`; it runs inside the function only.
-      visitSet(body, f, scope.runsNow && key !== 'arg');
+      if (body['kind'] === 'VAR_RESET_ALL') visitSessionReset('reset_all', key, scope);
+      else visitSet(body, f, scope.runsNow && key !== 'arg', scope.clientStatement !== null && key === '');
       break;
     case 'DiscardStmt':
-      visitDiscard(body, f);
+      if (body['target'] === 'DISCARD_ALL') visitSessionReset('discard_all', key, scope);
       break;
+    case 'DeallocateStmt':
+      visitDeallocate(body, key, scope);
+      break;
+    case 'PrepareStmt':
+      if (scope.runsNow) visitSessionState(type, body, f);
+      return { ...scope, inPrepare: true };
     case 'CopyStmt':
       if (typeof body['filename'] === 'string' || body['is_program'] === true) {
         refuse(f, 'forbidden_statement', 'COPY to or from a server file or program', 'server_files');
@@ -211,6 +218,18 @@ function visitChannel(type: string, body: Obj, key: string, scope: Scope): void 
   const kind = type === 'ListenStmt' ? 'listen' : type === 'UnlistenStmt' ? 'unlisten' : 'notify';
   const payload = typeof body['payload'] === 'string' ? body['payload'] : null;
   scope.facts.channels.push({ kind, channel, payload, start: range.start, end: range.end });
+}
+
+/**
+ * DEALLOCATE of the client's own text: in transaction pooling the client's statement names are
+ * not the server's, so pgfence rewrites it. One inside a body (PL/pgSQL passes it to the server)
+ * runs in a DO block or a tenant's function, whose hidden effects reset the backend after them.
+ */
+function visitDeallocate(body: Obj, key: string, scope: Scope): void {
+  const at = scope.clientStatement;
+  if (at === null || key !== '') return;
+  const name = body['isall'] === true ? null : typeof body['name'] === 'string' ? body['name'] : null;
+  scope.facts.deallocations.push({ name, start: at.start, end: at.end });
 }
 
 /** State a statement leaves in the session that transaction pooling cannot carry to another backend. */

@@ -1,6 +1,7 @@
 import type { PolicySwitch } from '../config/schema.js';
 import type { Analysis } from './analysis.js';
 import { PIN_SETTINGS, SYSTEM_SCHEMAS } from './rules.js';
+import { searchPathSchemas } from './search-path.js';
 
 /** A tenant's policy (config `policy`, with its overrides applied), in the form judge() reads. */
 export interface FencePolicy {
@@ -88,6 +89,10 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
       }
     }
   }
+  for (const value of a.searchPaths) {
+    const refused = judgeSearchPath(value, fence);
+    if (refused !== null) return refused;
+  }
   for (const catalog of a.catalogs) {
     return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'foreign_database', `pgfence: cross-database reference ${quote(catalog)} is not allowed`);
   }
@@ -98,6 +103,30 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
   }
   return policy === undefined ? ALLOWED : judgePolicy(a, policy);
 }
+
+/**
+ * A search_path the client sets: allowed when it names nothing beyond the pin, that is only the
+ * tenant's own schema, its shared schemas, pg_catalog (searched anyway) and pg_temp (the session's
+ * own). An empty quoted name ("") names no schema. "$user", another schema, or a value Postgres
+ * would not read, change the pin.
+ */
+function judgeSearchPath(value: string, fence: TenantFence): Verdict | null {
+  const schemas = searchPathSchemas(value);
+  if (schemas === null) {
+    return reject(SQLSTATE_INSUFFICIENT_PRIVILEGE, 'pin_change', 'pgfence: a search_path that pgfence cannot read is not allowed (the tenant pin is managed by pgfence)');
+  }
+  for (const schema of schemas) {
+    if (schema === fence.ownSchema || SEARCH_PATH_SYSTEM.has(schema) || fence.sharedSchemas.includes(schema)) continue;
+    return reject(
+      SQLSTATE_INSUFFICIENT_PRIVILEGE,
+      'pin_change',
+      `pgfence: search_path may name only this tenant's schema, its shared schemas, pg_catalog and pg_temp, not ${quote(schema)} (the tenant pin is managed by pgfence)`,
+    );
+  }
+  return null;
+}
+
+const SEARCH_PATH_SYSTEM: ReadonlySet<string> = new Set(['pg_catalog', 'pg_temp', '']);
 
 function lifted(lift: PolicySwitch, subject: string | undefined, policy: FencePolicy): boolean {
   return policy.allow.has(lift) || (subject !== undefined && policy.allowed.has(subject));

@@ -155,8 +155,9 @@ const PIN_CHANGE: Attack[] = [
   ['SET SCHEMA (alias of search_path)', "SET SCHEMA 'tenant_globex'", 'pin_change'],
   ['quoted mixed-case parameter name', 'SET "Search_Path" = tenant_globex', 'pin_change'],
   ['RESET search_path', 'RESET search_path', 'pin_change'],
-  ['RESET ALL', 'RESET ALL', 'pin_change'],
-  ['DISCARD ALL', 'DISCARD ALL', 'pin_change'],
+  ['RESET ALL followed by a statement it would run unpinned', 'RESET ALL; SELECT * FROM secrets', 'pin_change'],
+  ['DISCARD ALL followed by a statement it would run unpinned', 'DISCARD ALL; SELECT * FROM secrets', 'pin_change'],
+  ['RESET ALL inside a DO block', 'DO $$ BEGIN RESET ALL; END $$', 'pin_change'],
   ['SET ROLE', 'SET ROLE pg_read_all_data', 'pin_change'],
   ['RESET ROLE', 'RESET ROLE', 'pin_change'],
   ['SET SESSION AUTHORIZATION', 'SET SESSION AUTHORIZATION postgres', 'pin_change'],
@@ -186,7 +187,8 @@ const PIN_CHANGE: Attack[] = [
 ];
 
 const FORBIDDEN: Attack[] = [
-  ['pg_notify can name any tenant channel', "SELECT pg_notify('globex.jobs', 'forged')", 'forbidden_statement'],
+  ['pg_notify with a computed channel', "SELECT pg_notify('globex' || '.jobs', 'forged')", 'dynamic_sql'],
+  ['pg_notify in a view runs later under the raw channel name', "CREATE VIEW n AS SELECT pg_notify('jobs', 'x')", 'forbidden_statement'],
   ['NOTIFY inside a DO block runs under the raw channel name', "DO $$ BEGIN NOTIFY jobs, 'x'; END $$", 'forbidden_statement'],
   ['LISTEN inside a function body', 'CREATE FUNCTION l() RETURNS void LANGUAGE plpgsql AS $$ BEGIN LISTEN jobs; END $$', 'forbidden_statement'],
   ['NOTIFY in a rule action runs later under the raw name', 'CREATE RULE r AS ON INSERT TO items DO ALSO NOTIFY jobs', 'forbidden_statement'],
