@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { BackendConnection } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
+import { searchPathWithinFence, type TenantFence } from '../guard/index.js';
 import { pinSql } from '../frontend/pin.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { FramedMessage } from '../protocol/framer.js';
@@ -34,6 +35,7 @@ export interface BindingDeps {
   config: () => Config;
   pool: BackendPool;
   tenant: Tenant;
+  fence: TenantFence;
   settings: ClientSettings;
   relay: Relay;
   /** Transaction pooling: the client's channels on the shared listener; null without one. */
@@ -107,15 +109,18 @@ export abstract class Binding {
       // Read after the pin ran: its SET ROLE (tenancy.roleTemplate) has been reported by then.
       superuser: undefined,
       user: backend.target.user,
+      allowsSearchPath: (value) => searchPathWithinFence(value, this.deps.fence),
+      params: backend.params,
       backendPid: backend.processId,
       statements: backend.statements,
     });
   }
 
-  /** Postgres 18+ reports search_path: it must be exactly the pin, now and until release. */
+  /** Postgres 18+ reports search_path: it must be the pin, now and until release. */
   private checkPin(backend: BackendConnection): void {
     const reported = backend.params.get('search_path');
-    if (reported !== undefined && reported !== this.searchPath) throw new PinBreach('search_path');
+    // The pin's, or a narrower one of the client's own (replayed with its settings).
+    if (reported !== undefined && reported !== this.searchPath && !searchPathWithinFence(reported, this.deps.fence)) throw new PinBreach('search_path');
     this.deps.relay.toClient.pinned(backend.params.get('is_superuser'));
   }
 

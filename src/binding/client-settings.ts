@@ -22,10 +22,17 @@ export class ClientSettings {
     return this.cachedKey;
   }
 
-  /** SETs that took effect (RESET goes back to the startup value, or to the server default). */
+  /**
+   * SETs that took effect (RESET goes back to the startup value, or to the server default; the
+   * name '*', RESET ALL, to the startup values).
+   */
   apply(sets: readonly PendingSet[]): void {
     if (sets.length === 0) return;
     for (const { name, value } of sets) {
+      if (name === '*') {
+        this.current = new Map(this.startup);
+        continue;
+      }
       const initial = this.startup.get(name);
       if (value !== null) this.current.set(name, value);
       else if (initial !== undefined) this.current.set(name, initial);

@@ -126,7 +126,10 @@ export class TransactionModeBinding extends Binding {
       settings.apply(sets);
       if (channelChanges.length > 0) listening = this.deps.channels?.apply(channelChanges) ?? null;
     }
-    if (sets.length > 0 || hidden || channelChanges.length > 0 || relay.toClient.changedParameters) backend.markDirty();
+    // A search_path of the client's own may put its schema before pg_catalog, where a function of
+    // the tenant's could stand in for a built-in the guard took as one: every binding is reset.
+    const ownSearchPath = settings.values.has('search_path');
+    if (sets.length > 0 || hidden || channelChanges.length > 0 || relay.toClient.changedParameters || ownSearchPath) backend.markDirty();
     this.giveBack(true, backend.dirty || this.deps.config().pool.reset === 'always');
     return listening;
   }

@@ -14,22 +14,30 @@ export function serverChannel(tenant: string, channel: string): string {
   return `${tenant}.${channel}`;
 }
 
-/** The rewritten SQL text, or the name of a channel that would be too long once mapped. */
-export function rewriteChannelStatements(sql: Buffer, statements: readonly ChannelStatement[], tenant: string): Buffer | { tooLong: string } {
-  const parts: Buffer[] = [];
-  let at = 0;
+/** A channel name the tenant's prefix makes longer than Postgres allows. */
+export interface ChannelTooLong {
+  tooLong: string;
+}
+
+/** The server channel for a client's channel, or why it cannot have one. */
+export function mappedChannel(tenant: string, channel: string): string | ChannelTooLong {
+  const mapped = serverChannel(tenant, channel);
+  return Buffer.byteLength(mapped) > NAMEDATALEN ? { tooLong: channel } : mapped;
+}
+
+/** Each LISTEN/UNLISTEN/NOTIFY statement rewritten to the tenant's channel, as text edits. */
+export function channelEdits(statements: readonly ChannelStatement[], tenant: string): TextEdit[] | ChannelTooLong {
+  const edits: TextEdit[] = [];
   for (const st of statements) {
-    const mapped = st.channel === null ? null : serverChannel(tenant, st.channel);
-    if (mapped !== null && Buffer.byteLength(mapped) > NAMEDATALEN) return { tooLong: st.channel as string };
+    const mapped = st.channel === null ? null : mappedChannel(tenant, st.channel);
+    if (mapped !== null && typeof mapped !== 'string') return mapped;
     let text: string;
     if (st.kind === 'listen') text = `LISTEN ${quoteIdent(mapped as string)}`;
     else if (st.kind === 'unlisten') text = mapped === null ? 'UNLISTEN *' : `UNLISTEN ${quoteIdent(mapped)}`;
     else text = `NOTIFY ${quoteIdent(mapped as string)}${st.payload === null ? '' : `, ${quoteLiteral(st.payload)}`}`;
-    parts.push(sql.subarray(at, st.start), Buffer.from(` ${text}`, 'utf8'));
-    at = st.end;
+    edits.push({ start: st.start, end: st.end, text: ` ${text}` });
   }
-  parts.push(sql.subarray(at));
-  return Buffer.concat(parts);
+  return edits;
 }
 
 /**
@@ -48,9 +56,29 @@ export function clientNotification(message: Buffer, tenant: string, backendPid: 
   return buildMessage('A', Buffer.concat([processId, name, message.subarray(afterChannel)]));
 }
 
-/** A Query or Parse message with its SQL text (bytes [start, end) of the message) replaced. */
-export function withSqlText(message: Buffer, start: number, end: number, sql: Buffer): Buffer {
-  const out = Buffer.concat([message.subarray(0, start), sql, message.subarray(end)]);
+/** A replacement of bytes [start, end) of a SQL text. */
+export interface TextEdit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+/** A Query or Parse message with edits applied to its SQL text (bytes [start, end) of the message). */
+export function withSqlEdits(message: Buffer, start: number, end: number, edits: readonly TextEdit[]): Buffer {
+  const sql = message.subarray(start, end);
+  const parts: Buffer[] = [message.subarray(0, start)];
+  let at = 0;
+  for (const edit of [...edits].sort((a, b) => a.start - b.start)) {
+    parts.push(sql.subarray(at, edit.start), Buffer.from(edit.text, 'utf8'));
+    at = edit.end;
+  }
+  parts.push(sql.subarray(at), message.subarray(end));
+  const out = Buffer.concat(parts);
   out.writeInt32BE(out.length - 1, 1);
   return out;
+}
+
+/** A Query or Parse message with its SQL text replaced whole. */
+export function withSqlText(message: Buffer, start: number, end: number, sql: Buffer): Buffer {
+  return withSqlEdits(message, start, end, [{ start: 0, end: end - start, text: sql.toString('utf8') }]);
 }

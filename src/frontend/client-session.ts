@@ -21,6 +21,7 @@ import { ConsoleConnection } from './console-connection.js';
 import { clientErrors } from './errors.js';
 import { type Authenticated, authenticate, refusal } from './handshake.js';
 import { isLoopback } from './peer.js';
+import { pinSql } from './pin.js';
 import type { SessionDeps } from './session-deps.js';
 
 /** Where a client connection is in its life; one `switch` on it routes every byte. */
@@ -307,6 +308,7 @@ export class ClientSession implements RelayHost, BindingHost {
       clientPid: () => this.key?.processId ?? 0,
       timer: this.queryTimer,
       notificationsFromBackend: !transactionMode,
+      repinSql: () => pinSql(deps.config.tenancy, tenant, who.settings),
     });
     this.relay = relay;
     const listener = transactionMode ? deps.listener : null;
@@ -315,6 +317,7 @@ export class ClientSession implements RelayHost, BindingHost {
       config: () => deps.config,
       pool: deps.pool,
       tenant,
+      fence: who.fence,
       settings: new ClientSettings(who.settings),
       relay,
       channels: this.channels,

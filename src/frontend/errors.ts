@@ -50,4 +50,6 @@ export const clientErrors = {
   channelNameTooLong: (channel: string) =>
     error('42622', `pgfence: channel name "${channel.slice(0, 63)}" is too long once made tenant-private (tenant id + "." + channel must fit in 63 bytes)`),
   statementRejected: (sqlstate: string, message: string) => error(sqlstate, message),
+  resetNotInExtendedProtocol: () =>
+    error('0A000', 'pgfence: RESET ALL and DISCARD ALL must be sent as a simple query (pgfence pins the tenant again right after them)'),
 } as const;

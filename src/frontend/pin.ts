@@ -3,13 +3,19 @@ import { pinStatement, quoteIdent, quoteLiteral, roleForTenant, type Tenant } fr
 
 /**
  * The one simple query that prepares a reset backend for a client: the client's own session
- * settings first, then the tenant pin, so nothing the client asked for can override the pin.
+ * settings first, then the tenant pin, so nothing the client asked for can override the pin
+ * (but a search_path narrower than the pin's, which comes last).
  */
 export function pinSql(tenancy: TenancyConfig, tenant: Tenant, settings: ReadonlyMap<string, string>): string {
   const parts: string[] = [];
   for (const [name, value] of settings) {
+    if (name === 'search_path') continue;
     parts.push(`pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`);
   }
+  // A narrower search_path the client set (its own and shared schemas only: the guard saw to it)
+  // goes after the pin, which would otherwise replace it.
+  const narrower = settings.get('search_path');
+  const searchPath = narrower === undefined ? '' : `; SELECT pg_catalog.set_config('search_path', ${quoteLiteral(narrower)}, false)`;
   const settingsSql = parts.length > 0 ? `SELECT ${parts.join(', ')}; ` : '';
   // The cast fails with 3F000 when the schema is missing: a search_path naming a missing schema
   // would silently send the tenant's CREATE TABLE into the next schema on the path.
@@ -23,7 +29,7 @@ export function pinSql(tenancy: TenancyConfig, tenant: Tenant, settings: Readonl
     ...(role === null ? [] : [`${quoteLiteral(quoteIdent(role))}::pg_catalog.regrole`]),
   ];
   const check = checks.length === 0 ? '' : `SELECT ${checks.join(', ')}; `;
-  return check + settingsSql + pinStatement(tenancy, tenant);
+  return check + settingsSql + pinStatement(tenancy, tenant) + searchPath;
 }
 
 /** A stable identity for a set of session settings: equal keys need no re-pin. */

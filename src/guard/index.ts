@@ -3,4 +3,4 @@ export { Guard } from './guard.js';
 export { splitQualifiedName } from './literal-names.js';
 export { fencePolicy } from './policy.js';
 export { searchPathSchemas } from './search-path.js';
-export { type FencePolicy, judge, type RejectReason, type TenantFence, type Verdict } from './verdict.js';
+export { type FencePolicy, judge, type RejectReason, searchPathWithinFence, type TenantFence, type Verdict } from './verdict.js';

@@ -110,6 +110,10 @@ export function judge(a: Analysis, fence: TenantFence): Verdict {
  * own). An empty quoted name ("") names no schema. "$user", another schema, or a value Postgres
  * would not read, change the pin.
  */
+export function searchPathWithinFence(value: string, fence: TenantFence): boolean {
+  return judgeSearchPath(value, fence) === null;
+}
+
 function judgeSearchPath(value: string, fence: TenantFence): Verdict | null {
   const schemas = searchPathSchemas(value);
   if (schemas === null) {

@@ -4,7 +4,10 @@ import type { PreparedStatements } from '../backend/prepared-statements.js';
 import { clientErrors } from '../frontend/errors.js';
 import type { ErrorFields } from '../protocol/build.js';
 import { Frontend as F } from '../protocol/codes.js';
+import { type TextEdit, withSqlEdits } from '../frontend/channels.js';
+import type { Deallocation, SessionReset } from '../guard/index.js';
 import { parseMessage, queryText } from '../protocol/decode.js';
+import { quoteIdent } from '../tenancy/index.js';
 import type { FramedMessage } from '../protocol/framer.js';
 import type { ChannelChange } from './client-channels.js';
 import { type ReplyTracker, Sent } from './reply-tracker.js';
@@ -16,6 +19,7 @@ import {
   describedTarget,
   describeStatementMessage,
   parseMessageFor,
+  prefixBindParameters,
   renameBind,
   type ServerStatement,
 } from './statements.js';
@@ -47,17 +51,24 @@ export class ClientToServer {
   private sets: PendingSet[] = [];
   private hidden = false;
   private channelChanges: ChannelChange[] = [];
+  /** Parameters of the client's statements ('' = unnamed) whose bound values are pg_notify channels. */
+  private readonly notifyParams = new Map<string, readonly number[]>();
   /** Told when a statement leaves settings or channels that a ROLLBACK would undo. */
   onEffects: (() => void) | null = null;
 
   constructor(
     private readonly sessionId: number,
+    private readonly tenantId: string,
     private readonly tracker: ReplyTracker,
     private readonly inspector: StatementInspector,
     /** The client's named statements, kept by pgfence in transaction pooling; null in session mode. */
     private readonly statements: ClientStatements | null,
     /** Round-trip latency by tenant: started at each message one ReadyForQuery answers. */
     private readonly timer: QueryTimer,
+    /** The statement that pins a reset session again (the tenant and the client's startup settings). */
+    private readonly repinSql: () => string,
+    /** Told when a re-pin follows a client's reset. */
+    private readonly onRepin: () => void,
   ) {}
 
   /** A batch was begun and not yet closed by Sync. */
@@ -93,7 +104,7 @@ export class ClientToServer {
       if (this.skippingToSync && msg.type !== F.Sync) continue;
       switch (msg.type) {
         case F.Query:
-          this.relayQuery(msg.bytes, out);
+          this.relayQuery(msg.bytes, out, prepared);
           break;
         case F.Parse:
           this.extendedOpen = true;
@@ -146,9 +157,10 @@ export class ClientToServer {
     return 'sent';
   }
 
-  private relayQuery(bytes: Buffer, out: Buffer[]): void {
+  private relayQuery(bytes: Buffer, out: Buffer[], prepared: PreparedStatements): void {
     this.timer.sent();
-    const inspection = this.inspector.inspect(queryText(bytes));
+    const sql = queryText(bytes);
+    const inspection = this.inspector.inspect(sql);
     if (inspection.refused !== null) {
       this.refuse(inspection.refused, out);
       out.push(serialize.sync());
@@ -156,20 +168,75 @@ export class ClientToServer {
       return;
     }
     this.note(inspection);
-    appendBytes(out, inspection.rewritten ?? bytes);
+    const edits = [...inspection.edits, ...this.deallocate(inspection.deallocations, out, prepared)];
+    appendBytes(out, edits.length === 0 ? bytes : withSqlEdits(bytes, sql.start, sql.end, edits));
     this.tracker.expect(Sent.Query);
+    if (inspection.reset !== null) this.repin(inspection.reset, out, prepared);
+  }
+
+  /**
+   * After a client's RESET ALL or DISCARD ALL (the last statements of its text, the guard makes
+   * sure), pgfence pins the session again in the same write, so whatever the client sends next
+   * runs pinned. Its replies are pgfence's own; the client's settings are its startup ones again.
+   */
+  private repin(reset: SessionReset, out: Buffer[], prepared: PreparedStatements): void {
+    out.push(serialize.query(this.repinSql()));
+    this.tracker.expect(Sent.Query, true);
+    this.onRepin();
+    this.sets = [{ name: '*', value: null }];
+    this.hidden = true;
+    if (reset === 'discard_all') {
+      // Gone with the session: every prepared statement, the server's copies of pgfence's included.
+      prepared.clear();
+      this.statements?.clear();
+      this.notifyParams.clear();
+      this.channelChanges.push({ listen: false, channel: null });
+    }
+  }
+
+  /**
+   * Transaction pooling: a client's DEALLOCATE names its own statement, which the server holds
+   * under pgfence's name; the text is rewritten to that name (preparing it quietly first where
+   * this backend lacks it), and DEALLOCATE ALL forgets every statement. A name the client never
+   * prepared stays as it is, so the server's error names the client's own statement.
+   */
+  private deallocate(deallocations: readonly Deallocation[], out: Buffer[], prepared: PreparedStatements): TextEdit[] {
+    const statements = this.statements;
+    if (statements === null || deallocations.length === 0) return [];
+    const edits: TextEdit[] = [];
+    for (const d of deallocations) {
+      if (d.name === null) {
+        statements.clear();
+        prepared.clear();
+        this.notifyParams.clear();
+        continue;
+      }
+      const entry = statements.lookup(d.name);
+      if (entry === undefined) continue;
+      if (!prepared.use(entry.serverName)) this.prepare(entry, out, prepared, true);
+      prepared.forget(entry.serverName);
+      statements.forget(d.name);
+      this.notifyParams.delete(d.name);
+      edits.push({ start: d.start, end: d.end, text: ` DEALLOCATE ${quoteIdent(entry.serverName)}` });
+    }
+    return edits;
   }
 
   private relayParse(original: Buffer, out: Buffer[], prepared: PreparedStatements): void {
     const { name, sql } = parseMessage(original);
     const inspection = this.inspector.inspect(sql);
-    if (inspection.refused !== null) {
-      this.refuse(inspection.refused, out);
+    const refused = inspection.refused ?? (inspection.reset !== null ? clientErrors.resetNotInExtendedProtocol() : null);
+    if (refused !== null) {
+      this.refuse(refused, out);
       this.skippingToSync = true;
       return;
     }
+    if (inspection.refused !== null) return;
     this.note(inspection);
-    const bytes = inspection.rewritten ?? original;
+    if (inspection.notifyParams.length > 0) this.notifyParams.set(name, inspection.notifyParams);
+    else this.notifyParams.delete(name);
+    const edits = [...inspection.edits, ...this.deallocate(inspection.deallocations, out, prepared)];
+    const bytes = edits.length === 0 ? original : withSqlEdits(original, sql.start, sql.end, edits);
     if (this.statements === null || name === '') {
       appendBytes(out, bytes);
       this.tracker.expect(Sent.Parse);
@@ -180,9 +247,11 @@ export class ClientToServer {
     this.prepare(this.statements.register(name, bytes), out, prepared, false);
   }
 
-  private relayBind(bytes: Buffer, out: Buffer[], prepared: PreparedStatements): void {
-    const statement = this.statements === null ? '' : bindStatementName(bytes);
-    const entry = statement === '' ? undefined : this.statements?.lookup(statement);
+  private relayBind(original: Buffer, out: Buffer[], prepared: PreparedStatements): void {
+    const statement = bindStatementName(original);
+    const channels = this.notifyParams.get(statement);
+    const bytes = channels === undefined ? original : prefixBindParameters(original, channels, `${this.tenantId}.`);
+    const entry = statement === '' || this.statements === null ? undefined : this.statements.lookup(statement);
     if (entry === undefined) {
       appendBytes(out, bytes);
     } else {
@@ -205,10 +274,11 @@ export class ClientToServer {
   }
 
   private relayClose(bytes: Buffer, out: Buffer[]): void {
-    const target = this.statements === null ? null : describedTarget(bytes);
-    if (target?.kind === 'S' && target.name !== '') {
+    const target = describedTarget(bytes);
+    if (target.kind === 'S') this.notifyParams.delete(target.name);
+    if (this.statements !== null && target.kind === 'S' && target.name !== '') {
       // Other clients of the tenant may use the server-side statement: only the client's name goes.
-      this.statements?.forget(target.name);
+      this.statements.forget(target.name);
       out.push(closeStatementMessage('pgfence_none'));
     } else {
       appendBytes(out, bytes);

@@ -40,9 +40,13 @@ export class Relay implements BackendSink {
       timer: QueryTimer;
       /** Session pooling: notifications come from the client's own backend. */
       notificationsFromBackend: boolean;
+      /** The statement that pins a reset session again. */
+      repinSql: () => string;
     },
   ) {
-    this.toServer = new ClientToServer(opts.sessionId, this.tracker, opts.inspector, opts.statements, opts.timer);
+    this.toServer = new ClientToServer(opts.sessionId, opts.tenantId, this.tracker, opts.inspector, opts.statements, opts.timer, opts.repinSql, () =>
+      this.toClient.expectRepin(),
+    );
     this.toClient = new ServerToClient(this.tracker, opts.tenantId, opts.clientPid, opts.timer, opts.notificationsFromBackend);
     this.toServer.onEffects = () => {
       this.toClient.watchCompletions = true;

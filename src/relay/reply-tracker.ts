@@ -107,13 +107,22 @@ export class ReplyTracker {
     return placement;
   }
 
-  /** A ReadyForQuery ends the oldest Sync or Query still open. */
-  onReady(): void {
+  /** A ReadyForQuery ends the oldest Sync or Query still open; true when that was pgfence's own. */
+  onReady(): boolean {
+    let own = false;
     while (this.head < this.kinds.length) {
-      const kind = this.kinds[this.head++];
+      const kind = this.kinds[this.head];
+      own = this.drops[this.head] as boolean;
+      this.head++;
       if (kind === Sent.Sync || kind === Sent.Query) break;
     }
     this.compact();
+    return own;
+  }
+
+  /** The oldest open message is a Query of pgfence's own: every reply up to its ReadyForQuery is too. */
+  get answeringOwnQuery(): boolean {
+    return this.kinds[this.head] === Sent.Query && this.drops[this.head] === true;
   }
 
   private shift(): boolean {

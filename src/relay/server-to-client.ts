@@ -15,6 +15,10 @@ export interface ServerBinding {
   superuser: string | undefined;
   /** The pool's own user: a different session_authorization trips the wire. */
   user: string;
+  /** A search_path the client may set instead of the pin's (only its own and shared schemas). */
+  allowsSearchPath(value: string): boolean;
+  /** The backend's reported parameters, kept current: read when a re-pin completes. */
+  params: ReadonlyMap<string, string>;
   backendPid: number;
   statements: PreparedStatements;
 }
@@ -38,6 +42,8 @@ export class ServerToClient {
   watchCompletions = false;
   /** A ROLLBACK completed since the binding began: what the transaction did to the session is undone. */
   rolledBack = false;
+  /** Re-pins pgfence sent after a client's RESET ALL / DISCARD ALL and not yet answered. */
+  private repins = 0;
 
   constructor(
     private readonly tracker: ReplyTracker,
@@ -54,6 +60,7 @@ export class ServerToClient {
     this.changedParameters = false;
     this.watchCompletions = false;
     this.rolledBack = false;
+    this.repins = 0;
   }
 
   /** The pin has run: is_superuser as it left it is the one to hold from now on. */
@@ -61,7 +68,14 @@ export class ServerToClient {
     if (this.binding !== null) this.binding.superuser = superuser;
   }
 
+  /** A client statement that resets the session is on its way, with pgfence's re-pin after it. */
+  expectRepin(): void {
+    this.repins++;
+  }
+
   route(type: number): Route {
+    // Everything the re-pin's own query answers stays here (its rows, its CommandComplete).
+    if (this.tracker.answeringOwnQuery && type !== B.ReadyForQuery && type !== B.ErrorResponse && type !== B.ParameterStatus) return Route.Drop;
     switch (type) {
       case B.ReadyForQuery:
       case B.ErrorResponse:
@@ -93,20 +107,30 @@ export class ServerToClient {
   inspect(message: Buffer): void {
     switch (message[0]) {
       case B.ReadyForQuery:
+        if (this.tracker.onReady()) {
+          this.repinDone();
+          return;
+        }
         this.timer.answered();
-        this.tracker.onReady();
         this.out.push(message);
         return;
       case B.ErrorResponse:
+        if (this.tracker.answeringOwnQuery) {
+          this.repinFailed(message);
+          return;
+        }
         this.out.push(this.onError(message));
         return;
-      case B.ParameterStatus:
-        this.breach = this.checkPin(message);
-        if (this.breach === null) {
-          this.changedParameters = true;
-          this.out.push(message);
+      case B.ParameterStatus: {
+        const breach = this.checkPin(message);
+        if (breach !== null) {
+          this.breach = breach;
+          return;
         }
+        this.changedParameters = true;
+        this.out.push(message);
         return;
+      }
       case B.CommandComplete:
         // ROLLBACK, ROLLBACK TO SAVEPOINT, and COMMIT of a failed transaction all say ROLLBACK.
         if (message.length === 14 && message.toString('latin1', 5, 13) === 'ROLLBACK') this.rolledBack = true;
@@ -142,13 +166,36 @@ export class ServerToClient {
     return build.errorResponse(standIn.error);
   }
 
-  /** Tripwire behind the guard: a reported change to the pinned identity. */
+  /**
+   * The re-pin failed. In a transaction that had already failed (25P02) the reset itself did not
+   * happen either, and the pin stands; anything else leaves the session in doubt.
+   */
+  private repinFailed(message: Buffer): void {
+    if (errorFields(message).get('C') !== '25P02') this.breach = 'pin';
+  }
+
+  /** The re-pin is answered: the backend must now report exactly the pin again. */
+  private repinDone(): void {
+    this.repins = Math.max(0, this.repins - 1);
+    const binding = this.binding;
+    if (this.repins > 0 || binding === null || this.breach !== null) return;
+    const searchPath = binding.params.get('search_path');
+    if (searchPath !== undefined && searchPath !== binding.searchPath) this.breach = 'search_path';
+    else if (binding.params.get('session_authorization') !== binding.user) this.breach = 'session_authorization';
+    else if (binding.superuser !== undefined && binding.params.get('is_superuser') !== binding.superuser) this.breach = 'role';
+  }
+
+  /**
+   * Tripwire behind the guard: a reported change to the pinned identity. Between a client's
+   * RESET ALL / DISCARD ALL and pgfence's re-pin right behind it, reports are the reset's and the
+   * pin's own, and the pin is checked once the re-pin is answered.
+   */
   private checkPin(message: Buffer): string | null {
     const binding = this.binding;
-    if (binding === null) return null;
+    if (binding === null || this.repins > 0) return null;
     const [name, value] = parameterStatus(message);
     if (name === 'session_authorization' && value !== binding.user) return 'session_authorization';
-    if (name === 'search_path' && value !== binding.searchPath) return 'search_path';
+    if (name === 'search_path' && value !== binding.searchPath && !binding.allowsSearchPath(value)) return 'search_path';
     if (name === 'is_superuser' && binding.superuser !== undefined && value !== binding.superuser) return 'role';
     return null;
   }

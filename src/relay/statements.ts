@@ -37,6 +37,11 @@ export class ClientStatements {
   forget(clientName: string): void {
     this.byName.delete(clientName);
   }
+
+  /** DEALLOCATE ALL or DISCARD ALL: the client has no statement left. */
+  clear(): void {
+    this.byName.clear();
+  }
 }
 
 const cstring = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
@@ -60,6 +65,37 @@ export function renameBind(bind: Buffer, statement: string): Buffer {
   const [portal, afterPortal] = readCString(bind, 5);
   const [, afterStatement] = readCString(bind, afterPortal);
   return message('B', Buffer.concat([cstring(portal), cstring(statement), bind.subarray(afterStatement)]));
+}
+
+/**
+ * The same Bind with `prefix` put before the values of the given 1-based parameters (pg_notify
+ * channels: the tenant's prefix). A channel is text, whose binary form is its bytes too; a NULL
+ * stays NULL (pg_notify refuses it).
+ */
+export function prefixBindParameters(bind: Buffer, parameters: readonly number[], prefix: string): Buffer {
+  const [, afterPortal] = readCString(bind, 5);
+  const [, afterStatement] = readCString(bind, afterPortal);
+  let at = afterStatement;
+  const formats = bind.readInt16BE(at);
+  at += 2 + 2 * formats;
+  const count = bind.readUInt16BE(at);
+  at += 2;
+  const head = Buffer.from(prefix, 'utf8');
+  const parts: Buffer[] = [bind.subarray(5, at)];
+  for (let i = 1; i <= count; i++) {
+    const length = bind.readInt32BE(at);
+    const value = length < 0 ? null : bind.subarray(at + 4, at + 4 + length);
+    at += 4 + Math.max(length, 0);
+    if (value === null || !parameters.includes(i)) {
+      parts.push(bind.subarray(at - 4 - Math.max(length, 0), at));
+      continue;
+    }
+    const size = Buffer.allocUnsafe(4);
+    size.writeInt32BE(head.length + value.length);
+    parts.push(size, head, value);
+  }
+  parts.push(bind.subarray(at));
+  return message('B', Buffer.concat(parts));
 }
 
 /** Target kind ('S' statement or 'P' portal) and name of a Describe or Close. */

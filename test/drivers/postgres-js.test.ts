@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestProxy } from '../support/proxy.js';
-import { itFailsWhen, POOL_MODES, startDriverProxy } from './support.js';
+import { POOL_MODES, startDriverProxy } from './support.js';
 
 /**
  * What postgres.js (porsager/postgres) does against Postgres, through pgfence. Each test opens its
@@ -84,7 +84,7 @@ describe.each(POOL_MODES)('postgres.js through pgfence (%s pooling)', (mode) => 
 
   // sql.notify sends `select pg_notify($1, $2)`, which the guard refuses in both modes today
   // (and LISTEN is refused in transaction pooling): the test states the desired behaviour.
-  itFailsWhen(true)('delivers sql.notify to sql.listen of the same tenant', async () => {
+  it('delivers sql.notify to sql.listen of the same tenant', async () => {
     const sql = await sqlAs('acme');
     const payloads: string[] = [];
     let arrived!: () => void;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCommand } from '../support/helpers.js';
 import type { TestProxy } from '../support/proxy.js';
-import { cliEnv, itFailsWhen, POOL_MODES, runTool, startDriverProxy, type ToolResult } from './support.js';
+import { cliEnv, POOL_MODES, runTool, startDriverProxy, type ToolResult } from './support.js';
 
 const havePsql = await hasCommand('psql');
 
@@ -109,7 +109,7 @@ describe.skipIf(!havePsql).each(POOL_MODES)('psql through pgfence (%s pooling)',
 
   // RESET ALL and DISCARD ALL are refused today: these state the desired behaviour (the client's
   // settings go back to their defaults, the pin stays).
-  itFailsWhen(true)('accepts RESET ALL in a script: the settings go back, the tenant stays', async () => {
+  it('accepts RESET ALL in a script: the settings go back, the tenant stays', async () => {
     const defaultWorkMem = (await proxy.direct<{ work_mem: string }>('SHOW work_mem')).rows[0]?.work_mem;
     const r = await psqlScript(
       'acme',
@@ -121,7 +121,7 @@ describe.skipIf(!havePsql).each(POOL_MODES)('psql through pgfence (%s pooling)',
     expect(r.stdout.split('\n')).toEqual(['SET', '1234kB', 'RESET', defaultWorkMem, '"tenant_acme", "public"|2', '']);
   });
 
-  itFailsWhen(true)('accepts DISCARD ALL in a script: the settings go back, the tenant stays', async () => {
+  it('accepts DISCARD ALL in a script: the settings go back, the tenant stays', async () => {
     const defaultWorkMem = (await proxy.direct<{ work_mem: string }>('SHOW work_mem')).rows[0]?.work_mem;
     const r = await psqlScript(
       'acme',

@@ -51,8 +51,10 @@ const ESCAPES: Array<[string, string]> = [
   ['SET LOCAL search_path', 'BEGIN; SET LOCAL search_path = tenant_globex; SELECT * FROM secrets; COMMIT'],
   ['SET SESSION search_path', 'SET SESSION search_path = tenant_globex, public'],
   ['RESET search_path', 'RESET search_path'],
-  ['RESET ALL', 'RESET ALL'],
-  ['DISCARD ALL', 'DISCARD ALL'],
+  ['RESET ALL followed by a statement', 'RESET ALL; SELECT * FROM secrets'],
+  ['DISCARD ALL followed by a statement', "DISCARD ALL; SELECT current_setting('app.current_tenant_id')"],
+  ['RESET ALL in a DO block', "DO $$ BEGIN RESET ALL; END $$"],
+  ['search_path naming another tenant after a narrower one', "SET search_path = '', tenant_globex"],
   ['set_config in a subquery', "SELECT (SELECT set_config('search_path', 'tenant_globex', false))"],
   ['set_config with a computed name', "SELECT set_config('search' || '_path', 'tenant_globex', false)"],
   ['tenant GUC', "SET app.current_tenant_id = 'globex'"],
@@ -114,7 +116,7 @@ describe(`escape attempts from tenant acme (${ESCAPES.length})`, () => {
   it('the same attacks over the extended protocol are refused too', async () => {
     for (const [name, sql] of ESCAPES) {
       if (sql.includes(';')) continue; // multi-statement strings cannot be prepared
-      const error = await client.query({ text: sql, values: [] }).then(
+      const error = await client.query({ text: sql, queryMode: 'extended' } as pg.QueryConfig).then(
         () => null,
         (e: pg.DatabaseError) => e,
       );
@@ -133,6 +135,47 @@ describe(`escape attempts from tenant acme (${ESCAPES.length})`, () => {
              (SELECT count(*)::int FROM pg_namespace WHERE nspname = 'tenant_evil') AS evil_schemas,
              (SELECT count(*)::int FROM pg_roles WHERE rolname = 'intruder') AS intruders`);
     expect(r.rows[0]).toEqual({ items: 2, secrets: 1, not_planted: true, items_stayed: true, evil_schemas: 0, intruders: 0 });
+  });
+
+  it('RESET ALL and DISCARD ALL reset the session and the pin stands again right after them', async () => {
+    const c = await proxy.connect('acme');
+    try {
+      for (const reset of ['RESET ALL', 'DISCARD ALL', 'SET work_mem = 1234; RESET ALL']) {
+        await c.query("SET work_mem = '1111kB'");
+        await c.query(reset);
+        await expectPinHolds(c);
+        expect((await c.query("SELECT current_setting('work_mem') AS w")).rows[0].w).not.toBe('1111kB');
+      }
+      // Postgres refuses DISCARD ALL in the implicit transaction of a multi-statement text; the pin stands.
+      const inBlock = await c.query('SELECT 1; DISCARD ALL').catch((e: pg.DatabaseError) => e);
+      expect((inBlock as pg.DatabaseError).code).toBe('25001');
+      await expectPinHolds(c);
+      // Pipelined right behind the reset, before its answer: still pinned.
+      const [, after] = await Promise.all([c.query('RESET ALL'), c.query("SELECT current_setting('search_path') AS path, current_setting('app.current_tenant_id') AS t")]);
+      expect(after.rows[0]).toEqual({ path: '"tenant_acme", "public"', t: 'acme' });
+      const extended = await c.query({ text: 'RESET ALL', queryMode: 'extended' } as pg.QueryConfig).catch((e: pg.DatabaseError) => e);
+      expect((extended as pg.DatabaseError).code).toBe('0A000');
+      await expectPinHolds(c);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a search_path narrower than the pin is allowed and reaches no other tenant', async () => {
+    const c = await proxy.connect('acme');
+    try {
+      await c.query("SELECT pg_catalog.set_config('search_path', '', false)");
+      const none = await c.query('SELECT * FROM secrets').catch((e: pg.DatabaseError) => e);
+      expect((none as pg.DatabaseError).code).toBe('42P01');
+      expect((await c.query('SELECT secret FROM tenant_acme.secrets')).rows).toEqual([{ secret: 'acme-secret' }]);
+      await c.query('SET search_path = tenant_acme');
+      expect((await c.query('SELECT secret FROM secrets')).rows).toEqual([{ secret: 'acme-secret' }]);
+      const foreign = await c.query('SET search_path = tenant_globex').catch((e: pg.DatabaseError) => e);
+      expect((foreign as pg.DatabaseError).code).toBe('42501');
+      expect((await c.query('SELECT secret FROM secrets')).rows).toEqual([{ secret: 'acme-secret' }]);
+    } finally {
+      await c.end();
+    }
   });
 
   it('ordinary work of the tenant still goes through', async () => {

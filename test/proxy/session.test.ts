@@ -86,7 +86,7 @@ describe('a tenant-pinned session', () => {
         "SELECT set_config('search_path', 'tenant_globex', false)",
         "SET app.current_tenant_id = 'globex'",
         'SET ROLE postgres',
-        'RESET ALL',
+        'RESET ALL; SELECT 1',
       ]) {
         const err = await errorOf(client.query(sql));
         expect(err.code, sql).toBe('42501');

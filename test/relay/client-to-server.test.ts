@@ -2,7 +2,6 @@ import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { QueryTimer } from '../../src/admin/index.js';
 import { PreparedStatements } from '../../src/backend/prepared-statements.js';
-import { withSqlText } from '../../src/frontend/channels.js';
 import type { ErrorFields } from '../../src/protocol/build.js';
 import { readCString, type SqlText } from '../../src/protocol/decode.js';
 import { type FramedMessage, MessageFramer } from '../../src/protocol/framer.js';
@@ -28,13 +27,13 @@ class FakeInspector {
     this.seen.push(sql.text);
     const text = sql.text;
     if (text.startsWith('REFUSE')) return { refused: refusal(text) };
+    const nothing = { refused: null, edits: [], sets: [], hidden: false, channelChanges: [], reset: null, deallocations: [], notifyParams: [] } as const;
     if (text.startsWith('LISTEN ')) {
-      const rewritten = withSqlText(sql.message, sql.start, sql.end, Buffer.from(`LISTEN "acme.${text.slice(7)}"`));
-      return { refused: null, rewritten, sets: [], hidden: false, channelChanges: [] };
+      return { ...nothing, edits: [{ start: 0, end: sql.end - sql.start, text: `LISTEN "acme.${text.slice(7)}"` }] };
     }
     const set = /^SET (\w+) = (\w+)$/.exec(text);
-    if (set !== null) return { refused: null, rewritten: null, sets: [{ name: set[1] as string, value: set[2] as string }], hidden: false, channelChanges: [] };
-    return { refused: null, rewritten: null, sets: [], hidden: text.startsWith('HIDDEN'), channelChanges: [] };
+    if (set !== null) return { ...nothing, sets: [{ name: set[1] as string, value: set[2] as string }] };
+    return { ...nothing, hidden: text.startsWith('HIDDEN') };
   }
 
   refuseUnchecked(reason: string): void {
@@ -88,7 +87,7 @@ function setup(mode: 'session' | 'transaction', cap = 100) {
   const inspector = new FakeInspector();
   const timer = new QueryTimer(() => undefined);
   const statements = mode === 'transaction' ? new ClientStatements('acme') : null;
-  const toServer = new ClientToServer(7, tracker, inspector as unknown as StatementInspector, statements, timer);
+  const toServer = new ClientToServer(7, 'acme', tracker, inspector as unknown as StatementInspector, statements, timer, () => 'SELECT 1', () => undefined);
   let prepared = new PreparedStatements(cap);
   const ctx = {
     tracker,
@@ -427,7 +426,7 @@ describe('ClientToServer and the server\'s prepared statements (transaction mode
   function withReplies(cap: number) {
     const c = setup('transaction', cap);
     const toClient = new ServerToClient(c.tracker, 'acme', () => 1, c.timer, true);
-    toClient.startBinding({ searchPath: '"acme"', superuser: undefined, user: 'pool', backendPid: 1, statements: c.prepared });
+    toClient.startBinding({ searchPath: '"acme"', superuser: undefined, user: 'pool', allowsSearchPath: () => false, params: new Map(), backendPid: 1, statements: c.prepared });
     const held = new Set<string>();
     /** Sends a batch ending in Sync, runs it on the model server, and answers it (an error at `failAt`). */
     const batch = (messages: Buffer[], failAt: number | null = null): string[] => {

@@ -35,7 +35,7 @@ function setup() {
   const tracker = new ReplyTracker();
   const timer = new QueryTimer(() => undefined);
   const statements = new PreparedStatements(10);
-  const binding: ServerBinding = { searchPath: '"acme"', superuser: 'off', user: 'pool', backendPid: BACKEND_PID, statements };
+  const binding: ServerBinding = { searchPath: '"acme"', superuser: 'off', user: 'pool', allowsSearchPath: () => false, params: new Map(), backendPid: BACKEND_PID, statements };
   const toClient = new ServerToClient(tracker, 'acme', () => CLIENT_PID, timer, true);
   toClient.startBinding(binding);
   const scanner = new MessageScanner(1 << 20);
