@@ -2,8 +2,11 @@
  * The protocol fuzzer of test/fuzz/protocol-fuzz.test.ts, for as many cases as you like (not part
  * of the suite):
  *
- *   npx tsx scripts/fuzz-protocol.ts --cases N [--seed S] [--mode session|transaction|both]
+ *   npx tsx scripts/fuzz-protocol.ts [--cases N] [--seed S] [--mode session|transaction|both]
  *                                    [--from CASE] [--max-failures N]
+ *
+ * runs N cases (default 10000) per pool mode (default both), numbered from CASE (default 0), and
+ * stops a mode after N failures (default 10).
  *
  * Starts its own embedded Postgres (in a temporary directory, removed afterwards) and, per pool
  * mode, a pgfence in this process against a fresh database seeded like the tests'. An unhandled
@@ -28,7 +31,7 @@ import { formatFailure, type FuzzReport, runProtocolFuzz } from '../test/fuzz/ru
 import { type ProcessErrorWatch, watchProcessErrors } from '../test/support/process-errors.js';
 import { SEED_SQL, TEST_TENANTS } from '../test/support/seed.js';
 
-const USAGE = 'usage: npx tsx scripts/fuzz-protocol.ts --cases N [--seed S] [--mode session|transaction|both] [--from CASE] [--max-failures N]';
+const USAGE = 'usage: npx tsx scripts/fuzz-protocol.ts [--cases N] [--seed S] [--mode session|transaction|both] [--from CASE] [--max-failures N]';
 /** Progress is printed every this many cases. */
 const PROGRESS_EVERY = 500;
 
