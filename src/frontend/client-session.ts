@@ -9,7 +9,7 @@ import * as build from '../protocol/build.js';
 import { Frontend as F } from '../protocol/codes.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
-import { StartupReader } from '../protocol/startup.js';
+import { StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
 import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
@@ -157,7 +157,7 @@ export class ClientSession implements RelayHost, BindingHost {
       }
     } catch (error) {
       if (!(error instanceof FramingError)) this.crash(error);
-      else if (this.step !== 'startup') this.fail(clientErrors.protocolViolation(error.message));
+      else if (!(error instanceof UnreadableStartupPacket)) this.fail(clientErrors.protocolViolation(error.message));
       else {
         // As Postgres does with a startup packet it cannot read: closed without a word (a client that
         // connects and sends Terminate at once must not hear a FATAL it cannot place).

@@ -1,6 +1,12 @@
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, PROTOCOL_3_0, SSL_REQUEST_CODE } from './codes.js';
 import { FramingError } from './framer.js';
 
+/**
+ * A startup packet whose length Postgres would not read (or a cancel request of the wrong size):
+ * Postgres closes such a connection without a word, since the peer may not speak the protocol.
+ */
+export class UnreadableStartupPacket extends FramingError {}
+
 /** Postgres refuses startup packets above this size, and so do we. */
 export const MAX_STARTUP_PACKET = 10_000;
 
@@ -23,7 +29,7 @@ export class StartupReader {
     if (this.buffered.length < 4) return null;
     const length = this.buffered.readInt32BE(0);
     if (length < 8 || length > MAX_STARTUP_PACKET) {
-      throw new FramingError(`invalid startup packet length ${length}`);
+      throw new UnreadableStartupPacket(`invalid startup packet length ${length}`);
     }
     if (this.buffered.length < length) return null;
     const packet = this.buffered.subarray(0, length);
@@ -47,7 +53,7 @@ function decodeStartupPacket(packet: Buffer): StartupPacket {
     case GSSENC_REQUEST_CODE:
       return { kind: 'gssenc' };
     case CANCEL_REQUEST_CODE:
-      if (packet.length !== 16) throw new FramingError('invalid cancel request length');
+      if (packet.length !== 16) throw new UnreadableStartupPacket('invalid cancel request length');
       return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
     case PROTOCOL_3_0:
       return { kind: 'startup', params: decodeParams(packet) };

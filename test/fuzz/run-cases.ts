@@ -350,7 +350,8 @@ async function drive(c: FuzzCase, conn: RawConnection, ctx: CaseContext, holder:
   switch (c.state) {
     case 'startup': {
       const completion = startupCompletion(c.payload);
-      silentCloseAllowed = completion.kind === 'cancel';
+      // As Postgres does, a cancel request and a startup packet of a length it would not read get no answer.
+      silentCloseAllowed = completion.kind === 'cancel' || completion.kind === 'refused';
       await conn.send([...chunked(c.payload, c.splits), Buffer.alloc(completion.padding)]);
       if (completion.kind === 'ssl' || completion.kind === 'gssenc') {
         outcome = await conn.wait(() => conn.received.length > 0, ms);
