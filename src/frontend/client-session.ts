@@ -9,7 +9,7 @@ import * as build from '../protocol/build.js';
 import { Frontend as F } from '../protocol/codes.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
-import { StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
+import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
 import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
@@ -26,9 +26,6 @@ import type { SessionDeps } from './session-deps.js';
 
 /** Where a client connection is in its life; one `switch` on it routes every byte. */
 type Step = 'startup' | 'password' | 'authenticating' | 'ready' | 'console' | 'closed';
-
-/** Postgres reads at most this much of a password or SASL message (PG_MAX_AUTH_TOKEN_LENGTH). */
-const MAX_PASSWORD_MESSAGE = 65_535 + 4;
 
 let nextSessionId = 1;
 

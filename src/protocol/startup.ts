@@ -10,6 +10,9 @@ export class UnreadableStartupPacket extends FramingError {}
 /** Postgres refuses startup packets above this size, and so do we. */
 export const MAX_STARTUP_PACKET = 10_000;
 
+/** The largest length field of a password or SASL message: Postgres reads at most 65,535 bytes of token. */
+export const MAX_PASSWORD_MESSAGE = 65_535 + 4;
+
 export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }

@@ -8,6 +8,7 @@
  * every batch of cases one long-lived client per tenant and one new client must still read only
  * their own tenant's rows.
  */
+import { MAX_PASSWORD_MESSAGE } from '../../src/protocol/startup.js';
 import net from 'node:net';
 import type pg from 'pg';
 import { serialize } from 'pg-protocol';
@@ -364,7 +365,7 @@ async function drive(c: FuzzCase, conn: RawConnection, ctx: CaseContext, holder:
       break;
     }
     case 'password': {
-      const completion = typedCompletion(c.payload, FUZZ_MAX_MESSAGE_BYTES);
+      const completion = typedCompletion(c.payload, MAX_PASSWORD_MESSAGE);
       silentCloseAllowed = completion.terminates;
       const bytes = [...chunked(c.payload, c.splits), Buffer.alloc(completion.padding)];
       if (c.pipelined) {
