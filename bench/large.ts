@@ -11,11 +11,10 @@ import path from 'node:path';
 import { machine, pgfenceRevision } from './environment.js';
 import { largeOptions, largeTarget, measureLargeResults } from './large-measure.js';
 import { type LargeReport, largeNotes, largeTable, largeTargetLines, writeLargeReport } from './large-report.js';
-import { pgfenceConfig } from './pgfence.js';
 import { findPgbouncer } from './pgbouncer.js';
 import { DIRECT } from './report.js';
 import { type BenchDatabase, prepareDatabase } from './setup.js';
-import { POOL_SIZE, type Target, directTarget, pgbouncerTarget, pgfenceTarget } from './targets.js';
+import { type Target, directTarget, pgbouncerTarget, pgfenceTargets } from './targets.js';
 
 const say = (line: string): void => console.log(line);
 let interrupted = false;
@@ -50,12 +49,7 @@ async function main(): Promise<void> {
     say('starting the embedded Postgres …');
     db = await prepareDatabase(tmp, null);
     const secret = randomBytes(32).toString('hex');
-    targets.push(directTarget(db), pgfenceTarget(db, secret, 'session'));
-    if (pgfenceConfig({ backendUrl: db.pg.url, secret, mode: 'transaction', poolSize: POOL_SIZE }) !== null) {
-      targets.push(pgfenceTarget(db, secret, 'transaction'));
-    } else {
-      note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
-    }
+    targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, note)));
     const bouncer = await findPgbouncer(note);
     const pgbouncer = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
     if (pgbouncer !== null) targets.push(pgbouncer);

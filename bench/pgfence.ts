@@ -42,11 +42,41 @@ export interface InProcessPgfence {
   close(): Promise<void>;
 }
 
+/** What the benchmark needs of a pgfence source tree: this one, or a baseline checkout's. */
+interface PgfenceModules {
+  parse(input: Record<string, unknown>): Config | null;
+  start(config: Config): Promise<RunningPgfence>;
+}
+
+const THIS_TREE: PgfenceModules = {
+  parse: (input) => {
+    const parsed = configSchema.safeParse(input);
+    return parsed.success ? parsed.data : null;
+  },
+  start: (config) => startPgfence(config, pino({ level: 'silent' }), { processMetrics: false }),
+};
+
+/**
+ * The same modules from another checkout (BENCH_BASELINE: an earlier commit with its own
+ * node_modules), loaded in this process beside ours, so one run compares the two builds.
+ */
+export async function baselineModules(root: string): Promise<PgfenceModules> {
+  const schema = (await import(`${root}/src/config/schema.ts`)) as { configSchema: typeof configSchema };
+  const server = (await import(`${root}/src/server.ts`)) as { startPgfence: typeof startPgfence };
+  return {
+    parse: (input) => {
+      const parsed = schema.configSchema.safeParse(input);
+      return parsed.success ? parsed.data : null;
+    },
+    start: (config) => server.startPgfence(config, pino({ level: 'silent' }), { processMetrics: false }),
+  };
+}
+
 /** pgfence in this process, log level silent, with a fresh token for every tenant. */
-export async function startInProcess(s: PgfenceSettings): Promise<InProcessPgfence> {
-  const config = pgfenceConfig(s);
+export async function startInProcess(s: PgfenceSettings, modules: PgfenceModules = THIS_TREE): Promise<InProcessPgfence> {
+  const config = modules.parse(pgfenceConfigInput(s));
   if (config === null) throw new Error(`pgfence does not accept pool.mode ${s.mode}`);
-  const running: RunningPgfence = await startPgfence(config, pino({ level: 'silent' }), { processMetrics: false });
+  const running: RunningPgfence = await modules.start(config);
   const tokens = new Map<string, string>();
   for (const tenant of TENANTS) {
     tokens.set(tenant, await mintToken(config.jwt, { tenantId: tenant, user: `${tenant}-bench`, ttlSeconds: 4 * 3600 }));

@@ -16,12 +16,11 @@ import { type LargeResults, largeOptions, largeTarget, measureLargeResults } fro
 import { largeNotes, largeTable, largeTargetLines } from './large-report.js';
 import { type MemoryResult, measureMemory } from './memory.js';
 import { type Measurement, runPgbench } from './pgbench.js';
-import { pgfenceConfig } from './pgfence.js';
 import { findPgbouncer } from './pgbouncer.js';
 import { run, which } from './proc.js';
 import { type AddedLatency, DIRECT, type Report, type Row, resultsTable, writeReport } from './report.js';
 import { type BenchDatabase, TENANTS, prepareDatabase } from './setup.js';
-import { POOL_SIZE, type Target, type Workload, directTarget, pgbouncerTarget, pgfenceTarget } from './targets.js';
+import { POOL_SIZE, type Target, type Workload, directTarget, pgbouncerTarget, pgfenceTargets } from './targets.js';
 
 const SECONDS = positiveInt('BENCH_SECONDS', 10);
 const IDLE_CLIENTS = positiveInt('BENCH_IDLE_CLIENTS', 10_000);
@@ -95,12 +94,7 @@ async function main(): Promise<void> {
     db = await prepareDatabase(tmp, pgbench);
     const secret = randomBytes(32).toString('hex');
 
-    targets.push(directTarget(db), pgfenceTarget(db, secret, 'session'));
-    if (pgfenceConfig({ backendUrl: db.pg.url, secret, mode: 'transaction', poolSize: POOL_SIZE }) !== null) {
-      targets.push(pgfenceTarget(db, secret, 'transaction'));
-    } else {
-      note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
-    }
+    targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, note)));
     const bouncer = await findPgbouncer(note);
     const noReset = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
     if (bouncer !== null && noReset !== null) targets.push(pgbouncerTarget(db, bouncer, tmp, true), noReset);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Endpoint } from './pgbench.js';
-import { type InProcessPgfence, type PoolMode, startInProcess } from './pgfence.js';
+import { baselineModules, type InProcessPgfence, pgfenceConfig, type PoolMode, startInProcess } from './pgfence.js';
 import { type PgbouncerBinary, type RunningPgbouncer, startPgbouncer } from './pgbouncer.js';
 import { type BenchDatabase, schemaOf } from './setup.js';
 
@@ -62,11 +62,11 @@ export function directTarget(db: BenchDatabase): Target {
  * is max(16, clients) (64 for the 8-tenant rows) instead of making clients queue for a backend;
  * transaction mode always has 16. A change of pool size restarts pgfence.
  */
-export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode): Target {
+export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode, baseline?: { label: string; modules: Parameters<typeof startInProcess>[1] }): Target {
   let running: InProcessPgfence | null = null;
   const sizeFor = (w: Workload): number => (mode === 'session' ? Math.max(POOL_SIZE, totalClients(w)) : POOL_SIZE);
   return {
-    name: `pgfence ${mode}`,
+    name: baseline === undefined ? `pgfence ${mode}` : `pgfence ${mode} (${baseline.label})`,
     keepsSessions: mode === 'session',
     pool: (w) => String(sizeFor(w)),
     async ready(w) {
@@ -75,7 +75,7 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode)
       if (running === null || running.settings.poolSize !== size) {
         await running?.close();
         running = null;
-        running = await startInProcess({ backendUrl: db.pg.url, secret, mode, poolSize: size });
+        running = await startInProcess({ backendUrl: db.pg.url, secret, mode, poolSize: size }, baseline?.modules);
         fresh = true;
       }
       return { fresh, endpoint: running.endpoint };
@@ -85,6 +85,27 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode)
       running = null;
     },
   };
+}
+
+/**
+ * pgfence in both modes; with BENCH_BASELINE (the root of another checkout, e.g. a git worktree
+ * of an earlier commit with node_modules linked), that build's pgfence in both modes too, as
+ * "pgfence <mode> (baseline)", so one run compares the two.
+ */
+export async function pgfenceTargets(db: BenchDatabase, secret: string, note: (line: string) => void): Promise<Target[]> {
+  const targets = [pgfenceTarget(db, secret, 'session')];
+  if (pgfenceConfig({ backendUrl: db.pg.url, secret, mode: 'transaction', poolSize: POOL_SIZE }) !== null) {
+    targets.push(pgfenceTarget(db, secret, 'transaction'));
+  } else {
+    note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
+  }
+  const root = process.env['BENCH_BASELINE'];
+  if (root !== undefined && root !== '') {
+    const modules = await baselineModules(path.resolve(root));
+    note(`baseline: the pgfence of ${path.resolve(root)} runs beside this one, as "(baseline)" targets`);
+    targets.push(pgfenceTarget(db, secret, 'session', { label: 'baseline', modules }), pgfenceTarget(db, secret, 'transaction', { label: 'baseline', modules }));
+  }
+  return targets;
 }
 
 /** PgBouncer, transaction pooling, one pool of 16 per tenant; with DISCARD ALL on every release, or no reset. */

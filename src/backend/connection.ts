@@ -156,7 +156,12 @@ export class BackendConnection {
   async pin(tenant: string, settingsKey: string, pinSql: string, timeoutMs: number): Promise<void> {
     const discard = this.tenant !== null || this.leftovers;
     this.forgetSession();
-    await this.runInternal(discard ? ['DISCARD ALL', pinSql] : [pinSql], timeoutMs);
+    try {
+      await this.runInternal(discard ? ['DISCARD ALL', pinSql] : [pinSql], timeoutMs);
+    } catch (error) {
+      this.leftovers = true; // whatever part of it ran: reset before anyone uses it
+      throw error;
+    }
     this.tenant = tenant;
     this.settings = settingsKey;
   }
