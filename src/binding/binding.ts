@@ -124,6 +124,25 @@ export abstract class Binding {
     this.deps.relay.toClient.pinned(backend.params.get('is_superuser'));
   }
 
+  /**
+   * Relays a batch to the bound backend; when the backend cannot take more, the client is not read
+   * from until it drains (and, with `readyToRead`, until then only if that still holds).
+   */
+  protected relayBatch(messages: readonly FramedMessage[], readyToRead: () => boolean = () => true): void {
+    const { relay, host } = this.deps;
+    const backend = relay.backend;
+    if (backend === null) return;
+    const result = relay.send(messages);
+    if (result === 'terminate') host.clientTerminated();
+    else if (result !== 'sent') host.violation(result.violation);
+    else if (backend.needsDrain) {
+      host.pauseClient();
+      backend.onceDrained(() => {
+        if (readyToRead()) host.resumeClient();
+      });
+    }
+  }
+
   /** Hands the bound backend back; `reset` when its session holds more than the pin. */
   protected giveBack(reusable: boolean, reset: boolean): void {
     const backend = this.deps.relay.detach();

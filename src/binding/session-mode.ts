@@ -13,16 +13,7 @@ export class SessionModeBinding extends Binding {
   }
 
   send(messages: readonly FramedMessage[]): void {
-    const { relay, host } = this.deps;
-    const backend = relay.backend;
-    if (backend === null) return;
-    const result = relay.send(messages);
-    if (result === 'terminate') host.clientTerminated();
-    else if (result !== 'sent') host.violation(result.violation);
-    else if (backend.needsDrain) {
-      host.pauseClient();
-      backend.onceDrained(() => host.resumeClient());
-    }
+    this.relayBatch(messages);
   }
 
   afterServerBatch(): null {

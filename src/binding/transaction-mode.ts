@@ -97,18 +97,7 @@ export class TransactionModeBinding extends Binding {
   }
 
   private sendNow(messages: readonly FramedMessage[]): void {
-    const { relay, host } = this.deps;
-    const backend = relay.backend;
-    if (backend === null) return;
-    const result = relay.send(messages);
-    if (result === 'terminate') host.clientTerminated();
-    else if (result !== 'sent') host.violation(result.violation);
-    else if (backend.needsDrain) {
-      host.pauseClient();
-      backend.onceDrained(() => {
-        if (!this.acquiring) host.resumeClient();
-      });
-    }
+    this.relayBatch(messages, () => !this.acquiring);
   }
 
   /**

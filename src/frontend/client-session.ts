@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import type { ConsoleSession } from '../admin/console.js';
 import type { QueryTimer } from '../admin/index.js';
 import { type Binding, type BindingHost, PinBreach } from '../binding/binding.js';
 import { ClientSettings } from '../binding/client-settings.js';
@@ -29,16 +30,6 @@ type Step = 'startup' | 'password' | 'authenticating' | 'ready' | 'console' | 'c
 
 let nextSessionId = 1;
 
-export interface SessionSummary {
-  id: number;
-  tenant: string;
-  user: string | undefined;
-  peer: string;
-  state: 'startup' | 'idle' | 'active' | 'waiting';
-  connectedAt: Date;
-  backendId: number | null;
-  admin: boolean;
-}
 
 /**
  * One client connection through its life: startup and authentication (handshake.ts), then every
@@ -112,7 +103,7 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   /** What the admin console shows of this session. */
-  describe(): SessionSummary {
+  describe(): ConsoleSession {
     const waiting = this.binding?.waiting === true;
     const state = this.step === 'console' ? 'idle' : this.step !== 'ready' ? 'startup' : waiting ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
     return {
