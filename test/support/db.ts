@@ -30,11 +30,12 @@ export interface TestDatabase {
 
 /**
  * A fresh, uniquely named database, so test files can run in parallel without seeing each
- * other. `owner` hands it to another role (e.g. one of getPgAuthUsers()).
+ * other. `owner` hands it to another role (e.g. one of getPgAuthUsers()); `serverUrl` (a
+ * superuser URL) puts it on another server than the run's.
  */
-export async function createTestDatabase(prefix: string, opts: { owner?: string } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(prefix: string, opts: { owner?: string; serverUrl?: string } = {}): Promise<TestDatabase> {
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`test database prefix must be a short lower-case identifier, got "${prefix}"`);
-  const serverUrl = getPgUrl();
+  const serverUrl = opts.serverUrl ?? getPgUrl();
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   await withClient(serverUrl, async (client) => {
     const owner = opts.owner === undefined ? '' : ` OWNER ${client.escapeIdentifier(opts.owner)}`;

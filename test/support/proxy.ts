@@ -29,10 +29,12 @@ export interface TestProxy {
 export interface TestProxyOptions {
   /** Where pgfence's JSON log goes (at debug level); silent when absent. */
   logTo?: NodeJS.WritableStream;
+  /** A superuser URL of the server whose fresh database pgfence fronts; the run's Postgres when absent. */
+  serverUrl?: string;
 }
 
 export async function startTestProxy(overrides: Partial<ConfigInput> = {}, options: TestProxyOptions = {}): Promise<TestProxy> {
-  const db = await createTestDatabase('pgfence');
+  const db = await createTestDatabase('pgfence', { serverUrl: options.serverUrl });
   const admin = new pg.Client({ connectionString: db.url });
   await admin.connect();
   await admin.query(SEED_SQL);
