@@ -3,6 +3,19 @@ import { type Analysis, emptyFacts, type Facts, freeze } from './analysis.js';
 import { type Json, node } from './json.js';
 import { walkStatement } from './walk.js';
 
+/**
+ * Statements well-known tools send, by their exact text, with a plain statement that does the
+ * same, whose analysis stands for theirs. pg_dump 15.8+ (and 16.4+, 17+) restricts itself with a
+ * set_config whose name comes from a row of pg_settings, out of the guard's sight; the row it
+ * names is fixed, so the statement equals setting that name directly.
+ */
+const TOOL_STATEMENTS: ReadonlyMap<string, string> = new Map([
+  [
+    "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    "SELECT pg_catalog.set_config('restrict_nonsystem_relation_kind', 'view, foreign-table', false)",
+  ],
+]);
+
 /** Parser messages can quote the rest of an unterminated literal: keep them short. */
 const MAX_ERROR_LENGTH = 160;
 
@@ -14,7 +27,7 @@ const MAX_ERROR_LENGTH = 160;
 export function analyzeSql(sql: string): Analysis {
   const facts = emptyFacts();
   try {
-    walkSqlText(sql, facts, true, null);
+    walkSqlText(TOOL_STATEMENTS.get(sql.trim().replace(/;$/, '')) ?? sql, facts, true, null);
   } catch (error) {
     facts.parseError ??= `statement too complex to analyse (${(error as Error).message})`;
   }
