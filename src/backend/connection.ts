@@ -3,7 +3,7 @@ import { serialize } from 'pg-protocol';
 import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
 import { errorFields, parameterStatus } from '../protocol/decode.js';
 import { MessageScanner, Route, type ScanSink } from '../protocol/scanner.js';
-import { BackendError } from './errors.js';
+import { BackendClosedError, BackendError } from './errors.js';
 import { openServerSession, type ServerSession } from './handshake.js';
 import { PreparedStatements } from './prepared-statements.js';
 
@@ -49,7 +49,7 @@ let nextBackendId = 1;
  * One server connection: its handshake, its reported parameters and transaction status, and the
  * byte relay to whichever client session is bound to it. Pool bookkeeping lives in pool/.
  */
-export { BackendError };
+export { BackendClosedError, BackendError };
 
 export class BackendConnection {
   readonly id = nextBackendId++;
@@ -246,7 +246,7 @@ export class BackendConnection {
    */
   runInternal(sql: string | readonly string[], timeoutMs: number): Promise<void> {
     const queries = typeof sql === 'string' ? [sql] : sql;
-    if (this.ended) return Promise.reject(new Error('backend connection is closed'));
+    if (this.ended) return Promise.reject(new BackendClosedError('backend connection is closed'));
     if (this.internal !== null) return Promise.reject(new Error('an internal query is already running'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -276,7 +276,7 @@ export class BackendConnection {
     this.internal = null;
     if (internal !== null) {
       clearTimeout(internal.timer);
-      internal.reject(error ?? new Error('backend connection closed'));
+      internal.reject(new BackendClosedError(error === undefined ? undefined : `backend connection closed: ${error.message}`));
     }
     const sink = this.sink;
     this.sink = null;

@@ -8,3 +8,11 @@ export class BackendError extends Error {
     this.name = 'BackendError';
   }
 }
+
+/** The server connection ended (or was found ended) while pgfence's own query ran on it. */
+export class BackendClosedError extends Error {
+  constructor(message = 'backend connection closed') {
+    super(message);
+    this.name = 'BackendClosedError';
+  }
+}

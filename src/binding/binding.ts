@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { BackendConnection } from '../backend/connection.js';
+import { type BackendConnection, BackendClosedError } from '../backend/connection.js';
 import type { Config } from '../config/schema.js';
 import { searchPathWithinFence, type TenantFence } from '../guard/index.js';
 import { pinSql } from '../frontend/pin.js';
@@ -9,6 +9,9 @@ import type { ClientChannels } from '../relay/client-channels.js';
 import type { Relay } from '../relay/relay.js';
 import { expectedSearchPath, type Tenant } from '../tenancy/index.js';
 import type { ClientSettings } from './client-settings.js';
+
+/** How many dead backends one acquire may run into before the client is told. */
+const DEAD_BACKEND_RETRIES = 3;
 
 /** A backend that does not show the pin it was given: closed, never used. */
 export class PinBreach extends Error {
@@ -72,20 +75,46 @@ export abstract class Binding {
     return !this.waiting && (this.deps.relay.backend === null || this.deps.relay.idle);
   }
 
-  /** Acquires a backend for this client's tenant, pins it with its settings, and attaches the relay. */
+  /**
+   * Acquires a backend for this client's tenant, pins it with its settings, and attaches the relay.
+   * A backend found dead on the way (its server went away while it sat idle) is dropped and
+   * another one taken, a few times at most.
+   */
   protected async acquire(): Promise<BackendConnection | null> {
-    const { pool, tenant, settings, relay } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.acquireOnce();
+      } catch (error) {
+        if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
+        this.deps.log.warn({ err: error.message, attempt }, 'backend died before use; taking another');
+      }
+    }
+  }
+
+  /**
+   * The backend is the binding's only once pinned: until then nothing of the client reaches it,
+   * and the client's own end (close, a lost connection) cannot hand it back while pgfence's pin
+   * still runs on it.
+   */
+  private async acquireOnce(): Promise<BackendConnection | null> {
+    const { pool, tenant, settings, relay, host } = this.deps;
     const backend = await pool.acquire(tenant.id);
-    if (this.deps.host.closed) {
+    if (!backend.holdsPin(tenant.id, settings.key) && !host.closed) {
+      const config = this.deps.config();
+      try {
+        await backend.pin(tenant.id, settings.key, pinSql(config.tenancy, tenant, settings.values), config.pool.resetTimeoutMs);
+      } catch (error) {
+        // A pin the server refused (a setting of the client's) leaves a usable backend, reset first.
+        pool.release(backend, { reusable: !(error instanceof BackendClosedError), reset: true });
+        throw error;
+      }
+    }
+    if (host.closed) {
       pool.release(backend, { reusable: true, reset: false });
       return null;
     }
     backend.bind(relay);
     this.attach(backend);
-    if (!backend.holdsPin(tenant.id, settings.key)) {
-      const config = this.deps.config();
-      await backend.pin(tenant.id, settings.key, pinSql(config.tenancy, tenant, settings.values), config.pool.resetTimeoutMs);
-    }
     this.checkPin(backend);
     return backend;
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/index.js';
 import { AuthError, readClaim } from '../auth/index.js';
-import { BackendError } from '../backend/connection.js';
+import { BackendClosedError, BackendError } from '../backend/connection.js';
 import { PinBreach } from '../binding/binding.js';
 import { fencePolicy, type TenantFence } from '../guard/index.js';
 import type { ErrorFields } from '../protocol/build.js';
@@ -105,6 +105,11 @@ export function refusal(
     refuse('startup_refused');
     metrics.tripwire(error.what);
     return clientErrors.tripwire(error.what);
+  }
+  if (error instanceof BackendClosedError) {
+    refuse('backend_unavailable');
+    log.warn({ err: error.message }, 'server connection lost while binding');
+    return clientErrors.backendLost();
   }
   if (error instanceof BackendError && error.sqlstate === '3F000' && tenantId !== null) {
     refuse('tenant_refused', 'tenant_schema_missing');

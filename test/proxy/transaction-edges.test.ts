@@ -45,6 +45,24 @@ describe('transaction pooling edges', () => {
     }
   });
 
+  it('replaces backends killed while idle in the pool: every next client of every tenant is served', async () => {
+    for (let round = 0; round < 5; round++) {
+      const tenant = round % 2 === 0 ? 'acme' : 'globex';
+      const c = await proxy.connect(tenant);
+      const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      await c.end();
+      // The single backend now sits idle in the pool; its server process goes away under it.
+      await proxy.direct('SELECT pg_terminate_backend($1)', [pid]);
+      const next = await proxy.connect(round % 2 === 0 ? 'globex' : 'acme');
+      try {
+        const r = await next.query('SELECT owner FROM items LIMIT 1');
+        expect(r.rows).toEqual([{ owner: round % 2 === 0 ? 'globex' : 'acme' }]);
+      } finally {
+        await next.end();
+      }
+    }
+  });
+
   it("never lets a client bind the unnamed statement another client left on the backend", async () => {
     const int16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
     const parse = (sql: string): Buffer => message('P', Buffer.concat([Buffer.from(`\0${sql}\0`), int16(0)]));
