@@ -4,8 +4,8 @@
  * mode, and PgBouncer, read by a raw socket client in a child process. BENCH_LARGE_ROWS (default
  * 2000000) and BENCH_LARGE_ROUNDS (default 3). No pgbench tables are made. See bench/README.md.
  */
+import { openWorkspace, type Workspace } from './workspace.js';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { machine, pgfenceRevision } from './environment.js';
@@ -13,11 +13,10 @@ import { largeOptions, largeTarget, measureLargeResults } from './large-measure.
 import { type LargeReport, largeNotes, largeTable, largeTargetLines, writeLargeReport } from './large-report.js';
 import { findPgbouncer } from './pgbouncer.js';
 import { DIRECT } from './report.js';
-import { type BenchDatabase, prepareDatabase } from './setup.js';
-import { type Target, directTarget, pgbouncerTarget, pgfenceTargets } from './targets.js';
+import { prepareDatabase } from './setup.js';
+import { directTarget, pgbouncerTarget, pgfenceTargets } from './targets.js';
 
 const say = (line: string): void => console.log(line);
-let interrupted = false;
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -27,27 +26,14 @@ async function main(): Promise<void> {
     notes.push(line);
     say(`  note: ${line}`);
   };
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgfence-bench-large-'));
-  await chmod(tmp, 0o711); // the OS user postgres (Postgres, PgBouncer) must traverse it when we are root
-  const targets: Target[] = [];
-  let db: BenchDatabase | null = null;
-  const cleanup = async (): Promise<void> => {
-    for (const target of targets) await target.close().catch(() => undefined);
-    await db?.close();
-    await rm(tmp, { recursive: true, force: true });
-  };
-  const onSignal = (): void => {
-    interrupted = true;
-    say('\ninterrupted: stopping pgfence, PgBouncer and Postgres');
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const ws = await openWorkspace('pgfence-bench-large-', say);
+  workspace = ws;
+  const { tmp, targets } = ws;
 
   try {
     say(`pgfence large-result throughput: ${opts.rows} rows (BENCH_LARGE_ROWS), ${opts.rounds} rounds (BENCH_LARGE_ROUNDS), ${os.cpus().length} cores`);
     say('starting the embedded Postgres …');
-    db = await prepareDatabase(tmp, null);
+    const db = (ws.db = await prepareDatabase(tmp, null));
     const secret = randomBytes(32).toString('hex');
     targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, note)));
     const bouncer = await findPgbouncer(note);
@@ -75,14 +61,13 @@ async function main(): Promise<void> {
     for (const line of largeTargetLines(large)) say(line);
     say(`\nwritten: ${path.relative(process.cwd(), file)} (.json beside it, and bench/results/latest-large.md); ${Math.round(report.durationSeconds)} s in all`);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await cleanup();
+    await ws.cleanup();
   }
 }
 
+let workspace: Workspace | null = null;
 main().catch((error: unknown) => {
-  if (interrupted) return;
+  if (workspace?.interrupted === true) return;
   console.error(`bench:large failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;
 });

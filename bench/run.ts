@@ -6,8 +6,9 @@
  * (default 20) the guard's rounds per miss; BENCH_LARGE_ROWS (default 2000000) and
  * BENCH_LARGE_ROUNDS (default 3) the large-result section (also alone: npm run bench:large).
  */
+import { openWorkspace, type Workspace } from './workspace.js';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { machine, pgfenceRevision, positiveInt } from './environment.js';
@@ -44,8 +45,6 @@ function workloads(selectOneFile: string): Workload[] {
 }
 
 const say = (line: string): void => console.log(line);
-/** Set by Ctrl-C: what fails while everything is being stopped is not worth reporting. */
-let interrupted = false;
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -57,27 +56,14 @@ async function main(): Promise<void> {
   const pgbench = await which('pgbench');
   if (pgbench === null) throw new Error('pgbench is not on PATH (Debian: apt-get install postgresql-client)');
 
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pgfence-bench-'));
-  await chmod(tmp, 0o711); // the OS user postgres (Postgres, PgBouncer) must traverse it when we are root
+  const ws = await openWorkspace('pgfence-bench-', say);
+  workspace = ws;
+  const { tmp, targets } = ws;
   const logDir = path.join(tmp, 'logs');
   await mkdir(logDir);
   const selectOneFile = path.join(tmp, 'select1.sql');
   await writeFile(selectOneFile, 'SELECT 1;\n');
 
-  const targets: Target[] = [];
-  let db: BenchDatabase | null = null;
-  const cleanup = async (): Promise<void> => {
-    for (const target of targets) await target.close().catch(() => undefined);
-    await db?.close();
-    await rm(tmp, { recursive: true, force: true });
-  };
-  const onSignal = (): void => {
-    interrupted = true;
-    say('\ninterrupted: stopping pgfence, PgBouncer and Postgres');
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
 
   try {
     say(`pgfence benchmark: ${SECONDS} s per run (BENCH_SECONDS), ${os.cpus().length} cores`);
@@ -91,7 +77,7 @@ async function main(): Promise<void> {
       note(`guard throughput failed: ${error instanceof Error ? error.message : String(error)}`);
     }
     say('starting the embedded Postgres and running pgbench -i -s 1 for t1..t8 …');
-    db = await prepareDatabase(tmp, pgbench);
+    const db = (ws.db = await prepareDatabase(tmp, pgbench));
     const secret = randomBytes(32).toString('hex');
 
     targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, note)));
@@ -172,9 +158,7 @@ async function main(): Promise<void> {
     }
     say(`\nwritten: ${path.relative(process.cwd(), file)} (.json beside it, and bench/results/latest.md); ${Math.round(report.durationSeconds)} s in all`);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await cleanup();
+    await ws.cleanup();
   }
 }
 
@@ -227,8 +211,9 @@ async function environment(db: BenchDatabase, pgbouncer: string, pgbench: string
   };
 }
 
+let workspace: Workspace | null = null;
 main().catch((error: unknown) => {
-  if (interrupted) return;
+  if (workspace?.interrupted === true) return;
   console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;
 });
