@@ -9,6 +9,7 @@
  *   parent: "go"                       child: the ReaderResult of sending the Query (then it disconnects)
  * A failure is {"error": "…"} in place of either answer. The child exits when stdin closes.
  */
+import { message } from '../src/protocol/build.js';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -106,14 +107,6 @@ class Framer {
 }
 
 const KEPT = new Set(['R', 'E', 'Z'].map((c) => c.charCodeAt(0)));
-
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out.write(type, 0, 'latin1');
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 const cstring = (text: string): Buffer => Buffer.from(`${text}\0`, 'utf8');
 

@@ -9,6 +9,7 @@
 import { serialize } from 'pg-protocol';
 import pino from 'pino';
 import { QueryTimer } from '../src/admin/metrics.js';
+import { message } from '../src/protocol/build.js';
 import { PreparedStatements } from '../src/backend/prepared-statements.js';
 import { Guard, type TenantFence } from '../src/guard/index.js';
 import { type FramedMessage, MessageFramer } from '../src/protocol/framer.js';
@@ -22,14 +23,6 @@ import { positiveInt } from './environment.js';
 
 const ROUNDS = positiveInt('BENCH_RELAY_ROUNDS', 7);
 const ROWS = 20_000;
-
-function message(type: string, body: Buffer): Buffer {
-  const m = Buffer.alloc(5 + body.length);
-  m.write(type, 0, 'latin1');
-  m.writeInt32BE(4 + body.length, 1);
-  body.copy(m, 5);
-  return m;
-}
 
 /** A DataRow of (int, 100 x's) as `SELECT g, repeat('x', 100)` sends it. */
 function dataRow(n: number): Buffer {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCommand } from '../support/helpers.js';
+import { cliEnv } from '../drivers/support.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
@@ -21,18 +22,7 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function envFor(tenant: string): Promise<NodeJS.ProcessEnv> {
-  return {
-    ...process.env,
-    PGHOST: '127.0.0.1',
-    PGPORT: String(proxy.port),
-    PGUSER: `${tenant}-dba`,
-    PGDATABASE: 'app',
-    PGPASSWORD: await proxy.token(tenant),
-    PGSSLMODE: 'prefer', // psql asks for TLS first; pgfence answers N and psql carries on in plaintext
-    PGCONNECT_TIMEOUT: '10',
-  };
-}
+const envFor = (tenant: string): Promise<NodeJS.ProcessEnv> => cliEnv(proxy, tenant);
 
 async function psql(tenant: string, ...commands: string[]): Promise<{ stdout: string; stderr: string }> {
   const args = ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', ...commands.flatMap((c) => ['-c', c])];
