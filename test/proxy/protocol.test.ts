@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authenticatedWire, backendGone } from '../support/helpers.js';
+import { authenticatedWire, backendGone, pollUntil } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { message, sendCancelRequest, splitMessages, type WireClient } from '../support/wire.js';
 
@@ -127,6 +127,7 @@ describe('protocol paths through pgfence', () => {
     const acme = await proxy.connect('acme');
     const heard: string[] = [];
     acme.on('notification', (n) => heard.push(`${n.channel}:${n.payload}`));
+    const ownArrived = new Promise<void>((resolve) => acme.on('notification', (n) => n.payload === 'from acme' && resolve()));
     try {
       await acme.query('LISTEN jobs');
       await withTenant('globex', async (c) => {
@@ -141,9 +142,9 @@ describe('protocol paths through pgfence', () => {
         expect((inDo as pg.DatabaseError).code).toBe('42501');
       });
       await withTenant('acme', (c) => c.query("SELECT 1; NOTIFY jobs, 'from acme'; SELECT 2"));
-      await acme.query('SELECT 1');
-      await new Promise((r) => setTimeout(r, 100));
-      await acme.query('SELECT 1');
+      // A listener gets notifications in commit order, and globex's all committed before acme's:
+      // once acme's own has arrived, any of them that leaked through has arrived before it.
+      await ownArrived;
       expect(heard).toEqual(['jobs:from acme']);
       // On the server the session listens on the tenant-private name.
       const channels = await acme.query('SELECT pg_listening_channels() AS c');
@@ -166,10 +167,16 @@ describe('protocol paths through pgfence', () => {
     await withTenant('acme', async (client) => {
       const started = Date.now();
       const slow = client.query('SELECT pg_sleep(20)').catch((e: pg.DatabaseError) => e);
-      await new Promise((r) => setTimeout(r, 300));
+      // Cancel only once the query runs on the backend: a cancel that comes before it cancels nothing.
+      const backendPid = await pollUntil('pg_sleep(20) running on a backend', async () => {
+        const running = await proxy.direct<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query = 'SELECT pg_sleep(20)'",
+        );
+        return running.rows[0]?.pid;
+      });
       // The key node-postgres got at startup is pgfence's, not the backend's.
       const key = client as unknown as { processID: number; secretKey: number };
-      const backendPid = (await proxy.direct<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'")).rows[0]?.pid;
+      expect(backendPid).toBeGreaterThan(0);
       expect(key.processID).not.toBe(backendPid);
       await sendCancelRequest(proxy.port, key.processID, key.secretKey);
       const err = (await slow) as pg.DatabaseError;

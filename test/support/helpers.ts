@@ -45,6 +45,19 @@ export async function authenticatedWire(proxy: TestProxy, tenant: string): Promi
   return wire;
 }
 
+/**
+ * Calls `probe` until it returns something other than undefined, and returns that. Each call is
+ * awaited (a query, a console command: a real round trip), so the loop waits for the event
+ * without a sleep; it gives up after `polls` calls, a count, not a time.
+ */
+export async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, polls = 10_000): Promise<T> {
+  for (let i = 0; i < polls; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+  }
+  throw new Error(`${what}: still not so after ${polls} polls`);
+}
+
 /** Waits (up to 5 s) until a server process is gone; true if it is. */
 export async function backendGone(proxy: TestProxy, pid: number): Promise<boolean> {
   for (let i = 0; i < 50; i++) {
