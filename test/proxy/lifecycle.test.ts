@@ -1,17 +1,47 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { pollUntil } from '../support/helpers.js';
 import { startTestProxy } from '../support/proxy.js';
 
 /** Resolves when a client's connection ends (pg emits 'error' first for a FATAL; that is expected here). */
 function ended(client: pg.Client): Promise<void> {
   return new Promise((resolve) => client.once('end', () => resolve()));
+}
+
+/**
+ * Resolves with the first match of `pattern` in a child's output (`output()`: all of it so far),
+ * checked again at each chunk it writes; rejects if the child exits first.
+ */
+function logged(child: ChildProcessByStdio<null, Readable, Readable>, output: () => string, pattern: RegExp): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    const stop = (): void => {
+      child.stdout.off('data', check);
+      child.stderr.off('data', check);
+      child.off('exit', exited);
+    };
+    function check(): void {
+      const match = pattern.exec(output());
+      if (match === null) return;
+      stop();
+      resolve(match);
+    }
+    function exited(code: number | null): void {
+      stop();
+      reject(new Error(`pgfence exited (${code}) before its output matched ${pattern}:\n${output()}`));
+    }
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    child.once('exit', exited);
+    check();
+  });
 }
 
 describe('reload', () => {
@@ -77,10 +107,15 @@ describe('shutdown and admin actions', () => {
   it('finishes even when a client has stopped reading', async () => {
     const proxy = await startTestProxy({ listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 1_000 } });
     const stalled = await proxy.connect('acme');
+    const pid = (await stalled.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
     // The client reads nothing more while 64 MB come its way: socket buffers fill, pgfence pauses the backend.
     (stalled as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
     void stalled.query("SELECT repeat('x', 64 * 1024 * 1024)").catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Close only once that has happened: the backend is blocked writing to pgfence.
+    await pollUntil('the backend blocked writing its result', async () => {
+      const r = await proxy.direct<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'ClientWrite'", [pid]);
+      return r.rows[0]?.n === 1 ? true : undefined;
+    });
     const started = Date.now();
     await proxy.running.close();
     expect(Date.now() - started).toBeLessThan(15_000);
@@ -149,13 +184,13 @@ log: { level: info }
       env: { ...process.env, TEST_JWT_SECRET: proxy.config.jwt.secret },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Also when the test times out waiting for its output (then the finally below does not run).
+    onTestFinished(() => void child.kill('SIGKILL'));
     let log = '';
     child.stdout.on('data', (c: Buffer) => (log += c.toString()));
     child.stderr.on('data', (c: Buffer) => (log += c.toString()));
     try {
-      const deadline = Date.now() + 20_000;
-      while (!/"port":(\d+)/.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      const port = Number(/"port":(\d+)/.exec(log)?.[1]);
+      const port = Number((await logged(child, () => log, /"port":(\d+)/))[1]);
       const connect = async (): Promise<pg.Client> => {
         const c = new pg.Client({ host: '127.0.0.1', port, user: 'acme', database: 'app', password: await proxy.token('acme') });
         c.on('error', () => undefined);
@@ -165,7 +200,7 @@ log: { level: info }
       const first = await connect();
       await writeFile(file, yaml('suspended'));
       child.kill('SIGHUP');
-      while (!log.includes('configuration reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await logged(child, () => log, /configuration reloaded/);
       expect(log).toContain('configuration reloaded');
       const refused = await connect().catch((e: pg.DatabaseError) => e);
       expect((refused as pg.DatabaseError).message).toContain('suspended');
