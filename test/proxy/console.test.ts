@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
-import { hasCommand } from '../support/helpers.js';
+import { hasCommand, pollUntil } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 const run = promisify(execFile);
@@ -74,9 +74,11 @@ describe('the admin console (database pgfence)', () => {
       await ended;
       expect((await other.query('SELECT 1 AS one')).rows[0].one).toBe(1);
       await admin.query('PAUSE');
-      const held = other.query('SELECT 2 AS two');
-      const raced = await Promise.race([held.then(() => 'ran'), new Promise((r) => setTimeout(() => r('held'), 300))]);
-      expect(raced).toBe('held');
+      let ran = false;
+      const held = other.query('SELECT 2 AS two').finally(() => (ran = true));
+      // The pool shows the transaction waiting for a backend, and it has not run.
+      await pollUntil('a client waiting in SHOW POOLS', async () => ((await admin.query('SHOW POOLS')).rows[0]?.waiting === '1' ? true : undefined));
+      expect(ran).toBe(false);
       await admin.query('RESUME');
       expect((await held).rows[0].two).toBe(2);
     } finally {
