@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backendGone, errorOf, hasCommand } from '../support/helpers.js';
+import { backendGone, errorOf, hasCommand, pollUntil } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { sendCancelRequest } from '../support/wire.js';
 
@@ -174,16 +174,32 @@ describe('transaction pooling', () => {
   it('cancels the query of this client and no other', async () => {
     const victim = await proxy.connect('t3');
     const bystander = await proxy.connect('t4');
+    // The bystander's query waits for a lock held here, so it is still running when the cancel
+    // comes and after it, however slow the machine; it finishes when the lock goes.
+    const locker = new pg.Client({ connectionString: proxy.directUrl });
+    await locker.connect();
     try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE tenant_t4.marker IN ACCESS EXCLUSIVE MODE');
       const slow = victim.query('SELECT pg_sleep(10)').catch((e: pg.DatabaseError) => e);
-      const calm = bystander.query('SELECT pg_sleep(0.8) AS done');
-      await new Promise((r) => setTimeout(r, 300));
+      const calm = bystander.query('SELECT tenant AS done FROM marker');
+      // Cancel once both run on their backends: the victim's sleeping, the bystander's waiting for the lock.
+      await pollUntil('both queries running', async () => {
+        const r = await proxy.direct<{ sleeping: number; waiting: number }>(
+          `SELECT count(*) FILTER (WHERE query = 'SELECT pg_sleep(10)')::int AS sleeping,
+                  count(*) FILTER (WHERE query = 'SELECT tenant AS done FROM marker' AND wait_event_type = 'Lock')::int AS waiting
+             FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'`,
+        );
+        return r.rows[0]?.sleeping === 1 && r.rows[0].waiting === 1 ? true : undefined;
+      });
       const key = victim as unknown as { processID: number; secretKey: number };
       await sendCancelRequest(proxy.port, key.processID, key.secretKey);
       expect(((await slow) as pg.DatabaseError).code).toBe('57014');
-      expect((await calm).rows).toHaveLength(1);
+      await locker.query('COMMIT');
+      expect((await calm).rows).toEqual([{ done: 't4' }]);
       expect((await victim.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
     } finally {
+      await locker.end();
       await victim.end();
       await bystander.end();
     }
