@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { LRUCache as RealLRUCache } from 'lru-cache';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveBackendTarget } from '../../src/config/load.js';
 import { configSchema, type TenancyConfig } from '../../src/config/schema.js';
 import {
@@ -15,6 +15,21 @@ import {
 } from '../../src/tenancy/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { rejectionOf } from '../support/helpers.js';
+
+/**
+ * The registry caches answers in an LRUCache, whose TTL clock is the `performance` lru-cache found
+ * when it was loaded, out of reach of vi.useFakeTimers. The same class with a clock that reads the
+ * global `performance` at each call (the real one, unless a test fakes it) lets a test move time.
+ */
+vi.mock('lru-cache', async (importOriginal) => {
+  const real = await importOriginal<typeof import('lru-cache')>();
+  class LRUCache<K extends NonNullable<unknown>, V extends NonNullable<unknown>, FC = unknown> extends real.LRUCache<K, V, FC> {
+    constructor(options: RealLRUCache.Options<K, V, FC>) {
+      super({ perf: { now: () => performance.now() }, ...options });
+    }
+  }
+  return { ...real, LRUCache };
+});
 
 /**
  * The pin and the registry against the run's real Postgres (test/support/global-setup.ts:
@@ -173,19 +188,32 @@ describe('the registry resolver', () => {
   });
 
   it('caches answers, found and not found, for cacheTtlMs', async () => {
-    const resolver = registry(QUERY, 400);
-    await client.query(`INSERT INTO control.tenants VALUES ('cached', 'active')`);
-    const before = await calls();
-    await expect(resolver.resolve('cached')).resolves.toMatchObject({ id: 'cached' });
-    expect((await refusal(resolver.resolve('newco'))).reason).toBe('unknown_tenant');
-    await client.query(`UPDATE control.tenants SET status = 'suspended' WHERE id = 'cached'; INSERT INTO control.tenants VALUES ('newco', 'active')`);
-    await expect(resolver.resolve('cached')).resolves.toMatchObject({ id: 'cached' });
-    expect((await refusal(resolver.resolve('newco'))).reason).toBe('unknown_tenant');
-    expect(await calls()).toBe(before + 2);
-    await sleep(600);
-    expect((await refusal(resolver.resolve('cached'))).reason).toBe('suspended_tenant');
-    await expect(resolver.resolve('newco')).resolves.toMatchObject({ id: 'newco' });
-    expect(await calls()).toBe(before + 4);
+    // The cache's clock (performance.now) and lru-cache's 1 ms memo of it (setTimeout) are fake,
+    // so answers age only when the test says; the queries run on real sockets as ever.
+    vi.useFakeTimers({ toFake: ['performance', 'setTimeout', 'clearTimeout'] });
+    try {
+      // The fake performance.now() starts at 0, which lru-cache takes for "stored without a TTL".
+      vi.advanceTimersByTime(1_000);
+      const resolver = registry(QUERY, 400);
+      await client.query(`INSERT INTO control.tenants VALUES ('cached', 'active')`);
+      const before = await calls();
+      await expect(resolver.resolve('cached')).resolves.toMatchObject({ id: 'cached' });
+      expect((await refusal(resolver.resolve('newco'))).reason).toBe('unknown_tenant');
+      await client.query(`UPDATE control.tenants SET status = 'suspended' WHERE id = 'cached'; INSERT INTO control.tenants VALUES ('newco', 'active')`);
+      await expect(resolver.resolve('cached')).resolves.toMatchObject({ id: 'cached' });
+      expect((await refusal(resolver.resolve('newco'))).reason).toBe('unknown_tenant');
+      expect(await calls()).toBe(before + 2);
+      vi.advanceTimersByTime(399);
+      await expect(resolver.resolve('cached')).resolves.toMatchObject({ id: 'cached' });
+      expect((await refusal(resolver.resolve('newco'))).reason).toBe('unknown_tenant');
+      expect(await calls()).toBe(before + 2);
+      vi.advanceTimersByTime(2);
+      expect((await refusal(resolver.resolve('cached'))).reason).toBe('suspended_tenant');
+      await expect(resolver.resolve('newco')).resolves.toMatchObject({ id: 'newco' });
+      expect(await calls()).toBe(before + 4);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('asks every time with cacheTtlMs 0', async () => {
