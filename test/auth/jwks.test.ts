@@ -1,5 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import { deadUrl, expectRefusal, jwtConfig, now, refusal, signed, startJwksServer, testKeys, type JwksServer, type TestKeys } from './support.js';
 
@@ -12,8 +11,15 @@ beforeAll(async () => {
 
 const servers: JwksServer[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
+
+/**
+ * jose times the JWKS cache and cooldown with Date.now(); faking Date alone moves them when the
+ * test says (fetch, sockets and signing keep real timers).
+ */
+const fakeClock = (): void => void vi.useFakeTimers({ toFake: ['Date'] });
 async function serve(...published: Array<[TestKeys, string | undefined]>): Promise<JwksServer> {
   const server = await startJwksServer(published.map(([k, kid]) => ({ ...k.jwk, ...(kid === undefined ? {} : { kid }), use: 'sig' })));
   servers.push(server);
@@ -70,14 +76,18 @@ describe('keys from a JWKS endpoint', () => {
   });
 
   it('follows a key rotation once the cooldown (≤ cache age) has passed, and drops retired keys', async () => {
+    fakeClock();
     const server = await serve([one, 'k1']);
     const verifier = await verifierFor(server.url, 300);
     await verifier.verify(await token(one, 'k1'));
     server.setKeys([{ ...two.jwk, kid: 'k2' }]);
     const rotated = await token(two, 'k2');
-    // Just fetched: a new kid does not trigger a refetch yet.
+    // Just fetched: a new kid does not trigger a refetch yet, nor 1 ms before the cooldown ends.
     expectRefusal(await refusal(verifier.verify(rotated)), rotated, 'no_matching_key', '28P01');
-    await sleep(350);
+    vi.advanceTimersByTime(299);
+    expectRefusal(await refusal(verifier.verify(rotated)), rotated, 'no_matching_key', '28P01');
+    expect(server.hits).toBe(1);
+    vi.advanceTimersByTime(51);
     await expect(verifier.verify(rotated)).resolves.toMatchObject({ tenantId: 'acme' });
     const retired = await token(one, 'k1');
     expectRefusal(await refusal(verifier.verify(retired)), retired, 'no_matching_key', '28P01');
@@ -131,13 +141,16 @@ describe('keys from a JWKS endpoint', () => {
   });
 
   it('keeps serving cached keys while the endpoint is down, and fails closed once they are stale', async () => {
+    fakeClock();
     const server = await serve([one, 'k1']);
     const verifier = await verifierFor(server.url, 300);
     const t = await token(one, 'k1');
     await verifier.verify(t);
     server.setFailure({ status: 503, body: '' });
     await expect(verifier.verify(t)).resolves.toMatchObject({ tenantId: 'acme' });
-    await sleep(350);
+    vi.advanceTimersByTime(299);
+    await expect(verifier.verify(t)).resolves.toMatchObject({ tenantId: 'acme' });
+    vi.advanceTimersByTime(51);
     expectRefusal(await refusal(verifier.verify(t)), t, 'jwks_unavailable', '28000');
     server.setFailure(null);
     await expect(verifier.verify(t)).resolves.toMatchObject({ tenantId: 'acme' });
