@@ -364,14 +364,22 @@ describe('admin console: commands that act', () => {
   });
 
   it('PAUSE answers only once the context says active work has drained', async () => {
+    let called!: () => void;
+    const pauseCalled = new Promise<void>((resolve) => (called = resolve));
     let drained!: () => void;
-    const pause = vi.fn(() => new Promise<void>((resolve) => (drained = resolve)));
+    const pause = vi.fn(() => {
+      called();
+      return new Promise<void>((resolve) => (drained = resolve));
+    });
     let answered = false;
     const pending = runConsoleCommand('PAUSE', fakeContext({ pause })).then((out) => {
       answered = true;
       return out.map(decode);
     });
-    await new Promise((r) => setTimeout(r, 20));
+    await pauseCalled;
+    // Everything already queued (promise callbacks) runs before an immediate: an answer that
+    // did not wait for pause() to resolve would be in by then.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(pause).toHaveBeenCalledTimes(1);
     expect(answered).toBe(false);
     drained();
