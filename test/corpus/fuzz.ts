@@ -30,9 +30,9 @@ export interface FuzzStats {
 
 export interface FuzzOptions {
   seed: number;
-  /** Stop after this long (checked between mutants). */
-  durationMs: number;
-  /** Stop after this many mutants anyway. */
+  /** Stop after this long (checked between mutants); no time bound when absent. */
+  durationMs?: number;
+  /** Stop after this many mutants (with durationMs: whichever comes first). */
   maxMutants?: number;
   /** Called every ~second with the stats so far (for the long run's progress line). */
   progress?: (stats: FuzzStats) => void;
@@ -45,7 +45,8 @@ export function mutationSeeds(attacks: readonly Attack[]): Array<{ id: string; s
 
 /**
  * Mutates every seed in turn (round-robin, so all get about as many mutants) with one seeded
- * generator until the time is up, and checks each mutant with the guard.
+ * generator until the time is up or the count reached, and checks each mutant with the guard.
+ * Bounded by count, a seed gives the same mutants on any machine.
  */
 export async function fuzzAttacks(attacks: readonly Attack[], opts: FuzzOptions): Promise<FuzzStats> {
   const guard = await Guard.create({ cacheSize: 2000 });
@@ -66,10 +67,12 @@ export async function fuzzAttacks(attacks: readonly Attack[], opts: FuzzOptions)
   const started = performance.now();
   let lastProgress = started;
   const max = opts.maxMutants ?? Number.POSITIVE_INFINITY;
+  const duration = opts.durationMs ?? Number.POSITIVE_INFINITY;
+  if (max === Number.POSITIVE_INFINITY && duration === Number.POSITIVE_INFINITY) throw new Error('fuzzAttacks needs durationMs or maxMutants');
   outer: for (;;) {
     for (const seed of seeds) {
       const now = performance.now();
-      if (now - started >= opts.durationMs || stats.mutants >= max) break outer;
+      if (now - started >= duration || stats.mutants >= max) break outer;
       if (opts.progress !== undefined && now - lastProgress >= 1000) {
         lastProgress = now;
         opts.progress(finish(stats, perAttack, started));
