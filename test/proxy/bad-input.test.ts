@@ -130,14 +130,32 @@ describe('bad input from clients', () => {
   });
 
   it('closes a session that sends a truncated message and then disconnects, and the backend is reused', async () => {
-    const wire = await WireClient.connect(proxy.port);
-    wire.write(startupMessage({ user: 'acme-user' }));
-    await wire.until('R');
-    wire.write(passwordMessage(await proxy.token('acme')));
-    await wire.until('Z');
-    wire.write(queryMessage('SELECT 1').subarray(0, 7));
-    wire.close();
-    await stillServes();
+    // A pool of one: the next client gets the same server process if the backend went back to
+    // the pool, and a new one if it was closed (its acquire waits until one or the other).
+    const single = await startTestProxy({ pool: { size: 1, acquireTimeoutMs: 5_000 } });
+    try {
+      const wire = await WireClient.connect(single.port);
+      wire.write(startupMessage({ user: 'acme-user' }));
+      await wire.until('R');
+      wire.write(passwordMessage(await single.token('acme')));
+      await wire.until('Z');
+      wire.write(queryMessage('SELECT pg_backend_pid()'));
+      const row = (await wire.until('Z')).find((m) => m.type === 'D') as { body: Buffer };
+      const pid = Number(row.body.subarray(6).toString());
+      expect(pid).toBeGreaterThan(0);
+      wire.write(queryMessage('SELECT 1').subarray(0, 7));
+      wire.close();
+      const next = await single.connect('acme');
+      try {
+        const r = await next.query('SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM items');
+        expect(r.rows[0].pid).toBe(pid);
+        expect(r.rows[0].n).toBeGreaterThan(0);
+      } finally {
+        await next.end();
+      }
+    } finally {
+      await single.close();
+    }
   });
 
   it('refuses an unknown message type with 08P01', async () => {
