@@ -42,6 +42,8 @@ export function largeQueries(rows: number): LargeQuery[] {
 export interface LargeTarget {
   name: string;
   endpoint(): Promise<Endpoint>;
+  /** CPU ms the proxy's processes have used so far; null for direct Postgres. */
+  proxyCpuMs(): number | null;
 }
 
 /** What a benchmark target is asked to be ready for: one client of tenant t1. */
@@ -49,7 +51,7 @@ const ONE_CLIENT: Workload = { name: 'large result', script: [], protocol: 'exte
 
 /** A benchmark target as the large-result section uses it: one client of tenant t1. */
 export function largeTarget(target: Target): LargeTarget {
-  return { name: target.name, endpoint: async () => (await target.ready(ONE_CLIENT)).endpoint(TENANTS[0]) };
+  return { name: target.name, endpoint: async () => (await target.ready(ONE_CLIENT)).endpoint(TENANTS[0]), proxyCpuMs: () => target.cpuMs() };
 }
 
 export interface LargeSample {
@@ -58,8 +60,8 @@ export interface LargeSample {
   rows: number;
   seconds: number;
   mbPerSecond: number;
-  /** CPU time (user + system) of the benchmark process from "go" to the answer: pgfence's, for pgfence targets. */
-  benchCpuMs: number;
+  /** CPU time (user + system) of the proxy's processes from "go" to the answer; NaN for direct Postgres. */
+  proxyCpuMs: number;
   /** CPU time of the reader process over its timed span. */
   readerCpuMs: number;
 }
@@ -75,7 +77,7 @@ export interface LargeRow {
   /** Bytes one query delivered to the client (the median over rounds; they are all equal when the proxy forwards as is). */
   bytes: number;
   /** Median over rounds of benchmark-process CPU ms per MB. */
-  benchCpuMsPerMb: number;
+  proxyCpuMsPerMb: number;
   /** Median over rounds of reader-process CPU ms per MB. */
   readerCpuMsPerMb: number;
   /** Median MB/s over that of direct, and of PgBouncer, for the same query; null when either is missing. */
@@ -145,13 +147,13 @@ export async function measureLargeResults(
             rows: run.rows,
             seconds: run.seconds,
             mbPerSecond: run.bytes / 1e6 / run.seconds,
-            benchCpuMs: run.benchCpuMs,
+            proxyCpuMs: run.proxyCpuMs,
             readerCpuMs: run.cpuMs,
           };
           samples.set(k, [...(samples.get(k) ?? []), sample]);
           progress(
             `round ${round + 1}: ${query.name.padEnd(15)} ${target.name.padEnd(22)} ${sample.mbPerSecond.toFixed(1).padStart(7)} MB/s ` +
-              `(${(run.bytes / 1e6).toFixed(1)} MB in ${run.seconds.toFixed(2)} s; bench CPU ${run.benchCpuMs.toFixed(0)} ms, reader CPU ${run.cpuMs.toFixed(0)} ms)`,
+              `(${(run.bytes / 1e6).toFixed(1)} MB in ${run.seconds.toFixed(2)} s; proxy CPU ${run.proxyCpuMs.toFixed(0)} ms, reader CPU ${run.cpuMs.toFixed(0)} ms)`,
           );
         }
       }
@@ -175,7 +177,7 @@ export async function measureLargeResults(
         minMBps: list.length === 0 ? NaN : Math.min(...mbps),
         maxMBps: list.length === 0 ? NaN : Math.max(...mbps),
         bytes: median(list.map((s) => s.bytes)),
-        benchCpuMsPerMb: perMb((s) => s.benchCpuMs),
+        proxyCpuMsPerMb: perMb((s) => s.proxyCpuMs),
         readerCpuMsPerMb: perMb((s) => s.readerCpuMs),
         vsDirect: null,
         vsPgbouncer: null,
@@ -195,7 +197,7 @@ export async function measureLargeResults(
   return { rows: opts.rows, rounds: opts.rounds, warmUpRows, direct: names.direct, pgbouncer: names.pgbouncer, results };
 }
 
-type RunAnswer = (ReaderResult & { benchCpuMs: number }) | { error: string };
+type RunAnswer = (ReaderResult & { proxyCpuMs: number }) | { error: string };
 
 /** The reader child process and its line protocol (see bench/large-reader.ts). */
 class ReaderProcess {
@@ -239,14 +241,14 @@ class ReaderProcess {
     this.send(JSON.stringify({ endpoint, sql }));
     const ready = await this.answer();
     if ('error' in ready) return ready;
-    const cpu = process.cpuUsage();
+    const cpuBefore = target.proxyCpuMs();
     this.send('go');
     const result = await this.answer();
-    const used = process.cpuUsage(cpu);
+    const cpuAfter = target.proxyCpuMs();
     if ('error' in result) return result;
     if (!('bytes' in result)) return { error: 'the reader answered "ready" to "go"' };
     if (result.rows !== expectedRows) return { error: `${result.rows} rows (DataRow/CopyData messages), expected ${expectedRows}` };
-    return { ...result, benchCpuMs: (used.user + used.system) / 1000 };
+    return { ...result, proxyCpuMs: cpuBefore === null || cpuAfter === null ? NaN : cpuAfter - cpuBefore };
   }
 
   private send(line: string): void {

@@ -20,7 +20,7 @@ const isPgfence = (row: LargeRow): boolean => row.target.startsWith('pgfence');
 
 export function largeTable(large: LargeResults): string {
   const lines = [
-    `| query | target | MB per query | median MB/s | min–max MB/s | vs direct | vs ${large.pgbouncer ?? 'PgBouncer'} | bench-process CPU ms/MB | reader CPU ms/MB |`,
+    `| query | target | MB per query | median MB/s | min–max MB/s | vs direct | vs ${large.pgbouncer ?? 'PgBouncer'} | proxy CPU ms/MB | reader CPU ms/MB |`,
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of large.results) {
@@ -28,7 +28,7 @@ export function largeTable(large: LargeResults): string {
     const runs = r.samples.length === large.rounds ? '' : ` (${r.samples.length} of ${large.rounds} rounds)`;
     lines.push(
       `| ${r.query} | ${r.target}${failed}${runs} | ${fixed(r.bytes / 1e6, 1)} | ${fixed(r.medianMBps, 1)} | ${fixed(r.minMBps, 1)}–${fixed(r.maxMBps, 1)} | ` +
-        `${times(r.vsDirect)} | ${times(r.vsPgbouncer)} | ${fixed(r.benchCpuMsPerMb, 2)} | ${fixed(r.readerCpuMsPerMb, 2)} |`,
+        `${times(r.vsDirect)} | ${times(r.vsPgbouncer)} | ${fixed(r.proxyCpuMsPerMb, 2)} | ${fixed(r.readerCpuMsPerMb, 2)} |`,
     );
   }
   return lines.join('\n');
@@ -53,7 +53,7 @@ export function largeNotes(large: LargeResults): string[] {
       'The client is a raw protocol socket reader in a child process (bench/large-reader.ts) that frames messages by length and never decodes a row; it checks that the DataRow/CopyData count equals the rows. ' +
       'MB/s = bytes received from sending the Query to the end of ReadyForQuery / 1e6 / the seconds between them, timed in the reader.',
     `Every target × query is warmed up once with ${large.warmUpRows} rows, then ${large.rounds} rounds run every query through every target, the start target rotating by one each round; median and min–max are over the rounds, ratios divide medians.`,
-    'bench-process CPU is the user + system time of the benchmark process between telling the (already authenticated) reader to send the Query and its answer: pgfence runs in that process, so on pgfence rows it is pgfence\'s CPU for the result (with the idle event loop); on direct and PgBouncer rows it is that floor. PgBouncer\'s and Postgres\'s own CPU is not measured. reader CPU is the reader process over its timed span.',
+    'proxy CPU is the user + system time of the proxy\'s process group (pgfence, or PgBouncer) between telling the (already authenticated) reader to send the Query and its answer, from /proc; none for direct. Postgres\'s own CPU is not measured. reader CPU is the reader process over its timed span.',
     `${large.pgbouncer ?? 'PgBouncer'} only: with one statement per connection the reset query makes no difference to the stream.`,
   ];
 }

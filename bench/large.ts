@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     say('starting the embedded Postgres …');
     const db = (ws.db = await prepareDatabase(tmp, null));
     const secret = randomBytes(32).toString('hex');
-    targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, note)));
+    targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, tmp, note)));
     const bouncer = await findPgbouncer(note);
     const pgbouncer = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
     if (pgbouncer !== null) targets.push(pgbouncer);

@@ -1,105 +1,79 @@
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../src/embedded/postgres.js';
-import { type PgfenceSettings, pgfenceConfig, pgfenceConfigInput, tenantTokens } from './pgfence.js';
-import { isAlive, openFileLimit, residentKb, stopGroup } from './proc.js';
+import { groupResidentKb } from './process-usage.js';
+import { openFileLimit } from './proc.js';
 
 export interface MemoryResult {
-  mode: 'session' | 'transaction';
-  poolSize: number;
+  target: string;
   connections: number;
   rssBeforeKb: number;
   rssAfterKb: number;
   kbPerConnection: number;
-  notes: string[];
 }
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const WARM_UP_CONNECTIONS = 200;
 const CONCURRENT_OPENS = 200;
+const SETTLE_MS = 2_000;
+
+/** A running proxy for the memory test: its process group and how an idle client logs in. */
+export interface IdleTarget {
+  name: string;
+  pgid: number;
+  port: number;
+  /** The login of the i-th client (round-robin over the tenants). */
+  login(i: number): IdleLogin;
+}
+
+export interface IdleLogin {
+  user: string;
+  database: string;
+  /** Sent when the proxy asks for a cleartext password (pgfence: the JWT). */
+  password: string;
+}
 
 /**
- * Resident memory of a pgfence serving idle clients. pgfence runs in a child process (`node
- * --import tsx src/cli.ts serve`), so /proc/<pid>/status is its alone. After a warm-up (connections
- * opened and closed), VmRSS is read, `wanted` clients authenticate and stay idle, and VmRSS is read
- * again two seconds later. In session mode every client holds a backend, so the test then runs
- * with 100 clients and a pool of 100.
+ * The idle clients the open-file limit allows (each takes a descriptor here and one in the proxy),
+ * with a note when it is fewer than wanted.
  */
-export async function measureMemory(
-  base: Omit<PgfenceSettings, 'mode' | 'poolSize' | 'port'>,
-  dir: string,
-  wanted: number,
-  note: (line: string) => void,
-): Promise<MemoryResult> {
-  const notes: string[] = [];
-  const say = (line: string): void => {
-    notes.push(line);
-    note(line);
-  };
-  const transaction = pgfenceConfig({ ...base, mode: 'transaction', poolSize: 16 }) !== null;
-  const mode = transaction ? 'transaction' : 'session';
-  const poolSize = transaction ? 16 : 100;
-  let connections = transaction ? wanted : 100;
-  if (!transaction) say('pool.mode transaction is not supported by this pgfence: measured with 100 idle clients and pool size 100 (session mode)');
+export function idleClientsAllowed(wanted: number, note: (line: string) => void): number {
   const limit = openFileLimit();
-  if (limit !== null && limit < 25_000) {
-    say(`open-file limit (ulimit -n) is ${limit}, below 25,000; raise it (ulimit -n 65536) for 10,000 clients with headroom`);
+  if (limit !== null && limit < 25_000) note(`open-file limit (ulimit -n) is ${limit}, below 25,000; raise it (ulimit -n 65536) for 10,000 clients with headroom`);
+  if (limit !== null && wanted > limit - 1_000) {
+    const allowed = Math.max(100, limit - 1_000);
+    note(`the open-file limit allows ${allowed} idle clients, not ${wanted}`);
+    return allowed;
   }
-  if (limit !== null && connections > limit - 1_000) {
-    connections = Math.max(100, limit - 1_000);
-    say(`the open-file limit allows ${connections} idle clients, not ${wanted}`);
-  }
+  return wanted;
+}
 
-  const port = await freePort();
-  const settings: PgfenceSettings = { ...base, mode, poolSize, port };
-  const config = pgfenceConfig(settings);
-  if (config === null) throw new Error('pgfence refused the memory-test configuration');
-  const file = path.join(dir, 'pgfence-memory.yaml');
-  await writeFile(file, JSON.stringify(pgfenceConfigInput(settings), null, 2) + '\n', { mode: 0o600 }); // JSON is YAML
-  const tokens = await tenantTokens(config);
-
-  let stderr = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src/cli.ts'), 'serve', '--config', file], {
-    cwd: REPO,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true,
-  });
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4_000)));
-  const pid = child.pid;
-  const sockets: net.Socket[] = [];
+/**
+ * Resident memory of a proxy serving idle clients (VmRSS of its process group). After a warm-up
+ * (connections opened and closed), VmRSS is read, `connections` clients authenticate and stay
+ * idle, and VmRSS is read again after the proxy settles.
+ */
+export async function measureIdleMemory(target: IdleTarget, connections: number): Promise<MemoryResult> {
+  const warm = await openMany(target, WARM_UP_CONNECTIONS);
+  for (const socket of warm) socket.destroy();
+  await sleep(SETTLE_MS);
+  const rssBeforeKb = groupResidentKb(target.pgid);
+  const sockets = await openMany(target, connections);
   try {
-    if (pid === undefined) throw new Error('could not start pgfence');
-    const deadline = Date.now() + 60_000;
-    while (!(await connectIdle(port, tokens[0] ?? '').then((s) => (s.destroy(), true), () => false))) {
-      if (!isAlive(pid) || Date.now() > deadline) throw new Error(`pgfence (child) did not start: ${stderr.trim() || 'no output'}`);
-      await sleep(100);
-    }
-    const warm = await openMany(port, tokens, WARM_UP_CONNECTIONS);
-    for (const socket of warm) socket.destroy();
-    await sleep(2_000);
-    const rssBeforeKb = residentKb(pid);
-    sockets.push(...(await openMany(port, tokens, connections)));
-    await sleep(2_000);
-    const rssAfterKb = residentKb(pid);
-    return { mode, poolSize, connections, rssBeforeKb, rssAfterKb, kbPerConnection: (rssAfterKb - rssBeforeKb) / connections, notes };
+    await sleep(SETTLE_MS);
+    const rssAfterKb = groupResidentKb(target.pgid);
+    return { target: target.name, connections, rssBeforeKb, rssAfterKb, kbPerConnection: (rssAfterKb - rssBeforeKb) / connections };
   } finally {
     for (const socket of sockets) socket.destroy();
-    await stopGroup(pid, 10_000);
   }
 }
 
 /** Opens n authenticated idle clients, at most CONCURRENT_OPENS at a time, round-robin over the tenants. */
-async function openMany(port: number, tokens: readonly string[], n: number): Promise<net.Socket[]> {
+async function openMany(target: IdleTarget, n: number): Promise<net.Socket[]> {
   const open: net.Socket[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
       const i = next++;
-      open.push(await connectIdle(port, tokens[i % tokens.length] ?? ''));
+      open.push(await connectIdle(target.port, target.login(i)));
     }
   };
   try {
@@ -115,7 +89,7 @@ async function openMany(port: number, tokens: readonly string[], n: number): Pro
  * A minimal protocol-3.0 client: StartupMessage, the token as PasswordMessage when asked for a
  * cleartext password, then it waits for ReadyForQuery and stays connected and silent.
  */
-function connectIdle(port: number, token: string): Promise<net.Socket> {
+function connectIdle(port: number, login: IdleLogin): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let buffer: Buffer = Buffer.alloc(0);
@@ -132,10 +106,10 @@ function connectIdle(port: number, token: string): Promise<net.Socket> {
         reject(error);
       }
     };
-    const timer = setTimeout(() => finish(new Error('no ReadyForQuery within 30 s')), 30_000);
+    const timer = setTimeout(() => finish(new Error(`no ReadyForQuery within 30 s from port ${port} as ${login.user}`)), 30_000);
     socket.on('error', (error) => finish(error));
     socket.on('close', () => finish(new Error('connection closed during startup')));
-    socket.once('connect', () => socket.write(startupMessage('bench-idle', 'app')));
+    socket.once('connect', () => socket.write(startupMessage(login.user, login.database)));
     socket.on('data', (chunk: Buffer) => {
       buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
       while (buffer.length >= 5) {
@@ -146,7 +120,7 @@ function connectIdle(port: number, token: string): Promise<net.Socket> {
         buffer = buffer.subarray(1 + length);
         if (type === 'R') {
           const code = body.readInt32BE(0);
-          if (code === 3) socket.write(passwordMessage(token));
+          if (code === 3) socket.write(passwordMessage(login.password));
           else if (code !== 0) return finish(new Error(`unexpected authentication request ${code}`));
         } else if (type === 'E') {
           return finish(new Error(`server error: ${errorText(body)}`));

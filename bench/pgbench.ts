@@ -16,7 +16,9 @@ export interface PgbenchRun {
   name: string;
   /** The script options: ['-S'], ['-b', 'tpcb-like'] or ['-f', file]. */
   script: readonly string[];
-  protocol: 'extended' | 'prepared';
+  protocol: 'simple' | 'extended' | 'prepared';
+  /** pgbench -C: a new connection per transaction. */
+  connectEach?: boolean;
   /** Clients of each pgbench process. */
   clients: number;
   /** One pgbench process per endpoint, all started together. */
@@ -48,7 +50,7 @@ export async function runPgbench(pgbench: string, spec: PgbenchRun): Promise<Mea
   const processes = spec.endpoints.map((endpoint, i) => {
     const prefix = path.join(spec.logDir, `${spec.name}-${i}`);
     const args = [
-      '-n', '-M', spec.protocol, ...spec.script,
+      '-n', '-M', spec.protocol, ...spec.script, ...(spec.connectEach === true ? ['-C'] : []),
       '-c', String(spec.clients), '-j', String(jobs), '-T', String(spec.seconds),
       '-l', `--log-prefix=${prefix}`,
       '-h', endpoint.host, '-p', String(endpoint.port), '-U', endpoint.user, endpoint.dbname,
@@ -61,7 +63,7 @@ export async function runPgbench(pgbench: string, spec: PgbenchRun): Promise<Mea
   let tps = 0;
   let failed = 0;
   for (const result of results) {
-    const tpsMatch = /tps = ([\d.]+) \(without initial connection time\)/.exec(result.stdout);
+    const tpsMatch = /tps = ([\d.]+) \((?:without initial connection time|including reconnection times)\)/.exec(result.stdout);
     const failedMatch = /number of failed transactions: (\d+)/.exec(result.stdout);
     failed += Number(failedMatch?.[1] ?? 0);
     if (result.code !== 0 || tpsMatch === null) {

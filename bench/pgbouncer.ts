@@ -51,9 +51,14 @@ export interface PgbouncerSettings {
   /** server_reset_query_always = 1 with DISCARD ALL, or no reset query at all. */
   resetAlways: boolean;
   poolSize: number;
+  /** trust lets the memory test's raw clients in without a password, plain takes it in clear; the default is scram-sha-256. */
+  authType?: 'scram-sha-256' | 'plain' | 'trust';
+  maxClients?: number;
 }
 
 export interface RunningPgbouncer {
+  /** Process group (runuser and pgbouncer when we are root): for CPU and memory readings. */
+  readonly pgid: number;
   endpoint(tenant: string): Endpoint;
   close(): Promise<void>;
 }
@@ -81,12 +86,12 @@ export async function startPgbouncer(s: PgbouncerSettings): Promise<RunningPgbou
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
       'unix_socket_dir =',
-      'auth_type = scram-sha-256',
+      `auth_type = ${s.authType ?? 'scram-sha-256'}`,
       `auth_file = ${userlist}`,
       `logfile = ${logfile}`,
       'pool_mode = transaction',
       `default_pool_size = ${s.poolSize}`,
-      'max_client_conn = 2000',
+      `max_client_conn = ${s.maxClients ?? 2000}`,
       s.resetAlways ? 'server_reset_query = DISCARD ALL' : 'server_reset_query =',
       `server_reset_query_always = ${s.resetAlways ? 1 : 0}`,
       'ignore_startup_parameters = extra_float_digits',
@@ -117,9 +122,10 @@ export async function startPgbouncer(s: PgbouncerSettings): Promise<RunningPgbou
   const child = spawn(command, args, { stdio: 'ignore', detached: true });
   child.on('error', () => undefined);
   const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${command}`);
   const deadline = Date.now() + 15_000;
   while (!(await accepts(port))) {
-    if (pid === undefined || !isAlive(pid) || child.exitCode !== null || Date.now() > deadline) {
+    if (!isAlive(pid) || child.exitCode !== null || Date.now() > deadline) {
       await stopGroup(pid);
       const log = await readFile(logfile, 'utf8').catch(() => '');
       throw new Error(`pgbouncer did not start: ${tail(log, 5) || 'no log'}`);
@@ -127,6 +133,7 @@ export async function startPgbouncer(s: PgbouncerSettings): Promise<RunningPgbou
     await sleep(50);
   }
   return {
+    pgid: pid,
     endpoint: (tenant) => ({ host: '127.0.0.1', port, user: roleOf(tenant), dbname: tenant, env: { PGPASSWORD: s.rolePassword } }),
     close: () => stopGroup(pid),
   };

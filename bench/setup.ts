@@ -29,7 +29,7 @@ export interface BenchDatabase {
  * tables; with `pgbench` null, no pgbench tables (the large-result section alone needs none).
  */
 export async function prepareDatabase(dir: string, pgbench: string | null): Promise<BenchDatabase> {
-  const handle = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false });
+  const handle = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false, maxConnections: 400 });
   const admin = new pg.Client({ connectionString: handle.url });
   try {
     await admin.connect();

@@ -1,32 +1,39 @@
 import path from 'node:path';
+import { groupCpuMs } from './process-usage.js';
 import type { Endpoint } from './pgbench.js';
-import { baselineModules, type InProcessPgfence, pgfenceConfig, type PoolMode, startInProcess } from './pgfence.js';
+import { buildPgfence, type PgfenceBuild, pgfenceConfig, type PgfenceSettings, type PoolMode, REPO, type RunningChild, startPgfenceProcess } from './pgfence.js';
 import { type PgbouncerBinary, type RunningPgbouncer, startPgbouncer } from './pgbouncer.js';
+import { PGBOUNCER_PLAIN_AUTH } from './report.js';
 import { type BenchDatabase, schemaOf } from './setup.js';
 
+/** Backends every pooling target may use in all, whatever the number of tenants. */
 export const POOL_SIZE = 16;
 
 /** What a workload asks of a target. */
 export interface Workload {
   name: string;
   script: readonly string[];
-  protocol: 'extended' | 'prepared';
+  protocol: 'simple' | 'extended' | 'prepared';
   /** Tenants t1..tN, one pgbench process each. */
   tenants: number;
   /** Clients per pgbench process. */
   clients: number;
-  /** Only for targets that keep a session's state (direct, pgfence session). */
-  sessionOnly?: boolean;
+  /** pgbench -C: a new connection for every transaction (the row measures connections per second). */
+  connectEach?: boolean;
 }
 
 export interface Target {
   name: string;
-  /** Keeps a client's session, so -M prepared works: direct and pgfence session mode. */
-  keepsSessions: boolean;
+  /** Whether the target can run the workload (PgBouncer 1.18 keeps no prepared statements in transaction mode). */
+  supports(w: Workload): boolean;
   /** Backends the target may use for a workload, for the table. */
   pool(w: Workload): string;
   /** Starts or reconfigures the target for the workload; `fresh` when it was (re)started and is cold. */
   ready(w: Workload): Promise<{ endpoint: (tenant: string) => Endpoint; fresh: boolean }>;
+  /** CPU time (ms) the proxy's processes have used so far; null for direct Postgres, or when not running. */
+  cpuMs(): number | null;
+  /** Process group of the running proxy (for memory readings), or null. */
+  pgid(): number | null;
   close(): Promise<void>;
 }
 
@@ -37,7 +44,7 @@ export function directTarget(db: BenchDatabase): Target {
   let started = false;
   return {
     name: 'direct',
-    keepsSessions: true,
+    supports: () => true,
     pool: () => '—',
     async ready() {
       const fresh = !started;
@@ -53,21 +60,36 @@ export function directTarget(db: BenchDatabase): Target {
         }),
       };
     },
+    cpuMs: () => null,
+    pgid: () => null,
     close: async () => undefined,
   };
 }
 
+export interface PgfenceVariant {
+  mode: PoolMode;
+  reset?: 'auto' | 'always';
+  workers?: number;
+  /** "(baseline)" for BENCH_BASELINE's build. */
+  label?: string;
+}
+
+export function pgfenceName(v: PgfenceVariant): string {
+  const parts = [v.mode, ...(v.reset === 'always' ? ['reset-always'] : []), ...(v.workers !== undefined && v.workers > 1 ? [`${v.workers} workers`] : [])];
+  return `pgfence ${parts.join(' ')}${v.label === undefined ? '' : ` (${v.label})`}`;
+}
+
 /**
- * pgfence in this process. Session mode binds a backend per client for its lifetime, so its pool
- * is max(16, clients) (64 for the 8-tenant rows) instead of making clients queue for a backend;
- * transaction mode always has 16. A change of pool size restarts pgfence.
+ * pgfence as a separate process from a build's dist/. Session mode binds a backend per client for
+ * its lifetime, so its pool is max(16, clients) instead of making clients queue for a backend;
+ * transaction mode always has 16, shared by every tenant. A change of pool size restarts it.
  */
-export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode, baseline?: { label: string; modules: Parameters<typeof startInProcess>[1] }): Target {
-  let running: InProcessPgfence | null = null;
-  const sizeFor = (w: Workload): number => (mode === 'session' ? Math.max(POOL_SIZE, totalClients(w)) : POOL_SIZE);
+export function pgfenceTarget(db: BenchDatabase, secret: string, build: PgfenceBuild, dir: string, v: PgfenceVariant): Target {
+  let running: RunningChild | null = null;
+  const sizeFor = (w: Workload): number => (v.mode === 'session' ? Math.max(POOL_SIZE, totalClients(w)) : POOL_SIZE);
   return {
-    name: baseline === undefined ? `pgfence ${mode}` : `pgfence ${mode} (${baseline.label})`,
-    keepsSessions: mode === 'session',
+    name: pgfenceName(v),
+    supports: () => true,
     pool: (w) => String(sizeFor(w)),
     async ready(w) {
       const size = sizeFor(w);
@@ -75,11 +97,14 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode,
       if (running === null || running.settings.poolSize !== size) {
         await running?.close();
         running = null;
-        running = await startInProcess({ backendUrl: db.pg.url, secret, mode, poolSize: size }, baseline?.modules);
+        const settings: PgfenceSettings = { backendUrl: db.pg.url, secret, mode: v.mode, poolSize: size, reset: v.reset, workers: v.workers };
+        running = await startPgfenceProcess(build, settings, dir);
         fresh = true;
       }
       return { fresh, endpoint: running.endpoint };
     },
+    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
+    pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
       running = null;
@@ -88,45 +113,79 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, mode: PoolMode,
 }
 
 /**
- * pgfence in both modes; with BENCH_BASELINE (the root of another checkout, e.g. a git worktree
- * of an earlier commit with node_modules linked), that build's pgfence in both modes too, as
- * "pgfence <mode> (baseline)", so one run compares the two.
+ * pgfence session, transaction, and transaction with reset: always (the fair pair of PgBouncer
+ * reset-always), built from this tree's src/ into dist/; with BENCH_BASELINE (the root of another
+ * checkout, e.g. a git worktree of an earlier commit with node_modules linked), that build's
+ * transaction targets too, as "(baseline)", so one run compares the two.
  */
-export async function pgfenceTargets(db: BenchDatabase, secret: string, note: (line: string) => void): Promise<Target[]> {
-  const targets = [pgfenceTarget(db, secret, 'session')];
-  if (pgfenceConfig({ backendUrl: db.pg.url, secret, mode: 'transaction', poolSize: POOL_SIZE }) !== null) {
-    targets.push(pgfenceTarget(db, secret, 'transaction'));
-  } else {
-    note('this pgfence does not accept pool.mode: transaction (configSchema.safeParse): no pgfence transaction rows');
-  }
+export async function pgfenceTargets(db: BenchDatabase, secret: string, dir: string, note: (line: string) => void, variants?: readonly PgfenceVariant[]): Promise<Target[]> {
+  const own = await buildPgfence(REPO);
+  const wanted = variants ?? [{ mode: 'session' }, { mode: 'transaction' }, { mode: 'transaction', reset: 'always' }];
+  const accepted = wanted.filter((v) => {
+    const ok = pgfenceConfig({ backendUrl: db.pg.url, secret, mode: v.mode, poolSize: POOL_SIZE, reset: v.reset, workers: v.workers }) !== null;
+    if (!ok) note(`this pgfence does not accept the configuration of "${pgfenceName(v)}": skipped`);
+    return ok;
+  });
+  const targets = accepted.map((v) => pgfenceTarget(db, secret, own, dir, v));
   const root = process.env['BENCH_BASELINE'];
   if (root !== undefined && root !== '') {
-    const modules = await baselineModules(path.resolve(root));
-    note(`baseline: the pgfence of ${path.resolve(root)} runs beside this one, as "(baseline)" targets`);
-    targets.push(pgfenceTarget(db, secret, 'session', { label: 'baseline', modules }), pgfenceTarget(db, secret, 'transaction', { label: 'baseline', modules }));
+    const baseline = await buildPgfence(path.resolve(root));
+    note(`baseline: the pgfence built from ${path.resolve(root)} runs beside this one, as "(baseline)" targets`);
+    for (const v of accepted) if (v.workers === undefined) targets.push(pgfenceTarget(db, secret, baseline, dir, { ...v, label: 'baseline' }));
   }
   return targets;
 }
 
-/** PgBouncer, transaction pooling, one pool of 16 per tenant; with DISCARD ALL on every release, or no reset. */
+/**
+ * PgBouncer, transaction pooling, one pool per tenant; with DISCARD ALL on every release, or no
+ * reset. Its pools share out the same 16 backends pgfence transaction mode has: 16 for one
+ * tenant, 2 each for 8 tenants (PgBouncer cannot move a backend between tenants).
+ */
 export function pgbouncerTarget(db: BenchDatabase, binary: PgbouncerBinary, dir: string, resetAlways: boolean): Target {
+  return pgbouncerVariant(db, binary, dir, resetAlways, 'scram-sha-256');
+}
+
+/**
+ * PgBouncer no-reset with `auth_type = plain`, for the connection-rate row only: the client sends
+ * its password in clear, as a pgfence client sends its JWT, so the row compares the connection
+ * handling of the two and not SCRAM's 4,096 PBKDF2 iterations, which dominate PgBouncer's
+ * per-connection CPU with scram-sha-256 (the other PgBouncer rows keep it, as users run it).
+ */
+export function pgbouncerPlainAuthTarget(db: BenchDatabase, binary: PgbouncerBinary, dir: string): Target {
+  return pgbouncerVariant(db, binary, dir, false, 'plain');
+}
+
+
+function pgbouncerVariant(db: BenchDatabase, binary: PgbouncerBinary, dir: string, resetAlways: boolean, authType: 'scram-sha-256' | 'plain'): Target {
   let running: RunningPgbouncer | null = null;
+  let size = 0;
+  const sizeFor = (w: Workload): number => Math.max(1, Math.floor(POOL_SIZE / w.tenants));
+  const plain = authType === 'plain';
   return {
-    name: resetAlways ? 'PgBouncer reset-always' : 'PgBouncer no-reset',
-    keepsSessions: false,
-    pool: (w) => (w.tenants === 1 ? String(POOL_SIZE) : `${POOL_SIZE}/tenant`),
-    async ready() {
-      const fresh = running === null;
-      running ??= await startPgbouncer({
-        binary,
-        dir: path.join(dir, resetAlways ? 'pgbouncer-reset' : 'pgbouncer-noreset'),
-        backendPort: db.pg.port,
-        rolePassword: db.rolePassword,
-        resetAlways,
-        poolSize: POOL_SIZE,
-      });
+    name: plain ? PGBOUNCER_PLAIN_AUTH : resetAlways ? 'PgBouncer reset-always' : 'PgBouncer no-reset',
+    supports: (w) => w.protocol !== 'prepared' && (!plain || w.connectEach === true),
+    pool: (w) => (w.tenants === 1 ? String(sizeFor(w)) : `${sizeFor(w)}/tenant`),
+    async ready(w) {
+      let fresh = false;
+      if (running === null || size !== sizeFor(w)) {
+        await running?.close();
+        running = null;
+        size = sizeFor(w);
+        running = await startPgbouncer({
+          binary,
+          dir: path.join(dir, plain ? 'pgbouncer-plain' : resetAlways ? 'pgbouncer-reset' : 'pgbouncer-noreset'),
+          backendPort: db.pg.port,
+          rolePassword: db.rolePassword,
+          resetAlways,
+          poolSize: size,
+          authType,
+        });
+        fresh = true;
+      }
       return { fresh, endpoint: running.endpoint };
     },
+    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
+    pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
       running = null;

