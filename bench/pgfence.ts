@@ -78,7 +78,7 @@ export interface RunningChild {
  * pgfence as users run it: `node dist/cli.js serve --config FILE` in its own process group, log
  * level silent, with a token for every tenant. Resolves once a client is served through it.
  */
-export async function startPgfenceProcess(build: PgfenceBuild, s: PgfenceSettings, dir: string): Promise<RunningChild> {
+export async function startPgfenceProcess(build: PgfenceBuild, s: PgfenceSettings, dir: string, nodeArgs: readonly string[] = []): Promise<RunningChild> {
   const port = s.port ?? (await freePort());
   const settings = { ...s, port };
   const input = pgfenceConfigInput(settings);
@@ -89,7 +89,7 @@ export async function startPgfenceProcess(build: PgfenceBuild, s: PgfenceSetting
   for (const tenant of TENANTS) tokens.set(tenant, await mintToken(config.jwt, { tenantId: tenant, user: `${tenant}-bench`, ttlSeconds: 4 * 3600 }));
 
   let stderr = '';
-  const child = spawn(process.execPath, [build.cli, 'serve', '--config', file], { cwd: build.root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...nodeArgs, build.cli, 'serve', '--config', file], { cwd: build.root, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   child.on('error', () => undefined);
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4_000)));
   const pid = child.pid;
