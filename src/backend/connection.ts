@@ -255,6 +255,7 @@ export class BackendConnection {
         this.destroy(new Error('internal query timed out'));
       }, timeoutMs);
       this.internal = { remaining: queries.length, resolve, reject, error: undefined, timer };
+      this.statements.unnamedLeft = false; // a simple Query drops the unnamed statement
       this.writeAll(queries.map((q) => serialize.query(q)));
     });
   }

@@ -9,6 +9,13 @@ export class PreparedStatements {
   /** Evicted, but the server skipped the Close (an error earlier in its batch): closed next time. */
   private readonly unclosed = new Set<string>();
 
+  /**
+   * An unnamed statement may be on the server: one was parsed since the last simple Query or
+   * Close of it (a Query, pgfence's own included, drops the unnamed statement; DISCARD ALL
+   * alone would not). The next holder closes it before anything could bind it.
+   */
+  unnamedLeft = false;
+
   constructor(private cap: number) {}
 
   get size(): number {

@@ -48,6 +48,12 @@ export class ClientToServer {
   private standIns = 0;
   /** The backend was just bound: its unnamed statement, if any, is the previous holder's. */
   private unnamedForeign = false;
+  /**
+   * The previous holder's unnamed statement is still on the server and this binding's first
+   * message will replace it (an unnamed Parse or a Query, which drop it first thing), unless the
+   * guard refuses that message: then the Close goes out before the refusal.
+   */
+  private unnamedCloseOwed = false;
   private sets: PendingSet[] = [];
   private hidden = false;
   private channelChanges: ChannelChange[] = [];
@@ -82,6 +88,7 @@ export class ClientToServer {
     this.hidden = false;
     this.channelChanges = [];
     this.unnamedForeign = this.statements !== null;
+    this.unnamedCloseOwed = false;
     this.extendedOpen = false;
     this.skippingToSync = false;
   }
@@ -94,11 +101,14 @@ export class ClientToServer {
   /** Appends to `out` what the server gets for `messages`. */
   relay(messages: readonly FramedMessage[], prepared: PreparedStatements, out: Buffer[]): Relayed {
     if (this.unnamedForeign) {
-      // Dropped first thing, while the server is sure to run it (an error in this client's batch
-      // would make it skip a later Close, and leave the previous holder's statement bindable).
       this.unnamedForeign = false;
-      out.push(closeStatementMessage(''));
-      this.tracker.expect(Sent.Close, true);
+      if (prepared.unnamedLeft) {
+        // Dropped first thing, while the server is sure to run it (an error in this client's batch
+        // would make it skip a later Close, and leave the previous holder's statement bindable),
+        // unless the first message drops it itself.
+        if (replacesUnnamed(messages[0])) this.unnamedCloseOwed = true;
+        else this.closeUnnamed(out, prepared);
+      }
     }
     for (const msg of messages) {
       if (this.skippingToSync && msg.type !== F.Sync) continue;
@@ -157,11 +167,20 @@ export class ClientToServer {
     return 'sent';
   }
 
+  /** Close of the unnamed statement, which the server runs whatever state the session is in. */
+  private closeUnnamed(out: Buffer[], prepared: PreparedStatements): void {
+    this.unnamedCloseOwed = false;
+    prepared.unnamedLeft = false;
+    out.push(closeStatementMessage(''));
+    this.tracker.expect(Sent.Close, true);
+  }
+
   private relayQuery(bytes: Buffer, out: Buffer[], prepared: PreparedStatements): void {
     this.timer.sent();
     const sql = queryText(bytes);
     const inspection = this.inspector.inspect(sql);
     if (inspection.refused !== null) {
+      if (this.unnamedCloseOwed) this.closeUnnamed(out, prepared);
       this.refuse(inspection.refused, out);
       out.push(serialize.sync());
       this.tracker.expect(Sent.Sync);
@@ -171,6 +190,9 @@ export class ClientToServer {
     const edits = [...inspection.edits, ...this.deallocate(inspection.deallocations, out, prepared)];
     appendBytes(out, edits.length === 0 ? bytes : withSqlEdits(bytes, sql.start, sql.end, edits));
     this.tracker.expect(Sent.Query);
+    // A simple Query drops the unnamed statement before it runs (exec_simple_query).
+    this.unnamedCloseOwed = false;
+    prepared.unnamedLeft = false;
     if (inspection.reset !== null) this.repin(inspection.reset, out, prepared);
   }
 
@@ -227,6 +249,7 @@ export class ClientToServer {
     const inspection = this.inspector.inspect(sql);
     const refused = inspection.refused ?? (inspection.reset !== null ? clientErrors.resetNotInExtendedProtocol() : null);
     if (refused !== null) {
+      if (this.unnamedCloseOwed) this.closeUnnamed(out, prepared);
       this.refuse(refused, out);
       this.skippingToSync = true;
       return;
@@ -240,6 +263,11 @@ export class ClientToServer {
     if (this.statements === null || name === '') {
       appendBytes(out, bytes);
       this.tracker.expect(Sent.Parse);
+      // The server drops the previous unnamed statement before it parses this one, whether the parse succeeds or not.
+      if (name === '') {
+        this.unnamedCloseOwed = false;
+        prepared.unnamedLeft = true;
+      }
       return;
     }
     // Transaction pooling: the statement is prepared under its server-side name, replacing any
@@ -319,6 +347,14 @@ export class ClientToServer {
     out.push(serialize.execute({ portal: marker }));
     this.tracker.expect(Sent.Execute, false, { marker, error });
   }
+}
+
+/** An unnamed Parse or a simple Query: the server drops its unnamed statement first thing. */
+function replacesUnnamed(msg: FramedMessage | undefined): boolean {
+  if (msg === undefined) return false;
+  if (msg.type === F.Query) return true;
+  // Parse: type, length, then the statement name; an empty name is a lone NUL.
+  return msg.type === F.Parse && msg.bytes[5] === 0;
 }
 
 /** Appends a message, merging it into the previous part when it directly follows it in memory. */

@@ -88,7 +88,13 @@ function setup(mode: 'session' | 'transaction', cap = 100) {
   const timer = new QueryTimer(() => undefined);
   const statements = mode === 'transaction' ? new ClientStatements('acme') : null;
   const toServer = new ClientToServer(7, 'acme', tracker, inspector as unknown as StatementInspector, statements, timer, () => 'SELECT 1', () => undefined);
-  let prepared = new PreparedStatements(cap);
+  /** A backend a previous holder used: it may hold that holder's unnamed statement. */
+  const usedBackend = (): PreparedStatements => {
+    const p = new PreparedStatements(cap);
+    p.unnamedLeft = true;
+    return p;
+  };
+  let prepared = usedBackend();
   const ctx = {
     tracker,
     inspector,
@@ -97,9 +103,10 @@ function setup(mode: 'session' | 'transaction', cap = 100) {
     get prepared() {
       return prepared;
     },
-    /** Binds another backend (one that holds none of the statements). */
-    rebind(): PreparedStatements {
-      prepared = new PreparedStatements(cap);
+    /** Binds another backend (one that holds none of the statements; with `unnamedLeft`, an unnamed one of its previous holder's). */
+    rebind(unnamedLeft = true): PreparedStatements {
+      prepared = usedBackend();
+      prepared.unnamedLeft = unnamedLeft;
       toServer.startBinding();
       return prepared;
     },
@@ -256,16 +263,37 @@ describe('ClientToServer in session mode', () => {
 });
 
 describe('ClientToServer in transaction mode', () => {
-  it('closes the previous holder\'s unnamed statement first thing after each binding, quietly', () => {
+  it('closes the previous holder\'s unnamed statement first thing after a binding, quietly, unless the first message drops it', () => {
     const c = setup('transaction');
-    expect(c.send(serialize.query('SELECT 1')).shown).toEqual(['C S ', 'Q SELECT 1']);
-    expect(c.send(serialize.query('SELECT 2')).shown).toEqual(['Q SELECT 2']);
-    c.rebind();
-    expect(c.send(serialize.query('REFUSE this')).shown).toEqual(['C S ', 'E pgfence_rejected_7_1', 'S']);
-    c.rebind();
+    // A Bind first could reach the previous holder's statement: Close goes first, its reply is pgfence's.
     expect(c.send(serialize.bind({}), serialize.execute({}), serialize.sync()).shown).toEqual(['C S ', 'B  ', 'E ', 'S']);
     expect(replies(c.tracker, '3')).toEqual([true]);
     expect(replies(c.tracker, '2C')).toEqual([false, false]);
+    expect(c.prepared.unnamedLeft).toBe(false);
+    // Closed once per binding.
+    expect(c.send(serialize.bind({}), serialize.execute({}), serialize.sync()).shown).toEqual(['B  ', 'E ', 'S']);
+    c.rebind();
+    // A named Parse does not replace the unnamed statement.
+    expect(c.send(serialize.parse({ name: 'n', text: 'SELECT 1' }), serialize.sync()).shown[0]).toBe('C S ');
+    c.rebind();
+    // A refused first message never reaches the server: the Close goes out before its stand-in.
+    expect(c.send(serialize.query('REFUSE this')).shown).toEqual(['C S ', 'E pgfence_rejected_7_1', 'S']);
+    c.rebind();
+    expect(c.send(serialize.parse({ text: 'REFUSE this' }), serialize.bind({}), serialize.sync()).shown).toEqual(['C S ', 'E pgfence_rejected_7_2', 'S']);
+  });
+
+  it('sends no Close when the binding starts with what drops the unnamed statement, or the backend holds none', () => {
+    const c = setup('transaction');
+    // A simple Query drops the unnamed statement before it runs.
+    expect(c.send(serialize.query('SELECT 1')).shown).toEqual(['Q SELECT 1']);
+    expect(c.prepared.unnamedLeft).toBe(false);
+    c.rebind();
+    // So does an unnamed Parse, before it parses (even when the parse then fails); the new one is this client's.
+    expect(c.send(serialize.parse({ text: 'SELECT 2' }), serialize.bind({}), serialize.execute({}), serialize.sync()).shown).toEqual(['P  SELECT 2', 'B  ', 'E ', 'S']);
+    expect(c.prepared.unnamedLeft).toBe(true);
+    // A backend no one left an unnamed statement on needs no Close.
+    c.rebind(false);
+    expect(c.send(serialize.bind({ statement: 'x' }), serialize.execute({}), serialize.sync()).shown).toEqual(['B  x', 'E ', 'S']);
   });
 
   it('prepares a named Parse under pgfence_<hash>, with a Close first, its parameter types intact', () => {
