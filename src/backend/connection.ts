@@ -214,6 +214,10 @@ export class BackendConnection {
   /** Writes several messages as one TCP write. */
   writeAll(parts: readonly Buffer[]): void {
     if (this.ended || parts.length === 0) return;
+    if (parts.length === 1) {
+      this.socket.write(parts[0] as Buffer);
+      return;
+    }
     this.socket.cork();
     try {
       for (const part of parts) this.socket.write(part);

@@ -65,6 +65,15 @@ export class ClientConnection {
    */
   write(parts: readonly Buffer[], whenSlow?: () => void): void {
     if (parts.length === 0 || this.socket.destroyed) return;
+    if (parts.length === 1) {
+      const only = parts[0] as Buffer;
+      this.socket.write(only);
+      this.handlers.bytesOut(only.length);
+    } else this.writeCorked(parts);
+    if (this.socket.writableNeedDrain && whenSlow !== undefined) whenSlow();
+  }
+
+  private writeCorked(parts: readonly Buffer[]): void {
     this.socket.cork();
     try {
       let bytes = 0;
@@ -76,7 +85,6 @@ export class ClientConnection {
     } finally {
       this.socket.uncork();
     }
-    if (this.socket.writableNeedDrain && whenSlow !== undefined) whenSlow();
   }
 
   /** Runs `callback` at the next drain of the client socket; one pending callback at most (the latest). */

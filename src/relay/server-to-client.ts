@@ -101,7 +101,21 @@ export class ServerToClient {
   }
 
   forward(bytes: Buffer): void {
-    this.out.push(bytes);
+    this.push(bytes);
+  }
+
+  /**
+   * Adds to what the client gets, joined to the previous part when it directly follows it in the
+   * same chunk: one buffer per chunk is one write() instead of a writev of many.
+   */
+  private push(bytes: Buffer): void {
+    const out = this.out;
+    const last = out[out.length - 1];
+    if (last !== undefined && last.buffer === bytes.buffer && last.byteOffset + last.length === bytes.byteOffset) {
+      out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + bytes.length);
+    } else {
+      out.push(bytes);
+    }
   }
 
   inspect(message: Buffer): void {
@@ -112,14 +126,14 @@ export class ServerToClient {
           return;
         }
         this.timer.answered();
-        this.out.push(message);
+        this.push(message);
         return;
       case B.ErrorResponse:
         if (this.tracker.answeringOwnQuery) {
           this.repinFailed(message);
           return;
         }
-        this.out.push(this.onError(message));
+        this.push(this.onError(message));
         return;
       case B.ParameterStatus: {
         const breach = this.checkPin(message);
@@ -128,13 +142,13 @@ export class ServerToClient {
           return;
         }
         this.changedParameters = true;
-        this.out.push(message);
+        this.push(message);
         return;
       }
       case B.CommandComplete:
         // ROLLBACK, ROLLBACK TO SAVEPOINT, and COMMIT of a failed transaction all say ROLLBACK.
         if (message.length === 14 && message.toString('latin1', 5, 13) === 'ROLLBACK') this.rolledBack = true;
-        this.out.push(message);
+        this.push(message);
         return;
       case B.NotificationResponse: {
         const mine = clientNotification(message, this.tenantId, this.binding?.backendPid ?? 0, this.clientPid());
