@@ -166,6 +166,12 @@ export class BackendConnection {
     this.settings = settingsKey;
   }
 
+  /** DISCARD ALL and a fresh pin in one write, one wait, whatever the session held. */
+  async resetAndPin(tenant: string, settingsKey: string, pinSql: string, timeoutMs: number): Promise<void> {
+    this.markDirty();
+    await this.pin(tenant, settingsKey, pinSql, timeoutMs);
+  }
+
   /** DISCARD ALL: no pin, no settings, no prepared statements, nothing left behind. */
   async reset(timeoutMs: number): Promise<void> {
     this.forgetSession();

@@ -3,7 +3,7 @@ import { type BackendConnection, BackendClosedError } from '../backend/connectio
 import type { Config } from '../config/schema.js';
 import { searchPathWithinFence, type TenantFence } from '../guard/index.js';
 import { pinSql } from '../frontend/pin.js';
-import type { BackendPool } from '../pool/pool.js';
+import type { BackendPool, RepinSpec } from '../pool/pool.js';
 import type { FramedMessage } from '../protocol/framer.js';
 import type { ClientChannels } from '../relay/client-channels.js';
 import type { Relay } from '../relay/relay.js';
@@ -172,10 +172,25 @@ export abstract class Binding {
     }
   }
 
-  /** Hands the bound backend back; `reset` when its session holds more than the pin. */
+  /**
+   * Hands the bound backend back; `reset` when its session holds more than the pin. A reset
+   * backend is pinned again for this client's tenant and settings in the same round trip.
+   */
   protected giveBack(reusable: boolean, reset: boolean): void {
     const backend = this.deps.relay.detach();
     if (backend === null) return;
-    this.deps.pool.release(backend, { reusable, reset });
+    this.deps.pool.release(backend, { reusable, reset, repin: reset && reusable ? this.repinSpec() : undefined });
+  }
+
+  private repin: { spec: RepinSpec; config: Config } | null = null;
+
+  /** The pin of this client as it stands (its settings change with its SETs, the pin with a reload). */
+  private repinSpec(): RepinSpec {
+    const { tenant, settings } = this.deps;
+    const config = this.deps.config();
+    if (this.repin === null || this.repin.spec.settingsKey !== settings.key || this.repin.config !== config) {
+      this.repin = { spec: { tenant: tenant.id, settingsKey: settings.key, sql: pinSql(config.tenancy, tenant, settings.values) }, config };
+    }
+    return this.repin.spec;
   }
 }

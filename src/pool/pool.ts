@@ -51,6 +51,18 @@ export interface ReleaseOptions {
   reusable: boolean;
   /** Run DISCARD ALL before anyone gets it again (session mode, dirty state, reset: always). */
   reset: boolean;
+  /**
+   * With reset: pin the clean session again for the holder's tenant and settings in the same
+   * round trip (DISCARD ALL and the pin in one write), so that the tenant's next client finds it
+   * ready; another tenant's client resets it as usual.
+   */
+  repin?: RepinSpec;
+}
+
+export interface RepinSpec {
+  tenant: string;
+  settingsKey: string;
+  sql: string;
 }
 
 type Place = 'idle' | 'active' | 'resetting';
@@ -180,7 +192,7 @@ export class BackendPool {
     }
     const afterCancel = backend.cancelling ?? Promise.resolve();
     this.move(record, 'resetting');
-    void afterCancel.then(() => (opts.reset ? this.reset(backend) : undefined)).then(
+    void afterCancel.then(() => (opts.reset ? this.reset(backend, opts.repin) : undefined)).then(
       () => {
         if (backend.closed || this.closing) {
           this.destroy(record);
@@ -250,9 +262,10 @@ export class BackendPool {
     return this.activeCount + this.resettingCount;
   }
 
-  private async reset(backend: BackendConnection): Promise<void> {
+  private async reset(backend: BackendConnection, repin: RepinSpec | undefined): Promise<void> {
     try {
-      await backend.reset(this.options.resetTimeoutMs);
+      if (repin === undefined) await backend.reset(this.options.resetTimeoutMs);
+      else await backend.resetAndPin(repin.tenant, repin.settingsKey, repin.sql, this.options.resetTimeoutMs);
     } catch (error) {
       this.metrics?.backendReset('failed');
       throw error;
