@@ -111,7 +111,7 @@ export class ServerToClient {
           this.repinDone();
           return;
         }
-        this.timer.answered();
+        this.timer.answered(message[5]);
         this.out.push(message);
         return;
       case B.ErrorResponse:
