@@ -78,7 +78,7 @@ async function serve(args: string[]): Promise<number> {
       .catch((error: unknown) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; keeping the running configuration'));
   };
   process.on('SIGHUP', onHangup);
-  await untilSignal();
+  await Promise.race([untilSignal(), running.shutdownRequested]);
   process.off('SIGHUP', onHangup);
   log.info('shutting down: no new connections, waiting for running transactions');
   await running.close();

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { type AdminServer, Metrics, startAdminServer } from './admin/index.js';
+import { type AdminServer, Metrics, poolView, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
@@ -29,6 +29,8 @@ export interface RunningPgfence {
   reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Disconnects every client of a tenant; returns how many. */
   killTenant(tenantId: string): number;
+  /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
+  readonly shutdownRequested: Promise<void>;
   /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
   close(): Promise<void>;
 }
@@ -39,6 +41,9 @@ export interface StartOptions {
   /** Where RELOAD in the admin console rereads the configuration; without it RELOAD is refused. */
   loadConfig?: () => Promise<Config>;
 }
+
+/** PgBouncer's default stats_period: SHOW STATS's avg_* columns cover this much time. */
+const STATS_PERIOD_MS = 60_000;
 
 function poolOptions(config: Config): PoolOptions {
   return {
@@ -64,7 +69,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const target = resolveBackendTarget(config.backend);
   const pool = new BackendPool(target, poolOptions(config), log.child({ component: 'pool' }), metrics);
-  pool.onAcquired = (seconds) => metrics.acquireWait(seconds);
+  pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
   // Sessions read their dependencies through this object, so a reload reaches new connections
   // (and new transactions) without touching the ones already pinned.
   const deps: SessionDeps = {
@@ -102,14 +107,20 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let closing: Promise<void> | null = null;
   metrics.setSources({
-    clients: () => sessions.size,
-    pool: () => pool.stats,
-    pinned: () => {
-      const counts = new Map<string, number>();
-      for (const b of pool.describe()) if (b.tenant !== null) counts.set(b.tenant, (counts.get(b.tenant) ?? 0) + 1);
-      return counts;
-    },
+    pools: () =>
+      poolView({
+        clients: sessions,
+        backends: pool.describe(),
+        connecting: pool.stats.connecting,
+        waiting: pool.waiting(),
+        healthCheckAfterIdleMs: deps.config.pool.healthCheckAfterIdleMs,
+        now: Date.now(),
+      }),
   });
+  // PgBouncer's stats_period: SHOW STATS's averages cover the last minute.
+  metrics.rollStatsPeriod();
+  const statsPeriod = setInterval(() => metrics.rollStatsPeriod(), STATS_PERIOD_MS);
+  statsPeriod.unref();
   const admin: AdminServer | null = config.admin.enabled
     ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
     : null;
@@ -145,10 +156,19 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     return killed;
   }
 
+  let stopped: () => void = () => undefined;
+  const shutdownRequested = new Promise<void>((resolve) => (stopped = resolve));
   deps.console = consoleContext({
     deps,
     sessions,
     pool,
+    target: { host: target.host, port: target.port, database: target.database, user: target.user },
+    listenPort: address.port,
+    shutdown: () => {
+      log.info('SHUTDOWN from the admin console');
+      // After the answer has been written: the console session is then ended with the others.
+      setImmediate(stopped);
+    },
     reload: async () => {
       if (options.loadConfig === undefined) throw new Error('this pgfence was started without a configuration file');
       return reload(await options.loadConfig());
@@ -167,8 +187,10 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     reload,
     killTenant,
+    shutdownRequested,
     close() {
       closing ??= (async () => {
+        clearInterval(statsPeriod);
         await admin?.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const session of sessions) session.drain();

@@ -8,13 +8,15 @@ import { consoleErrors } from './console-errors.js';
  * command does is in console.ts.
  */
 
-export type ShowItem = 'help' | 'version' | 'pools' | 'clients' | 'servers' | 'tenants' | 'stats' | 'config';
+export type ShowItem = 'help' | 'version' | 'pools' | 'clients' | 'servers' | 'databases' | 'lists' | 'tenants' | 'stats' | 'config';
 
 export type ConsoleCommand =
   | { kind: 'show'; item: ShowItem }
   | { kind: 'reload' }
   | { kind: 'pause' }
   | { kind: 'resume' }
+  | { kind: 'reconnect' }
+  | { kind: 'shutdown' }
   | { kind: 'kill-tenant'; tenant: string }
   /** A query string with no command in it (blank, or only a semicolon): EmptyQueryResponse, as Postgres answers. */
   | { kind: 'empty' }
@@ -24,19 +26,23 @@ export type ConsoleCommand =
 export const CONSOLE_COMMANDS: ReadonlyArray<{ command: string; description: string }> = [
   { command: 'SHOW HELP', description: 'this list' },
   { command: 'SHOW VERSION', description: 'the pgfence version' },
-  { command: 'SHOW POOLS', description: 'backend pool: size, backends by state, waiting clients, longest wait' },
-  { command: 'SHOW CLIENTS', description: 'client sessions: tenant, user, peer, state, backend held' },
-  { command: 'SHOW SERVERS', description: 'backend connections: state, tenant pinned, dirty, age, last use' },
-  { command: 'SHOW TENANTS', description: 'known tenants: status, schema, connected clients' },
-  { command: 'SHOW STATS', description: 'per tenant: statements, rejected statements, clients, backends' },
-  { command: 'SHOW CONFIG', description: 'every configuration key, secrets masked, and whether RELOAD can change it' },
+  { command: 'SHOW POOLS', description: 'per tenant: clients active and waiting, backends by state, longest wait (PgBouncer columns, then tenant)' },
+  { command: 'SHOW CLIENTS', description: 'client sessions: user, address, state, backend held (PgBouncer columns, then tenant)' },
+  { command: 'SHOW SERVERS', description: 'backend connections: state, times, server pid, client served (PgBouncer columns, then tenant, dirty)' },
+  { command: 'SHOW DATABASES', description: 'the backend database: host, pool size, mode, connections, paused' },
+  { command: 'SHOW LISTS', description: 'counts of databases, pools, clients, servers, tenants' },
+  { command: 'SHOW TENANTS', description: 'known tenants (configured, cached from the registry, connected): status, schema, clients' },
+  { command: 'SHOW STATS', description: 'per tenant: transactions, queries, bytes, times, averages (PgBouncer columns, then tenant)' },
+  { command: 'SHOW CONFIG', description: 'every configuration key, its value (secrets masked), default, and whether RELOAD can change it' },
   { command: 'RELOAD', description: 'reread the configuration file; reports what was applied and what needs a restart' },
   { command: 'PAUSE', description: 'hand no backend to new transactions; returns once active work has drained' },
   { command: 'RESUME', description: 'undo PAUSE' },
+  { command: 'RECONNECT', description: 'close every backend when it is released (idle ones now); new ones open as needed' },
+  { command: 'SHUTDOWN', description: 'stop as SIGTERM does: no new connections, running transactions finish' },
   { command: 'KILL TENANT <id>', description: 'disconnect every client session of a tenant' },
 ];
 
-const SHOW_ITEMS: ReadonlySet<string> = new Set<ShowItem>(['help', 'version', 'pools', 'clients', 'servers', 'tenants', 'stats', 'config']);
+const SHOW_ITEMS: ReadonlySet<string> = new Set<ShowItem>(['help', 'version', 'pools', 'clients', 'servers', 'databases', 'lists', 'tenants', 'stats', 'config']);
 
 export function parseConsoleCommand(sql: string): ConsoleCommand {
   const text = sql.trim().replace(/;$/, '').trim();
@@ -49,6 +55,8 @@ export function parseConsoleCommand(sql: string): ConsoleCommand {
     if (first === 'RELOAD') return { kind: 'reload' };
     if (first === 'PAUSE') return { kind: 'pause' };
     if (first === 'RESUME') return { kind: 'resume' };
+    if (first === 'RECONNECT') return { kind: 'reconnect' };
+    if (first === 'SHUTDOWN') return { kind: 'shutdown' };
   }
   if (words.length === 2 && first === 'SHOW') {
     const item = (second as string).toLowerCase();

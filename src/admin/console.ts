@@ -3,7 +3,10 @@ import { errorResponse, noticeResponse } from '../protocol/build.js';
 import { type ConsoleCommand, parseConsoleCommand } from './console-commands.js';
 import { consoleErrors } from './console-errors.js';
 import { showTable } from './console-show.js';
-import { commandComplete, EMPTY_QUERY_RESPONSE, textResult } from './rows.js';
+import type { StatTotals } from './metrics.js';
+import type { ClientState, PoolRow } from './pool-view.js';
+import { commandComplete, EMPTY_QUERY_RESPONSE, typedResult } from './rows.js';
+import type { BackendView } from '../pool/pool.js';
 
 /**
  * The admin console, PgBouncer style: an operator connects with psql to the virtual database
@@ -11,51 +14,108 @@ import { commandComplete, EMPTY_QUERY_RESPONSE, textResult } from './rows.js';
  * pure: it reads and acts through a `ConsoleContext` and returns the messages to send back, all
  * but the ReadyForQuery that the session appends.
  *
- *   SHOW HELP | VERSION | POOLS | CLIENTS | SERVERS | TENANTS | STATS | CONFIG
- *   RELOAD | PAUSE | RESUME | KILL TENANT <id>
+ *   SHOW HELP | VERSION | POOLS | CLIENTS | SERVERS | DATABASES | LISTS | TENANTS | STATS | CONFIG
+ *   RELOAD | PAUSE | RESUME | RECONNECT | SHUTDOWN | KILL TENANT <id>
+ *
+ * SHOW POOLS, CLIENTS, SERVERS, DATABASES, LISTS, STATS and CONFIG have PgBouncer's columns in
+ * PgBouncer's order and types; pgfence's own columns (the tenant, ...) come after them.
  */
 
 export interface ConsoleSession {
   id: number;
-  tenant: string;
+  /** null before login and for the admin console. */
+  tenant: string | null;
   user: string | undefined;
-  peer: string;
-  state: 'startup' | 'idle' | 'active' | 'waiting';
+  /** The database the client asked for in its startup packet. */
+  database: string | null;
+  applicationName: string | null;
+  addr: string | null;
+  port: number | null;
+  localAddr: string | null;
+  localPort: number | null;
+  state: ClientState;
   connectedAt: Date;
   backendId: number | null;
-  admin: boolean;
+  tls: boolean;
 }
 
-export interface ConsoleBackend {
-  id: number;
-  state: 'idle' | 'active' | 'resetting';
-  tenant: string | null;
-  dirty: boolean;
-  createdAt: Date;
-  lastUsedAt: Date | null;
+export interface ConsoleBackend extends BackendView {
+  /** The client session it serves now, if any. */
+  clientId: number | null;
 }
 
+/** One SHOW POOLS row: a tenant's share of the pool (see pool-view.ts). */
+export interface ConsolePool extends PoolRow {
+  database: string;
+  user: string;
+  poolMode: string;
+}
+
+/** What SHOW SERVERS and SHOW DATABASES say about where backends go. */
+export interface ConsoleTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+export interface ConsoleDatabase {
+  name: string;
+  host: string | null;
+  port: number;
+  database: string;
+  forceUser: string | null;
+  poolSize: number;
+  serverLifetimeSeconds: number;
+  poolMode: string | null;
+  maxConnections: number;
+  currentConnections: number;
+  currentClientConnections: number;
+  paused: boolean;
+  maxPerTenant: number;
+}
+
+export interface ConsoleTenant {
+  id: string;
+  /** null: not known now (a registry tenant whose answer is no longer cached). */
+  status: string | null;
+  schema: string | null;
+  clients: number;
+  /** Where pgfence knows it from: `config` (tenancy.tenants), `registry` (a cached registry answer) or `session` (a connected client). */
+  source: 'config' | 'registry' | 'session';
+}
+
+/** SHOW STATS: running totals and the averages over the last stats period, per tenant label. */
 export interface ConsoleTenantStats {
   tenant: string;
+  database: string;
+  totals: StatTotals;
+  /** Counts and bytes per second, times in µs per transaction/query/assignment. */
+  averages: StatTotals;
   statements: number;
   rejected: number;
-  clients: number;
-  backends: number;
 }
 
 export interface ConsoleContext {
-  pools(): Array<{ database: string; mode: string; size: number; idle: number; active: number; resetting: number; connecting: number; waiting: number; maxWaitMs: number }>;
+  target(): ConsoleTarget;
+  pools(): ConsolePool[];
   clients(): ConsoleSession[];
   servers(): ConsoleBackend[];
-  tenants(): Array<{ id: string; status: string; schema: string | null; clients: number }>;
+  databases(): ConsoleDatabase[];
+  lists(): Array<{ list: string; items: number }>;
+  tenants(): ConsoleTenant[];
   stats(): ConsoleTenantStats[];
-  /** Secrets already masked by the caller. */
-  config(): Array<{ key: string; value: string; changeable: boolean }>;
+  /** Secrets already masked by the caller; `default` likewise. */
+  config(): Array<{ key: string; value: string; default: string; changeable: boolean }>;
   /** Rereads the configuration. A `ConfigError` is shown to the operator (it names keys, never secret values). */
   reload(): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Stops handing out backends to new transactions; resolves when active work has drained. */
   pause(): Promise<void>;
   resume(): void;
+  /** Closes every backend as it is released (idle ones now); returns how many were open. */
+  reconnect(): number;
+  /** Starts pgfence's shutdown (as SIGTERM does) once the answer has been sent. */
+  shutdown(): void;
   /** Number of client sessions disconnected. */
   killTenant(id: string): number;
   /**
@@ -86,6 +146,10 @@ function commandName(command: ConsoleCommand): string {
       return 'PAUSE';
     case 'resume':
       return 'RESUME';
+    case 'reconnect':
+      return 'RECONNECT';
+    case 'shutdown':
+      return 'SHUTDOWN';
     case 'kill-tenant':
       return 'KILL';
     case 'empty':
@@ -98,7 +162,7 @@ async function execute(command: ConsoleCommand, ctx: ConsoleContext): Promise<Bu
   switch (command.kind) {
     case 'show': {
       const { columns, rows } = showTable(command.item, ctx);
-      return textResult(columns, rows, 'SHOW');
+      return typedResult(columns, rows, 'SHOW');
     }
     case 'reload': {
       const { applied, notApplied } = await ctx.reload();
@@ -113,6 +177,13 @@ async function execute(command: ConsoleCommand, ctx: ConsoleContext): Promise<Bu
     case 'resume':
       ctx.resume();
       return [commandComplete('RESUME')];
+    case 'reconnect': {
+      const marked = ctx.reconnect();
+      return [notice(`pgfence admin: ${plural(marked, 'server connection', 'server connections')} will close when released`), commandComplete('RECONNECT')];
+    }
+    case 'shutdown':
+      ctx.shutdown();
+      return [notice('pgfence admin: shutting down: no new connections, running transactions may finish'), commandComplete('SHUTDOWN')];
     case 'kill-tenant': {
       const killed = ctx.killTenant(command.tenant);
       return [

@@ -1,15 +1,18 @@
 export { type AdminDeps, type AdminServer, type AdminServerOptions, DEFAULT_READY_TIMEOUT_MS, startAdminServer } from './http.js';
 export {
-  type BackendConnectionResult,
+  type BackendConnectionEvent,
   type BackendResetResult,
-  type BackendState,
   type ClientConnectionResult,
   DEFAULT_MAX_TENANTS,
   type GaugeSources,
   Metrics,
   type MetricsOptions,
   OTHER_TENANT,
-  type PoolSnapshot,
   QueryTimer,
+  type RoundTripSink,
+  type StatsPeriod,
+  type StatTotals,
   type TenantMetrics,
+  type Traffic,
 } from './metrics.js';
+export { type ClientState, type PoolRow, type PoolView, poolView } from './pool-view.js';

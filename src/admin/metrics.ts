@@ -1,21 +1,30 @@
 import { performance } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { PoolView } from './pool-view.js';
+import { bump, Buckets, publishedCounter, publishedGauge, publishedHistogram, type Sample } from './published.js';
 
 /**
  * pgfence's Prometheus metrics, in a registry of their own (never prom-client's global one, so
  * several proxies in one process, as in the tests, do not collide).
  *
- * Counters and histograms are updated on the hot path through small typed methods; the labelled
- * children are made once (per tenant, per outcome) and kept, so a call does no label handling of
- * its own beyond at most one Map lookup. Gauges are never
- * updated per message: they are computed at scrape time from the callbacks in `GaugeSources`.
+ * Nothing here touches prom-client on the hot path. Events are counted in plain number fields:
+ * per tenant in a `TenantSeries` that each session holds, per process in fields of `Metrics`. Every
+ * metric is copied from those fields, or computed from the `GaugeSources`, when scraped
+ * (prom-client `collect` callbacks; see published.ts). Counters and gauges sum across processes,
+ * `pgfence_pools_client_maxwait_seconds` takes the maximum, so prom-client's AggregatorRegistry
+ * can merge workers.
+ *
+ * The `pgfence_pools_*` and `pgfence_stats_*` series are pgbouncer_exporter's `pgbouncer_pools_*`
+ * and `pgbouncer_stats_*` with the `database` label replaced by `tenant`, so a PgBouncer dashboard
+ * carries over by renaming.
  *
  * Tenant label cardinality: tenant ids are operator-controlled (a static list or the registry),
  * but nothing bounds how many there are. The first `maxTenants` distinct tenants (default 1,000)
  * get their own label value; every tenant after that is counted under `tenant="(other)"`, a value
- * no tenant id can take (ids start with a letter or `_`). The set is never pruned, so a tenant
- * keeps its series for the life of the process. With the defaults that is at most
- * 1,001 × (1 statements + ~8 rejection reasons + 10 duration series + 1 pinned) series.
+ * no tenant id can take (ids start with a letter or `_`). A tenant keeps its label for the life of
+ * the process, so every per-tenant counter only ever grows (a "top N" that changed over time
+ * would make counters jump down). With the defaults that is at most 1,001 label values on each of
+ * the 12 per-tenant families (plus ~8 rejection reasons and 9 histogram series per tenant).
  */
 
 /** Label value that stands for every tenant beyond the cap. Not a valid tenant id, so it never collides. */
@@ -34,9 +43,9 @@ export type ClientConnectionResult =
   | 'startup_refused'
   | 'backend_unavailable'
   | 'protocol_error';
-export type BackendConnectionResult = 'opened' | 'failed' | 'closed';
+/** Backend connection events: a connect attempt that `opened` or `failed`, and a connection `closed`. */
+export type BackendConnectionEvent = 'opened' | 'failed' | 'closed';
 export type BackendResetResult = 'ok' | 'failed';
-export type BackendState = 'idle' | 'active' | 'resetting' | 'connecting';
 
 const CLIENT_RESULTS: readonly ClientConnectionResult[] = [
   'accepted',
@@ -46,20 +55,11 @@ const CLIENT_RESULTS: readonly ClientConnectionResult[] = [
   'backend_unavailable',
   'protocol_error',
 ];
-const BACKEND_RESULTS: readonly BackendConnectionResult[] = ['opened', 'failed', 'closed'];
-const RESET_RESULTS: readonly BackendResetResult[] = ['ok', 'failed'];
-const BACKEND_STATES: readonly BackendState[] = ['idle', 'active', 'resetting', 'connecting'];
 
-/** What the pool reports at scrape time; `BackendPool.stats` has exactly this shape. */
-export type PoolSnapshot = Readonly<Record<BackendState | 'waiting', number>>;
-
-/** Read at scrape time only. A missing source leaves its gauge without samples (or at 0 if unlabelled). */
+/** Read at scrape time only. A missing source leaves its gauges at 0 (unlabelled) or without samples. */
 export interface GaugeSources {
-  /** Client connections open right now, in any state (startup and authentication included). */
-  clients?: () => number;
-  pool?: () => PoolSnapshot;
-  /** Backends pinned to each tenant right now. */
-  pinned?: () => Iterable<readonly [tenant: string, backends: number]>;
+  /** The pool in PgBouncer's terms (see pool-view.ts). */
+  pools?: () => PoolView;
 }
 
 export interface MetricsOptions {
@@ -74,78 +74,129 @@ const ACQUIRE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10];
 /** Few buckets on purpose: this histogram is per tenant. */
 const QUERY_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10];
 
+/** Bytes a client sent and received; a session counts into its tenant's, or the unattributed one before login. */
+export interface Traffic {
+  received: number;
+  sent: number;
+}
+
+/** Running totals as PgBouncer's SHOW STATS names them (times in µs). */
+export interface StatTotals {
+  assignments: number;
+  transactions: number;
+  queries: number;
+  received: number;
+  sent: number;
+  transactionMicros: number;
+  queryMicros: number;
+  waitMicros: number;
+}
+
 /** The per-tenant handle a client session keeps once it knows its tenant. */
-export interface TenantMetrics {
+export interface TenantMetrics extends Traffic {
   /** The label value this tenant is counted under (its id, or `(other)` beyond the cap). */
   readonly label: string;
   /** A Query or Parse from the client, judged by the guard (whether it was then forwarded or refused). */
   statement(): void;
   /** A statement the guard (or the session) refused; `reason` is a fixed code, never free text. */
   rejected(reason: string): void;
-  /** One client round trip: from a Query/Sync/FunctionCall to the ReadyForQuery that answers it. */
+  /** One client round trip of `seconds`, outside any QueryTimer (tests, tools). */
   queryDuration(seconds: number): void;
   /** A FIFO timer for this tenant's round trips, one per session. */
   queryTimer(): QueryTimer;
   /** Totals since start, for the admin console's SHOW STATS. */
   readonly statementCount: number;
   readonly rejectedCount: number;
+  totals(): StatTotals;
 }
 
-type Inc = { inc(value?: number): void };
-type Observe = { observe(value: number): void };
+const READY_IDLE = 0x49; // 'I': ReadyForQuery outside a transaction block
 
-class TenantSeries implements TenantMetrics {
-  private readonly statements: Inc;
-  private readonly duration: Observe;
-  private readonly rejections = new Map<string, Inc>();
+/** Everything counted for one tenant label: plain fields, incremented in place. */
+class TenantSeries implements TenantMetrics, RoundTripSink {
   statementCount = 0;
   rejectedCount = 0;
+  readonly rejections = new Map<string, number>();
+  received = 0;
+  sent = 0;
+  assignments = 0;
+  waitMicros = 0;
+  transactions = 0;
+  queries = 0;
+  transactionMicros = 0;
+  queryMicros = 0;
+  readonly durations = new Buckets(QUERY_BUCKETS);
 
-  constructor(
-    readonly label: string,
-    private readonly metrics: { statements: Counter<'tenant'>; rejected: Counter<'tenant' | 'reason'>; queryDuration: Histogram<'tenant'> },
-  ) {
-    this.statements = metrics.statements.labels(label);
-    this.duration = metrics.queryDuration.labels(label);
-  }
+  constructor(readonly label: string) {}
 
   statement(): void {
     this.statementCount++;
-    this.statements.inc();
   }
 
   rejected(reason: string): void {
     this.rejectedCount++;
-    let child = this.rejections.get(reason);
-    if (child === undefined) {
-      child = this.metrics.rejected.labels(this.label, reason);
-      this.rejections.set(reason, child);
-    }
-    child.inc();
+    bump(this.rejections, reason);
   }
 
   queryDuration(seconds: number): void {
-    this.duration.observe(seconds);
+    this.roundTrip(seconds * 1e6, -1);
+  }
+
+  roundTrip(micros: number, transactionMicros: number): void {
+    this.queries++;
+    this.queryMicros += micros;
+    this.durations.observe(micros / 1e6);
+    if (transactionMicros >= 0) {
+      this.transactions++;
+      this.transactionMicros += transactionMicros;
+    }
   }
 
   queryTimer(): QueryTimer {
-    return new QueryTimer((seconds) => this.duration.observe(seconds));
+    return new QueryTimer(this);
   }
+
+  totals(): StatTotals {
+    return {
+      assignments: this.assignments,
+      transactions: this.transactions,
+      queries: this.queries,
+      received: this.received,
+      sent: this.sent,
+      transactionMicros: this.transactionMicros,
+      queryMicros: this.queryMicros,
+      waitMicros: this.waitMicros,
+    };
+  }
+}
+
+/** Where a QueryTimer reports each answered round trip (µs), and the transaction it ended (µs; -1: none ended). */
+export interface RoundTripSink {
+  roundTrip(micros: number, transactionMicros: number): void;
 }
 
 /**
  * Times client round trips that may be pipelined: `sent()` for every message that will be
- * answered by one ReadyForQuery (Query, Sync, FunctionCall), `answered()` for every
- * ReadyForQuery; answers come back in order, so a FIFO of start times pairs them.
+ * answered by one ReadyForQuery (Query, Sync, FunctionCall), `answered(status)` for every
+ * ReadyForQuery; answers come back in order, so a FIFO of start times pairs them. A transaction
+ * (PgBouncer's "xact": an autocommit statement counts as one) runs from the start of its first
+ * round trip to the ReadyForQuery that reports status `I`.
  */
 export class QueryTimer {
   private starts: number[] = [];
   private head = 0;
+  /** Start of the open transaction's first round trip; -1 when none is open. */
+  private transactionStart = -1;
 
+  private readonly sink: RoundTripSink;
+
+  /** `sink`: a tenant's series, or a function told each round trip's seconds (tests, benchmarks). */
   constructor(
-    private readonly observe: (seconds: number) => void,
+    sink: RoundTripSink | ((seconds: number) => void),
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.sink = typeof sink === 'function' ? { roundTrip: (micros) => sink(micros / 1e6) } : sink;
+  }
 
   /** Round trips sent and not answered yet. */
   get pending(): number {
@@ -156,7 +207,8 @@ export class QueryTimer {
     this.starts.push(this.now());
   }
 
-  answered(): void {
+  /** `status`: the ReadyForQuery's transaction status byte (`I`, `T`, `E`); without it, a transaction ends here. */
+  answered(status: number = READY_IDLE): void {
     if (this.head >= this.starts.length) return;
     const started = this.starts[this.head++] as number;
     if (this.head === this.starts.length) {
@@ -167,14 +219,29 @@ export class QueryTimer {
       this.starts = this.starts.slice(this.head);
       this.head = 0;
     }
-    this.observe((this.now() - started) / 1000);
+    const now = this.now();
+    if (this.transactionStart < 0) this.transactionStart = started;
+    let transactionMicros = -1;
+    if (status === READY_IDLE) {
+      transactionMicros = (now - this.transactionStart) * 1000;
+      this.transactionStart = -1;
+    }
+    this.sink.roundTrip((now - started) * 1000, transactionMicros);
   }
 
   /** Forgets unanswered round trips (the backend went away, or the session ended). */
   clear(): void {
     this.starts.length = 0;
     this.head = 0;
+    this.transactionStart = -1;
   }
+}
+
+/** A previous reading of every tenant's totals, for PgBouncer's per-period averages. */
+export interface StatsPeriod {
+  /** performance.now() ms of the reading. */
+  at: number;
+  totals: ReadonlyMap<string, StatTotals>;
 }
 
 export class Metrics {
@@ -183,151 +250,248 @@ export class Metrics {
   private readonly maxTenants: number;
   private readonly tenants = new Map<string, TenantSeries>();
   private other: TenantSeries | null = null;
+  private period: StatsPeriod | null = null;
 
-  private readonly clientConnections: Counter<'result'>;
-  private readonly authFailures: Counter<'reason'>;
-  private readonly statements: Counter<'tenant'>;
-  private readonly rejectedStatements: Counter<'tenant' | 'reason'>;
-  private readonly backendConnections: Counter<'result'>;
-  private readonly backendResets: Counter<'result'>;
-  private readonly tripwires: Counter<'what'>;
-  private readonly clientBytes: Counter<'direction'>;
-  private readonly bytesIn: Inc;
-  private readonly bytesOut: Inc;
-  private readonly acquireTimeouts: Counter;
-  private readonly acquireWaitSeconds: Histogram;
-  private readonly queryDurationSeconds: Histogram<'tenant'>;
-  private readonly clientResults: Record<ClientConnectionResult, Inc>;
-  private readonly backendResults: Record<BackendConnectionResult, Inc>;
-  private readonly resetResults: Record<BackendResetResult, Inc>;
+  // Plain counters; published when scraped.
+  private readonly clientResults = new Map<string, number>(CLIENT_RESULTS.map((r) => [r, 0]));
+  private readonly authFailures = new Map<string, number>();
+  private readonly tripwires = new Map<string, number>();
+  private backendsOpened = 0;
+  private backendsFailed = 0;
+  private backendsClosed = 0;
+  private resetsOk = 0;
+  private resetsFailed = 0;
+  private acquireTimeouts = 0;
+  private readonly acquireWaits = new Buckets(ACQUIRE_BUCKETS);
+  /** Bytes of connections that have no tenant: startup, authentication, refusals, the admin console. */
+  readonly unattributed: Traffic = { received: 0, sent: 0 };
 
   constructor(options: MetricsOptions = {}) {
     const maxTenants = options.maxTenants ?? DEFAULT_MAX_TENANTS;
     if (!Number.isInteger(maxTenants) || maxTenants < 0) throw new RangeError(`maxTenants must be an integer >= 0, got ${maxTenants}`);
     this.maxTenants = maxTenants;
-    const registers = [this.registry];
+    const registry = this.registry;
+    const series = (): TenantSeries[] => this.tenantSeries();
+    const perTenant = (read: (t: TenantSeries) => number) => (): Iterable<Sample<'tenant'>> => series().map((t) => [{ tenant: t.label }, read(t)] as const);
+    const labelled = <L extends string>(name: L, map: ReadonlyMap<string, number>) => (): Iterable<Sample<L>> =>
+      [...map].map(([value, n]) => [{ [name]: value } as Record<L, string>, n] as const);
+    const one = (read: () => number) => (): Iterable<Sample<never>> => [[{}, read()]];
 
-    this.clientConnections = new Counter({
+    // ---- clients ----------------------------------------------------------------------------
+    publishedCounter({
       name: 'pgfence_client_connections_total',
       help: 'Client connections by how their startup ended (accepted, auth_failed, tenant_refused, startup_refused, backend_unavailable, protocol_error).',
       labelNames: ['result'],
-      registers,
+      registry,
+      read: labelled('result', this.clientResults),
     });
-    this.authFailures = new Counter({
+    publishedCounter({
       name: 'pgfence_auth_failures_total',
       help: 'Refused authentications by reason: the JWT check that failed, or why the tenant was refused.',
       labelNames: ['reason'],
-      registers,
+      registry,
+      read: labelled('reason', this.authFailures),
     });
-    this.statements = new Counter({
+    publishedCounter({
       name: 'pgfence_statements_total',
       help: 'Query and Parse messages from clients judged by the guard, by tenant (refused ones included).',
       labelNames: ['tenant'],
-      registers,
+      registry,
+      read: perTenant((t) => t.statementCount),
     });
-    this.rejectedStatements = new Counter({
+    publishedCounter({
       name: 'pgfence_statements_rejected_total',
       help: 'Statements refused before reaching the database, by tenant and reason.',
       labelNames: ['tenant', 'reason'],
-      registers,
+      registry,
+      read: () => series().flatMap((t) => [...t.rejections].map(([reason, n]) => [{ tenant: t.label, reason }, n] as const)),
     });
-    this.backendConnections = new Counter({
-      name: 'pgfence_backend_connections_total',
-      help: 'Server connections opened, failed to open, and closed.',
+    publishedCounter({
+      name: 'pgfence_tripwires_total',
+      help: 'Backends closed because the server reported a change to the pin (session_authorization, search_path, role).',
+      labelNames: ['what'],
+      registry,
+      read: labelled('what', this.tripwires),
+    });
+
+    // ---- backends ---------------------------------------------------------------------------
+    publishedCounter({
+      name: 'pgfence_backend_connection_attempts_total',
+      help: 'Attempts to open a server connection, by result (opened, failed).',
       labelNames: ['result'],
-      registers,
+      registry,
+      read: () => [
+        [{ result: 'opened' }, this.backendsOpened],
+        [{ result: 'failed' }, this.backendsFailed],
+      ],
     });
-    this.backendResets = new Counter({
+    publishedCounter({
+      name: 'pgfence_backend_connections_closed_total',
+      help: 'Server connections that ended, whoever ended them.',
+      registry,
+      read: one(() => this.backendsClosed),
+    });
+    publishedCounter({
       name: 'pgfence_backend_resets_total',
       help: 'DISCARD ALL resets of released backends, by result (a failed reset closes the backend).',
       labelNames: ['result'],
-      registers,
+      registry,
+      read: () => [
+        [{ result: 'ok' }, this.resetsOk],
+        [{ result: 'failed' }, this.resetsFailed],
+      ],
     });
-    this.tripwires = new Counter({
-      name: 'pgfence_tripwire_total',
-      help: 'Backends closed because the server reported a change to the pin (session_authorization, search_path, role).',
-      labelNames: ['what'],
-      registers,
-    });
-    this.clientBytes = new Counter({
-      name: 'pgfence_client_bytes_total',
-      help: 'Bytes between clients and pgfence: direction="in" from clients, "out" to clients.',
-      labelNames: ['direction'],
-      registers,
-    });
-    this.bytesIn = this.clientBytes.labels('in');
-    this.bytesOut = this.clientBytes.labels('out');
-    this.acquireTimeouts = new Counter({
+    publishedCounter({
       name: 'pgfence_acquire_timeouts_total',
       help: 'Backend acquires that gave up after pool.acquireTimeoutMs.',
-      registers,
+      registry,
+      read: one(() => this.acquireTimeouts),
     });
-    this.acquireWaitSeconds = new Histogram({
+    publishedHistogram({
       name: 'pgfence_acquire_wait_seconds',
       help: 'Time a client waited for a backend from the pool (successful acquires).',
       buckets: ACQUIRE_BUCKETS,
-      registers,
+      registry,
+      read: () => [[{}, this.acquireWaits]],
     });
-    this.queryDurationSeconds = new Histogram({
+    publishedHistogram({
       name: 'pgfence_query_duration_seconds',
       help: 'Client round trips by tenant: from a Query or Sync to the ReadyForQuery that answers it.',
       labelNames: ['tenant'],
       buckets: QUERY_BUCKETS,
-      registers,
+      registry,
+      read: () => series().map((t) => [{ tenant: t.label }, t.durations] as const),
     });
 
-    // Scrape-time gauges: computed from the sources when scraped, never updated per message.
-    // Outcomes from fixed sets are exported at 0 from the start, so rate() and alerts see them.
-    this.clientResults = zeroed(this.clientConnections, CLIENT_RESULTS);
-    this.backendResults = zeroed(this.backendConnections, BACKEND_RESULTS);
-    this.resetResults = zeroed(this.backendResets, RESET_RESULTS);
-
-    const clients: Gauge = new Gauge({
-      name: 'pgfence_clients',
-      help: 'Client connections open now (startup and authentication included).',
-      registers,
-      collect: () => {
-        const source = this.sources.clients;
-        clients.set(source === undefined ? 0 : source());
-      },
-    });
-    const backends: Gauge<'state'> = new Gauge({
-      name: 'pgfence_backends',
-      help: 'Backend connections by pool state.',
-      labelNames: ['state'],
-      registers,
-      collect: () => {
-        backends.reset();
-        const pool = this.sources.pool?.();
-        if (pool === undefined) return;
-        for (const state of BACKEND_STATES) backends.set({ state }, pool[state]);
-      },
-    });
-    const waiting: Gauge = new Gauge({
-      name: 'pgfence_pool_waiting_clients',
-      help: 'Clients waiting for a backend now.',
-      registers,
-      collect: () => {
-        const pool = this.sources.pool?.();
-        waiting.set(pool === undefined ? 0 : pool.waiting);
-      },
-    });
-    const pinned: Gauge<'tenant'> = new Gauge({
-      name: 'pgfence_backends_pinned',
-      help: 'Backends pinned to each tenant now.',
+    // ---- pgbouncer_exporter's stats, by tenant -----------------------------------------------
+    publishedCounter({
+      name: 'pgfence_stats_sql_transactions_pooled_total',
+      help: 'Transactions by tenant (an autocommit statement is one): ReadyForQuery with status idle (PgBouncer total_xact_count).',
       labelNames: ['tenant'],
-      registers,
-      collect: () => {
-        pinned.reset();
-        const source = this.sources.pinned?.();
-        if (source === undefined) return;
-        const byLabel = new Map<string, number>();
-        for (const [tenant, count] of source) {
-          const label = this.tenant(tenant).label;
-          byLabel.set(label, (byLabel.get(label) ?? 0) + count);
-        }
-        for (const [tenant, count] of byLabel) pinned.set({ tenant }, count);
-      },
+      registry,
+      read: perTenant((t) => t.transactions),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_queries_pooled_total',
+      help: 'Client round trips by tenant: Query, Sync or FunctionCall answered by ReadyForQuery (PgBouncer total_query_count).',
+      labelNames: ['tenant'],
+      registry,
+      read: perTenant((t) => t.queries),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_queries_duration_seconds_total',
+      help: 'Time spent in client round trips, by tenant (PgBouncer total_query_time).',
+      labelNames: ['tenant'],
+      registry,
+      read: perTenant((t) => t.queryMicros / 1e6),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_sql_transactions_duration_seconds_total',
+      help: 'Time spent in transactions, from their first round trip to the idle ReadyForQuery, by tenant (PgBouncer total_xact_time).',
+      labelNames: ['tenant'],
+      registry,
+      read: perTenant((t) => t.transactionMicros / 1e6),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_client_wait_seconds_total',
+      help: 'Time clients waited for a backend, by tenant (PgBouncer total_wait_time).',
+      labelNames: ['tenant'],
+      registry,
+      read: perTenant((t) => t.waitMicros / 1e6),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_server_assignments_total',
+      help: 'Backends handed to a client, by tenant (PgBouncer total_server_assignment_count).',
+      labelNames: ['tenant'],
+      registry,
+      read: perTenant((t) => t.assignments),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_received_bytes_total',
+      help: 'Bytes received from clients, all connections (PgBouncer total_received).',
+      registry,
+      read: one(() => this.traffic().received),
+    });
+    publishedCounter({
+      name: 'pgfence_stats_sent_bytes_total',
+      help: 'Bytes sent to clients, all connections (PgBouncer total_sent).',
+      registry,
+      read: one(() => this.traffic().sent),
+    });
+
+    // ---- pgbouncer_exporter's pools: scrape-time gauges ---------------------------------------
+    const pools = (): PoolView | undefined => this.sources.pools?.();
+    const perRow = (read: (row: PoolView['rows'][number]) => number) => (): Iterable<Sample<'tenant'>> => {
+      const view = pools();
+      if (view === undefined) return [];
+      const byLabel = new Map<string, number>();
+      for (const row of view.rows) if (row.tenant !== null) bump(byLabel, this.tenant(row.tenant).label, read(row));
+      return [...byLabel].map(([tenant, n]) => [{ tenant }, n] as const);
+    };
+    const total = (read: (row: PoolView['rows'][number]) => number) => one(() => pools()?.rows.reduce((n, row) => n + read(row), 0) ?? 0);
+    publishedGauge({
+      name: 'pgfence_pools_client_active_connections',
+      help: 'Client sessions by tenant that hold a backend or are idle (PgBouncer cl_active); admin console sessions not included.',
+      labelNames: ['tenant'],
+      registry,
+      read: perRow((r) => r.clActive),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_client_waiting_connections',
+      help: 'Client sessions by tenant waiting for a backend (PgBouncer cl_waiting).',
+      labelNames: ['tenant'],
+      registry,
+      read: perRow((r) => r.clWaiting),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_client_login_connections',
+      help: 'Client connections in startup or authentication (no tenant yet).',
+      registry,
+      read: one(() => pools()?.loginClients ?? 0),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_client_maxwait_seconds',
+      help: 'How long the oldest client waiting for a backend has waited (PgBouncer maxwait); 0 when none waits.',
+      registry,
+      aggregator: 'max',
+      read: one(() => (pools()?.rows.reduce((n, row) => Math.max(n, row.maxWaitMs), 0) ?? 0) / 1000),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_active_connections',
+      help: 'Backends held by a client (PgBouncer sv_active), including those waiting for a cancel to be delivered.',
+      registry,
+      read: total((r) => r.svActive + r.svBeingCanceled),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_idle_connections',
+      help: 'Idle backends ready to hand out (PgBouncer sv_idle).',
+      registry,
+      read: total((r) => r.svIdle),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_used_connections',
+      help: 'Idle backends past pool.healthCheckAfterIdleMs, checked with SELECT 1 before use (PgBouncer sv_used).',
+      registry,
+      read: total((r) => r.svUsed),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_testing_connections',
+      help: 'Backends running DISCARD ALL before reuse (PgBouncer sv_tested).',
+      registry,
+      read: total((r) => r.svTested),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_login_connections',
+      help: 'Backends connecting and authenticating (PgBouncer sv_login).',
+      registry,
+      read: total((r) => r.svLogin),
+    });
+    publishedGauge({
+      name: 'pgfence_pools_server_pinned_connections',
+      help: 'Backends held by or pinned to each tenant now (active, idle, used or resetting).',
+      labelNames: ['tenant'],
+      registry,
+      read: perRow((r) => r.svActive + r.svBeingCanceled + r.svIdle + r.svUsed + r.svTested),
     });
 
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -348,74 +512,104 @@ export class Metrics {
   }
 
   /** The per-tenant handle; keep it for the session rather than calling this per message. */
-  /** Every tenant series so far (and the overflow one), for SHOW STATS. */
-  tenantTotals(): TenantMetrics[] {
-    return this.other === undefined || this.other === null ? [...this.tenants.values()] : [...this.tenants.values(), this.other];
+  tenant(id: string): TenantMetrics & Traffic {
+    return this.series(id);
   }
 
-  tenant(id: string): TenantMetrics {
-    const known = this.tenants.get(id);
-    if (known !== undefined) return known;
-    if (this.tenants.size < this.maxTenants) {
-      const series = new TenantSeries(id, this.tenantMetricSet());
-      this.tenants.set(id, series);
-      return series;
-    }
-    this.other ??= new TenantSeries(OTHER_TENANT, this.tenantMetricSet());
-    return this.other;
+  /** Every tenant series so far (and the overflow one), for SHOW STATS. */
+  tenantTotals(): TenantMetrics[] {
+    return this.tenantSeries();
+  }
+
+  /** The totals as of the start of the current stats period (see rollStatsPeriod); null before the first. */
+  get statsPeriod(): StatsPeriod | null {
+    return this.period;
+  }
+
+  /** Starts a new stats period: SHOW STATS's averages compare the totals now with this reading. */
+  rollStatsPeriod(at = performance.now()): void {
+    this.period = { at, totals: new Map(this.tenantSeries().map((t) => [t.label, t.totals()])) };
   }
 
   clientConnection(result: ClientConnectionResult): void {
-    this.clientResults[result].inc();
+    bump(this.clientResults, result);
   }
 
   /** `reason`: `AuthError.reason` or `TenantRefused.reason` (fixed catalogs, never a message). */
   authFailure(reason: string): void {
-    this.authFailures.labels(reason).inc();
+    bump(this.authFailures, reason);
   }
 
-  backendConnection(result: BackendConnectionResult): void {
-    this.backendResults[result].inc();
+  backendConnection(event: BackendConnectionEvent): void {
+    switch (event) {
+      case 'opened':
+        this.backendsOpened++;
+        return;
+      case 'failed':
+        this.backendsFailed++;
+        return;
+      case 'closed':
+        this.backendsClosed++;
+        return;
+    }
   }
 
   backendReset(result: BackendResetResult): void {
-    this.resetResults[result].inc();
+    if (result === 'ok') this.resetsOk++;
+    else this.resetsFailed++;
   }
 
-  /** Bytes a client sent (in) or received (out). */
+  /** Bytes a connection with no tenant sent (in) or received (out); sessions count into their Traffic directly. */
   clientBytesIn(bytes: number): void {
-    this.bytesIn.inc(bytes);
+    this.unattributed.received += bytes;
   }
 
   clientBytesOut(bytes: number): void {
-    this.bytesOut.inc(bytes);
+    this.unattributed.sent += bytes;
   }
 
   /** `what`: which reported parameter broke the pin (`session_authorization`, `search_path`, `role`). */
   tripwire(what: string): void {
-    this.tripwires.labels(what).inc();
+    bump(this.tripwires, what);
   }
 
-  acquireWait(seconds: number): void {
-    this.acquireWaitSeconds.observe(seconds);
+  /** A backend handed to a client of `tenant` after `seconds` of waiting (0 when one was idle). */
+  acquireWait(seconds: number, tenant?: string): void {
+    this.acquireWaits.observe(seconds);
+    if (tenant === undefined) return;
+    const series = this.series(tenant);
+    series.assignments++;
+    series.waitMicros += seconds * 1e6;
   }
 
   acquireTimeout(): void {
-    this.acquireTimeouts.inc();
+    this.acquireTimeouts++;
   }
 
-  private tenantMetricSet(): ConstructorParameters<typeof TenantSeries>[1] {
-    return { statements: this.statements, rejected: this.rejectedStatements, queryDuration: this.queryDurationSeconds };
+  /** Bytes of every connection, tenant or not. */
+  private traffic(): Traffic {
+    let received = this.unattributed.received;
+    let sent = this.unattributed.sent;
+    for (const t of this.tenantSeries()) {
+      received += t.received;
+      sent += t.sent;
+    }
+    return { received, sent };
   }
-}
 
-/** One cached child per value of the counter's single label, each exported at 0. */
-function zeroed<V extends string>(counter: Counter<'result'>, values: readonly V[]): Record<V, Inc> {
-  const children = {} as Record<V, Inc>;
-  for (const value of values) {
-    const child = counter.labels(value);
-    child.inc(0);
-    children[value] = child;
+  private tenantSeries(): TenantSeries[] {
+    return this.other === null ? [...this.tenants.values()] : [...this.tenants.values(), this.other];
   }
-  return children;
+
+  private series(id: string): TenantSeries {
+    const known = this.tenants.get(id);
+    if (known !== undefined) return known;
+    if (this.tenants.size < this.maxTenants) {
+      const series = new TenantSeries(id);
+      this.tenants.set(id, series);
+      return series;
+    }
+    this.other ??= new TenantSeries(OTHER_TENANT);
+    return this.other;
+  }
 }

@@ -1,13 +1,26 @@
 import { message } from '../protocol/build.js';
 
 /**
- * Encoders for the result messages the admin console writes: a text-only result set
- * (RowDescription, DataRow), CommandComplete and EmptyQueryResponse. Errors and notices come from
- * `protocol/build.ts`.
+ * Encoders for the result messages the admin console writes: a result set (RowDescription,
+ * DataRow), CommandComplete and EmptyQueryResponse. Errors and notices come from
+ * `protocol/build.ts`. Every value is sent in text format; RowDescription names each column's type
+ * as PgBouncer does (text, int4, int8 or numeric), so drivers hand out numbers.
  */
 
-/** OID of `text`: every console column is text in text format, as in PgBouncer's SHOW output. */
-const TEXT_OID = 25;
+/** A column's type: its OID and type length in RowDescription. */
+export type ColumnType = 'text' | 'int4' | 'int8' | 'numeric';
+
+const TYPES: Record<ColumnType, { oid: number; length: number }> = {
+  text: { oid: 25, length: -1 },
+  int4: { oid: 23, length: 4 },
+  int8: { oid: 20, length: 8 },
+  numeric: { oid: 1700, length: -1 },
+};
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+}
 /** Bytes per field in RowDescription after the name: table OID, column number, type OID, type length, type modifier, format. */
 const FIELD_TAIL_BYTES = 4 + 2 + 4 + 2 + 4 + 2;
 
@@ -16,20 +29,22 @@ function cstring(text: string): Buffer {
   return Buffer.from(text.replaceAll('\0', '') + '\0', 'utf8');
 }
 
-/** RowDescription ('T') for columns that are all text (OID 25, length -1, no modifier, text format). */
-export function rowDescription(columns: readonly string[]): Buffer {
-  const names = columns.map(cstring);
+/** RowDescription ('T'): for each column its name, type OID and length, no modifier, text format. */
+export function rowDescription(columns: readonly (string | ColumnSpec)[]): Buffer {
+  const specs = columns.map((c): ColumnSpec => (typeof c === 'string' ? { name: c, type: 'text' } : c));
+  const names = specs.map((c) => cstring(c.name));
   const body = Buffer.allocUnsafe(2 + names.reduce((n, name) => n + name.length + FIELD_TAIL_BYTES, 0));
-  let at = body.writeInt16BE(columns.length, 0);
-  for (const name of names) {
-    at += name.copy(body, at);
+  let at = body.writeInt16BE(specs.length, 0);
+  specs.forEach((spec, i) => {
+    const type = TYPES[spec.type];
+    at += (names[i] as Buffer).copy(body, at);
     at = body.writeInt32BE(0, at); // not a table column
     at = body.writeInt16BE(0, at);
-    at = body.writeInt32BE(TEXT_OID, at);
-    at = body.writeInt16BE(-1, at); // variable length
+    at = body.writeInt32BE(type.oid, at);
+    at = body.writeInt16BE(type.length, at);
     at = body.writeInt32BE(-1, at); // no type modifier
     at = body.writeInt16BE(0, at); // text format
-  }
+  });
   return message('T', body);
 }
 
@@ -53,7 +68,7 @@ export function commandComplete(tag: string): Buffer {
 /** EmptyQueryResponse ('I'): the answer to a query string with no command in it. */
 export const EMPTY_QUERY_RESPONSE: Buffer = message('I', Buffer.alloc(0));
 
-/** A whole text result set: RowDescription, one DataRow per row, CommandComplete. */
-export function textResult(columns: readonly string[], rows: readonly (readonly (string | null)[])[], tag: string): Buffer[] {
+/** A whole result set: RowDescription, one DataRow per row, CommandComplete. */
+export function typedResult(columns: readonly (string | ColumnSpec)[], rows: readonly (readonly (string | null)[])[], tag: string): Buffer[] {
   return [rowDescription(columns), ...rows.map(dataRow), commandComplete(tag)];
 }

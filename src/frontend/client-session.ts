@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { ConsoleSession } from '../admin/console.js';
-import type { QueryTimer } from '../admin/index.js';
+import type { ClientState, QueryTimer, Traffic } from '../admin/index.js';
 import { type Binding, type BindingHost, PinBreach } from '../binding/binding.js';
 import { ClientSettings } from '../binding/client-settings.js';
 import { SessionModeBinding } from '../binding/session-mode.js';
@@ -60,18 +60,23 @@ export class ClientSession implements RelayHost, BindingHost {
   private held: FramedMessage[] | null = null;
   private draining = false;
   private readonly connectedAt = new Date();
+  /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
+  private traffic: Traffic;
 
   constructor(
-    socket: net.Socket,
+    private readonly socket: net.Socket,
     private readonly deps: SessionDeps,
   ) {
+    this.traffic = deps.metrics.unattributed;
     this.framer = new MessageFramer(MAX_PASSWORD_MESSAGE);
     this.log = deps.log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     this.conn = new ClientConnection(socket, {
       data: (chunk) => this.onClientData(chunk),
       closed: () => this.onClientGone(),
       error: (error) => this.log.debug({ err: error.message }, 'client socket error'),
-      bytesOut: (n) => deps.metrics.clientBytesOut(n),
+      bytesOut: (n) => {
+        this.traffic.sent += n;
+      },
     });
   }
 
@@ -102,19 +107,38 @@ export class ClientSession implements RelayHost, BindingHost {
     return this.step !== 'ready' || this.binding === null || this.binding.betweenTransactions;
   }
 
+  /** Where the session is, in PgBouncer's terms: `active` holds a backend, `idle` does not. */
+  get clientState(): ClientState {
+    switch (this.step) {
+      case 'startup':
+      case 'password':
+      case 'authenticating':
+        return 'login';
+      case 'console':
+        return 'console';
+      case 'ready':
+      case 'closed':
+        if (this.binding?.waiting === true) return 'waiting';
+        return (this.relay?.backend ?? null) !== null ? 'active' : 'idle';
+    }
+  }
+
   /** What the admin console shows of this session. */
   describe(): ConsoleSession {
-    const waiting = this.binding?.waiting === true;
-    const state = this.step === 'console' ? 'idle' : this.step !== 'ready' ? 'startup' : waiting ? 'waiting' : this.betweenTransactions() ? 'idle' : 'active';
     return {
       id: this.id,
-      tenant: this.tenant?.id ?? '',
+      tenant: this.tenant?.id ?? null,
       user: this.user,
-      peer: this.conn.peer(),
-      state,
+      database: this.params.get('database') ?? this.user ?? null,
+      applicationName: this.params.get('application_name') ?? null,
+      addr: this.socket.remoteAddress ?? null,
+      port: this.socket.remotePort ?? null,
+      localAddr: this.socket.localAddress ?? null,
+      localPort: this.socket.localPort ?? null,
+      state: this.clientState,
       connectedAt: this.connectedAt,
       backendId: this.relay?.backend?.id ?? null,
-      admin: this.step === 'console',
+      tls: this.conn.encrypted,
     };
   }
 
@@ -126,7 +150,7 @@ export class ClientSession implements RelayHost, BindingHost {
   // ---- client bytes ---------------------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
-    this.deps.metrics.clientBytesIn(chunk.length);
+    this.traffic.received += chunk.length;
     try {
       switch (this.step) {
         case 'startup':
@@ -278,6 +302,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.user = who.user;
     this.log = this.log.child({ tenant: tenant.id, user: this.user });
     const tenantMetrics = deps.metrics.tenant(tenant.id);
+    this.traffic = tenantMetrics;
     this.queryTimer = tenantMetrics.queryTimer();
     const transactionMode = deps.config.pool.mode === 'transaction';
     const inspector = new StatementInspector({

@@ -75,6 +75,29 @@ interface PooledBackend {
   holder: string | null;
   readonly born: number;
   idleSince: number;
+  /** The pool's generation when it was opened: older ones close on release (RECONNECT). */
+  readonly generation: number;
+}
+
+/** What the admin console and the scrape-time gauges see of one backend. */
+export interface BackendView {
+  id: number;
+  state: Place;
+  /** Tenant whose pin is in force; null when unpinned. */
+  tenant: string | null;
+  /** Tenant holding it now (active only). */
+  holder: string | null;
+  dirty: boolean;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  /** A CancelRequest for it is on its way: it serves no one until delivered. */
+  cancelling: boolean;
+  /** RECONNECT was issued after it opened: it closes when released (or now, when idle). */
+  closeNeeded: boolean;
+  /** Server process id from BackendKeyData. */
+  processId: number;
+  /** Statements pgfence keeps prepared on it. */
+  preparedStatements: number;
 }
 
 /**
@@ -99,7 +122,9 @@ export class BackendPool {
   private quiet: Array<() => void> = [];
   private readonly janitor: NodeJS.Timeout;
   /** Observers for metrics: called with the wait in seconds of each successful acquire. */
-  onAcquired: ((waitSeconds: number) => void) | null = null;
+  onAcquired: ((waitSeconds: number, tenant: string) => void) | null = null;
+  /** Bumped by reconnect(): backends of an older generation are closed instead of reused. */
+  private generation = 0;
 
   constructor(
     private readonly target: BackendTarget,
@@ -178,7 +203,7 @@ export class BackendPool {
     if (record === undefined || record.place !== 'active') throw new Error(`backend ${backend.id} released but not active`);
     this.leaveTenant(record);
     backend.unbind();
-    const tooOld = this.options.maxLifetimeMs > 0 && Date.now() - record.born > this.options.maxLifetimeMs;
+    const tooOld = (this.options.maxLifetimeMs > 0 && Date.now() - record.born > this.options.maxLifetimeMs) || record.generation < this.generation;
     if (!opts.reusable || this.closing || backend.closed || backend.txnStatus !== 'I' || tooOld) {
       this.log.debug({ backend: backend.id, reusable: opts.reusable, txn: backend.txnStatus, tooOld }, 'closing backend instead of reuse');
       this.destroy(record);
@@ -194,8 +219,9 @@ export class BackendPool {
     this.move(record, 'resetting');
     void afterCancel.then(() => (opts.reset ? this.reset(backend, opts.repin) : undefined)).then(
       () => {
-        if (backend.closed || this.closing) {
+        if (backend.closed || this.closing || record.generation < this.generation) {
           this.destroy(record);
+          this.serveWaiters();
           return;
         }
         this.move(record, 'idle');
@@ -216,6 +242,11 @@ export class BackendPool {
     return new Promise((resolve) => this.quiet.push(resolve));
   }
 
+  /** PAUSE is in force. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
   resume(): void {
     this.paused = false;
     for (const resolve of this.quiet.splice(0)) resolve();
@@ -223,15 +254,39 @@ export class BackendPool {
   }
 
   /** What the admin console shows of every backend. */
-  describe(): Array<{ id: number; state: Place; tenant: string | null; dirty: boolean; createdAt: Date; lastUsedAt: Date | null }> {
+  describe(): BackendView[] {
     return [...this.records.values()].map((r) => ({
       id: r.backend.id,
       state: r.place,
       tenant: r.backend.pinnedTenant,
+      holder: r.holder,
       dirty: r.backend.dirty,
       createdAt: new Date(r.born),
       lastUsedAt: r.backend.lastUsed > 0 ? new Date(r.backend.lastUsed) : null,
+      cancelling: r.backend.cancelling !== null,
+      closeNeeded: r.generation < this.generation,
+      processId: r.backend.processId,
+      preparedStatements: r.backend.statements.size,
     }));
+  }
+
+  /** Every waiting client's tenant and when it started waiting (Date.now() ms), oldest first. */
+  waiting(): Array<{ tenant: string; since: number }> {
+    const out: Array<{ tenant: string; since: number }> = [];
+    for (let w = this.waiters.first; w !== null; w = w.next) out.push({ tenant: w.tenant, since: w.since });
+    return out;
+  }
+
+  /**
+   * RECONNECT: every backend open now closes instead of going back to the pool, idle ones at once;
+   * new backends open as needed. Returns how many backends were marked.
+   */
+  reconnect(): number {
+    this.generation++;
+    const marked = this.records.size;
+    for (const record of [...this.idle]) this.destroy(record);
+    this.serveWaiters();
+    return marked;
   }
 
   /** The longest a client has been waiting for a backend, in ms. */
@@ -297,7 +352,7 @@ export class BackendPool {
     this.move(record, 'active');
     record.holder = tenant;
     this.perTenant.set(tenant, (this.perTenant.get(tenant) ?? 0) + 1);
-    this.onAcquired?.(waitedSeconds);
+    this.onAcquired?.(waitedSeconds, tenant);
   }
 
   /** Hands out an idle backend, after a health check if it sat idle long. */
@@ -367,7 +422,7 @@ export class BackendPool {
         this.connecting--;
         this.metrics?.backendConnection('opened');
         const now = Date.now();
-        const record: PooledBackend = { backend, place: 'idle', holder: null, born: now, idleSince: now };
+        const record: PooledBackend = { backend, place: 'idle', holder: null, born: now, idleSince: now, generation: this.generation };
         backend.onClose = () => this.forget(record);
         if (this.closing) {
           backend.destroy();

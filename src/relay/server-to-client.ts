@@ -125,7 +125,7 @@ export class ServerToClient {
           this.repinDone();
           return;
         }
-        this.timer.answered();
+        this.timer.answered(message[5]);
         this.push(message);
         return;
       case B.ErrorResponse:

@@ -92,6 +92,15 @@ export function registryResolver(
       closed ??= pool.end();
       return closed;
     },
+    known() {
+      const out: Array<{ id: string; status: string }> = [];
+      if (cache === undefined) return out;
+      for (const id of cache.keys()) {
+        const answer = cache.peek(id);
+        if (answer?.kind === 'found') out.push({ id, status: typeof answer.status === 'string' ? answer.status : String(answer.status) });
+      }
+      return out;
+    },
   };
 }
 

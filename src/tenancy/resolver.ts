@@ -19,6 +19,8 @@ export interface TenantResolver {
   resolve(tenantId: string): Promise<Tenant>;
   /** Releases the registry connections, if any; idempotent. */
   close(): Promise<void>;
+  /** Registry only: the tenants whose answer is cached now, with their status (for SHOW TENANTS). */
+  known?(): Array<{ id: string; status: string }>;
 }
 
 export interface TenantResolverOptions {

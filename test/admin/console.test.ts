@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { CONSOLE_COMMANDS } from '../../src/admin/console-commands.js';
-import { type ConsoleContext, runConsoleCommand } from '../../src/admin/console.js';
+import { type ConsoleBackend, type ConsoleContext, type ConsoleSession, runConsoleCommand } from '../../src/admin/console.js';
 import { ConfigError } from '../../src/config/errors.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -103,18 +103,38 @@ interface ResultSet {
   tag: string;
 }
 
-/** A SHOW answer: RowDescription (all text), DataRows, CommandComplete, nothing else. */
+const TYPE_OIDS: Record<number, { name: string; length: number }> = {
+  25: { name: 'text', length: -1 },
+  23: { name: 'int4', length: 4 },
+  20: { name: 'int8', length: 8 },
+  1700: { name: 'numeric', length: -1 },
+};
+
+/** Each column's type name from RowDescription. */
+async function columnTypes(sql: string, ctx: ConsoleContext): Promise<Record<string, string>> {
+  const [head] = await run(sql, ctx);
+  if (head?.type !== 'T') throw new Error('expected RowDescription');
+  return Object.fromEntries(head.fields.map((f) => [f.name, TYPE_OIDS[f.typeOid]?.name ?? `oid ${f.typeOid}`]));
+}
+
+/** A SHOW answer: RowDescription (text, int4, int8 or numeric columns in text format), DataRows, CommandComplete, nothing else. */
 function resultSet(messages: Message[]): ResultSet {
   const [head, ...rest] = messages;
   const tail = rest.pop();
   if (head?.type !== 'T') throw new Error(`expected RowDescription, got ${JSON.stringify(head)}`);
   if (tail?.type !== 'C') throw new Error(`expected CommandComplete, got ${JSON.stringify(tail)}`);
   for (const field of head.fields) {
-    expect(field).toEqual({ name: field.name, tableOid: 0, column: 0, typeOid: 25, typeLength: -1, typeModifier: -1, format: 0 });
+    const type = TYPE_OIDS[field.typeOid];
+    expect(type, field.name).toBeDefined();
+    expect(field).toEqual({ name: field.name, tableOid: 0, column: 0, typeOid: field.typeOid, typeLength: type?.length, typeModifier: -1, format: 0 });
   }
   const rows = rest.map((m) => {
     if (m.type !== 'D') throw new Error(`expected DataRow, got ${JSON.stringify(m)}`);
     expect(m.values).toHaveLength(head.fields.length);
+    head.fields.forEach((f, i) => {
+      const value = m.values[i];
+      if (f.typeOid !== 25 && value !== null && value !== undefined) expect(value, f.name).toMatch(/^-?\d+$/);
+    });
     return m.values;
   });
   return { columns: head.fields.map((f) => f.name), rows, tag: tail.tag };
@@ -152,37 +172,108 @@ function notices(messages: Message[]): string[] {
 const T0 = new Date('2025-03-01T10:00:00.000Z');
 const T1 = new Date('2025-03-01T10:05:30.250Z');
 
+const ZERO_ROW = { clActive: 0, clWaiting: 0, svActive: 0, svBeingCanceled: 0, svIdle: 0, svUsed: 0, svTested: 0, svLogin: 0, maxWaitMs: 0 };
+const TOTALS = { assignments: 0, transactions: 0, queries: 0, received: 0, sent: 0, transactionMicros: 0, queryMicros: 0, waitMicros: 0 };
+
+function client(fields: Partial<ConsoleSession> & { id: number }): ConsoleSession {
+  return {
+    tenant: null,
+    user: undefined,
+    database: null,
+    applicationName: null,
+    addr: '127.0.0.1',
+    port: 50000,
+    localAddr: '127.0.0.1',
+    localPort: 6432,
+    state: 'idle',
+    connectedAt: T0,
+    backendId: null,
+    tls: false,
+    ...fields,
+  };
+}
+
+function server(fields: Partial<ConsoleBackend> & { id: number }): ConsoleBackend {
+  return {
+    state: 'idle',
+    tenant: null,
+    holder: null,
+    dirty: false,
+    createdAt: T0,
+    lastUsedAt: null,
+    cancelling: false,
+    closeNeeded: false,
+    processId: 4242,
+    preparedStatements: 0,
+    clientId: null,
+    ...fields,
+  };
+}
+
 function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext {
   return {
+    target: () => ({ host: 'db.internal', port: 5432, database: 'app', user: 'pgfence_pool' }),
     pools: () => [
-      { database: 'app', mode: 'transaction', size: 20, idle: 3, active: 2, resetting: 1, connecting: 0, waiting: 4, maxWaitMs: 125 },
+      { ...ZERO_ROW, tenant: 'acme', clActive: 2, clWaiting: 4, svActive: 1, svIdle: 3, svUsed: 1, maxWaitMs: 1250.5, database: 'app', user: 'pgfence_pool', poolMode: 'transaction' },
+      { ...ZERO_ROW, tenant: null, svIdle: 1, svLogin: 2, database: 'app', user: 'pgfence_pool', poolMode: 'transaction' },
     ],
     clients: () => [
-      { id: 1, tenant: 'acme', user: 'acme-dba', peer: '127.0.0.1:50000', state: 'active', connectedAt: T0, backendId: 7, admin: false },
-      { id: 2, tenant: 'globex', user: undefined, peer: '10.0.0.9:41234', state: 'idle', connectedAt: T1, backendId: null, admin: false },
-      { id: 3, tenant: 'ops', user: 'root', peer: '[::1]:6000', state: 'waiting', connectedAt: T1, backendId: null, admin: true },
+      client({ id: 1, tenant: 'acme', user: 'acme-dba', database: 'app', applicationName: 'psql', state: 'active', backendId: 7, tls: true }),
+      client({ id: 2, tenant: 'globex', addr: '10.0.0.9', port: 41234, state: 'waiting', connectedAt: T1 }),
+      client({ id: 3, user: 'root', database: 'pgfence', state: 'console', addr: '::1', port: 6000 }),
     ],
     servers: () => [
-      { id: 7, state: 'active', tenant: 'acme', dirty: true, createdAt: T0, lastUsedAt: T1 },
-      { id: 8, state: 'idle', tenant: null, dirty: false, createdAt: T1, lastUsedAt: null },
-      { id: 9, state: 'resetting', tenant: 'globex', dirty: false, createdAt: T0, lastUsedAt: T0 },
+      server({ id: 7, state: 'active', tenant: 'acme', holder: 'acme', dirty: true, lastUsedAt: T1, clientId: 1, preparedStatements: 2 }),
+      server({ id: 8, createdAt: T1, closeNeeded: true, processId: 4243 }),
+      server({ id: 9, state: 'resetting', tenant: 'globex', lastUsedAt: T0, processId: 4244 }),
+      server({ id: 10, state: 'active', tenant: 'acme', cancelling: true, processId: 4245 }),
+    ],
+    databases: () => [
+      {
+        name: 'app',
+        host: 'db.internal',
+        port: 5432,
+        database: 'app',
+        forceUser: 'pgfence_pool',
+        poolSize: 20,
+        serverLifetimeSeconds: 3600,
+        poolMode: 'transaction',
+        maxConnections: 20,
+        currentConnections: 4,
+        currentClientConnections: 2,
+        paused: true,
+        maxPerTenant: 5,
+      },
+    ],
+    lists: () => [
+      { list: 'databases', items: 2 },
+      { list: 'used_clients', items: 3 },
     ],
     tenants: () => [
-      { id: 'acme', status: 'active', schema: 'tenant_acme', clients: 1 },
-      { id: 'initech', status: 'suspended', schema: null, clients: 0 },
+      { id: 'acme', status: 'active', schema: 'tenant_acme', clients: 1, source: 'config' },
+      { id: 'initech', status: 'suspended', schema: null, clients: 0, source: 'registry' },
+      { id: 'hooli', status: null, schema: 'tenant_hooli', clients: 2, source: 'session' },
     ],
     stats: () => [
-      { tenant: 'acme', statements: 1042, rejected: 3, clients: 1, backends: 1 },
-      { tenant: 'globex', statements: 0, rejected: 0, clients: 1, backends: 0 },
+      {
+        tenant: 'acme',
+        database: 'app',
+        totals: { assignments: 10, transactions: 12, queries: 30, received: 4096, sent: 2 ** 33, transactionMicros: 123456, queryMicros: 65432.4, waitMicros: 7 },
+        averages: { ...TOTALS, transactions: 0.2, queries: 0.5, queryMicros: 2181.08 },
+        statements: 1042,
+        rejected: 3,
+      },
     ],
     config: () => [
-      { key: 'pool.size', value: '20', changeable: true },
-      { key: 'jwt.secret', value: '********', changeable: true },
-      { key: 'listen.port', value: '6432', changeable: false },
+      { key: 'pool.size', value: '20', default: '10', changeable: true },
+      { key: 'jwt.secret', value: '********', default: '', changeable: true },
+      { key: 'listen.port', value: '6432', default: '6432', changeable: false },
     ],
     reload: async () => ({ applied: ['pool.size', 'jwt.secret'], notApplied: ['listen.port'] }),
     pause: async () => undefined,
     resume: () => undefined,
+    reconnect: () => 0,
+    shutdown: () => undefined,
     killTenant: () => 0,
     ...overrides,
   };
@@ -204,12 +295,16 @@ describe('admin console: SHOW', () => {
       'SHOW POOLS',
       'SHOW CLIENTS',
       'SHOW SERVERS',
+      'SHOW DATABASES',
+      'SHOW LISTS',
       'SHOW TENANTS',
       'SHOW STATS',
       'SHOW CONFIG',
       'RELOAD',
       'PAUSE',
       'RESUME',
+      'RECONNECT',
+      'SHUTDOWN',
       'KILL TENANT <id>',
     ]);
     for (const row of help.rows) expect(row[1]?.length).toBeGreaterThan(5);
@@ -225,75 +320,109 @@ describe('admin console: SHOW', () => {
     expect(version).toEqual({ columns: ['version'], rows: [[`pgfence ${VERSION}`]], tag: 'SHOW' });
   });
 
-  it('SHOW POOLS', async () => {
-    expect(await show('SHOW POOLS', fakeContext())).toEqual({
-      columns: ['database', 'mode', 'size', 'idle', 'active', 'resetting', 'connecting', 'waiting', 'max_wait_ms'],
-      rows: [['app', 'transaction', '20', '3', '2', '1', '0', '4', '125']],
-      tag: 'SHOW',
-    });
-  });
-
-  it('SHOW CLIENTS: NULL for an absent user and backend, yes/no for admin, ISO times', async () => {
-    expect(await show('SHOW CLIENTS', fakeContext())).toEqual({
-      columns: ['id', 'tenant', 'user', 'peer', 'state', 'connected_at', 'backend_id', 'admin'],
+  it("SHOW POOLS: PgBouncer's columns in its order and types, one row per tenant, then the tenant", async () => {
+    const ctx = fakeContext();
+    expect(await show('SHOW POOLS', ctx)).toEqual({
+      columns: [
+        'database', 'user', 'cl_active', 'cl_waiting', 'cl_active_cancel_req', 'cl_waiting_cancel_req', 'sv_active', 'sv_active_cancel',
+        'sv_being_canceled', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'load_balance_hosts', 'tenant',
+      ],
       rows: [
-        ['1', 'acme', 'acme-dba', '127.0.0.1:50000', 'active', '2025-03-01T10:00:00.000Z', '7', 'no'],
-        ['2', 'globex', null, '10.0.0.9:41234', 'idle', '2025-03-01T10:05:30.250Z', null, 'no'],
-        ['3', 'ops', 'root', '[::1]:6000', 'waiting', '2025-03-01T10:05:30.250Z', null, 'yes'],
+        ['app', 'pgfence_pool', '2', '4', '0', '0', '1', '0', '0', '3', '1', '0', '0', '1', '250500', 'transaction', null, 'acme'],
+        ['app', 'pgfence_pool', '0', '0', '0', '0', '0', '0', '0', '1', '0', '0', '2', '0', '0', 'transaction', null, null],
       ],
       tag: 'SHOW',
     });
+    const types = await columnTypes('SHOW POOLS', ctx);
+    expect(types).toMatchObject({ database: 'text', user: 'text', cl_active: 'int4', sv_login: 'int4', maxwait: 'int4', maxwait_us: 'int4', pool_mode: 'text', tenant: 'text' });
   });
 
-  it('SHOW SERVERS: NULL for an unpinned tenant and a backend never used', async () => {
-    expect(await show('SHOW SERVERS', fakeContext())).toEqual({
-      columns: ['id', 'state', 'tenant', 'dirty', 'created_at', 'last_used_at'],
-      rows: [
-        ['7', 'active', 'acme', 'yes', '2025-03-01T10:00:00.000Z', '2025-03-01T10:05:30.250Z'],
-        ['8', 'idle', null, 'no', '2025-03-01T10:05:30.250Z', null],
-        ['9', 'resetting', 'globex', 'no', '2025-03-01T10:00:00.000Z', '2025-03-01T10:00:00.000Z'],
-      ],
-      tag: 'SHOW',
-    });
+  it("SHOW CLIENTS: PgBouncer's columns, NULL where pgfence does not know, then the tenant", async () => {
+    const result = await show('SHOW CLIENTS', fakeContext());
+    expect(result.columns).toEqual([
+      'type', 'user', 'database', 'replication', 'state', 'addr', 'port', 'local_addr', 'local_port', 'connect_time', 'request_time', 'wait',
+      'wait_us', 'close_needed', 'ptr', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id', 'tenant',
+    ]);
+    expect(result.rows).toEqual([
+      ['C', 'acme-dba', 'app', 'none', 'active', '127.0.0.1', '50000', '127.0.0.1', '6432', '2025-03-01T10:00:00.000Z', null, '0', '0', '0', '1', '7', '0', 'TLS', 'psql', '0', '1', 'acme'],
+      ['C', '(nouser)', '(nodb)', 'none', 'waiting', '10.0.0.9', '41234', '127.0.0.1', '6432', '2025-03-01T10:05:30.250Z', null, '0', '0', '0', '2', '', '0', '', '', '0', '2', 'globex'],
+      ['C', 'root', 'pgfence', 'none', 'console', '::1', '6000', '127.0.0.1', '6432', '2025-03-01T10:00:00.000Z', null, '0', '0', '0', '3', '', '0', '', '', '0', '3', null],
+    ]);
+    expect(await columnTypes('SHOW CLIENTS', fakeContext())).toMatchObject({ port: 'int4', local_port: 'int4', wait: 'int4', id: 'int4', connect_time: 'text' });
   });
 
-  it('SHOW TENANTS: NULL schema in row mode', async () => {
+  it('SHOW SERVERS: the target, the server pid, the client served, RECONNECT marks, then tenant and dirty', async () => {
+    const result = await show('SHOW SERVERS', fakeContext());
+    expect(result.columns).toEqual([
+      'type', 'user', 'database', 'replication', 'state', 'addr', 'port', 'local_addr', 'local_port', 'connect_time', 'request_time', 'wait',
+      'wait_us', 'close_needed', 'ptr', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id', 'tenant', 'dirty',
+    ]);
+    expect(result.rows.map((r) => [r[4], r[13], r[15], r[16], r[19], r[20], r[21], r[22], r[9], r[10]])).toEqual([
+      ['active', '0', '1', '4242', '2', '7', 'acme', 'yes', '2025-03-01T10:00:00.000Z', '2025-03-01T10:05:30.250Z'],
+      ['idle', '1', '', '4243', '0', '8', null, 'no', '2025-03-01T10:05:30.250Z', null],
+      ['tested', '0', '', '4244', '0', '9', 'globex', 'no', '2025-03-01T10:00:00.000Z', '2025-03-01T10:00:00.000Z'],
+      ['being_canceled', '0', '', '4245', '0', '10', 'acme', 'no', '2025-03-01T10:00:00.000Z', null],
+    ]);
+    expect(result.rows[0]?.slice(0, 9)).toEqual(['S', 'pgfence_pool', 'app', 'none', 'active', 'db.internal', '5432', '', '0']);
+  });
+
+  it('SHOW DATABASES and SHOW LISTS: PgBouncer columns, integers typed int4', async () => {
+    const dbs = await show('SHOW DATABASES', fakeContext());
+    expect(dbs.columns).toEqual([
+      'name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool_size', 'server_lifetime', 'pool_mode',
+      'load_balance_hosts', 'max_connections', 'current_connections', 'max_client_connections', 'current_client_connections', 'paused', 'disabled',
+      'max_per_tenant',
+    ]);
+    expect(dbs.rows).toEqual([['app', 'db.internal', '5432', 'app', 'pgfence_pool', '20', '0', '0', '3600', 'transaction', null, '20', '4', '0', '2', '1', '0', '5']]);
+    const lists = await show('SHOW LISTS', fakeContext());
+    expect(lists).toEqual({ columns: ['list', 'items'], rows: [['databases', '2'], ['used_clients', '3']], tag: 'SHOW' });
+    expect(await columnTypes('SHOW LISTS', fakeContext())).toEqual({ list: 'text', items: 'int4' });
+  });
+
+  it('SHOW TENANTS: configured, registry and connected tenants; NULL schema in row mode, NULL status when unknown', async () => {
     expect(await show('SHOW TENANTS', fakeContext())).toEqual({
-      columns: ['id', 'status', 'schema', 'clients'],
+      columns: ['id', 'status', 'schema', 'clients', 'source'],
       rows: [
-        ['acme', 'active', 'tenant_acme', '1'],
-        ['initech', 'suspended', null, '0'],
+        ['acme', 'active', 'tenant_acme', '1', 'config'],
+        ['initech', 'suspended', null, '0', 'registry'],
+        ['hooli', null, 'tenant_hooli', '2', 'session'],
       ],
       tag: 'SHOW',
     });
   });
 
-  it('SHOW STATS', async () => {
-    expect(await show('SHOW STATS', fakeContext())).toEqual({
-      columns: ['tenant', 'statements', 'rejected', 'clients', 'backends'],
-      rows: [
-        ['acme', '1042', '3', '1', '1'],
-        ['globex', '0', '0', '1', '0'],
-      ],
-      tag: 'SHOW',
-    });
+  it("SHOW STATS: PgBouncer's totals and averages as numeric (whole numbers, past 2^31), then tenant, statements, rejected", async () => {
+    const result = await show('SHOW STATS', fakeContext());
+    expect(result.columns).toEqual([
+      'database', 'total_server_assignment_count', 'total_xact_count', 'total_query_count', 'total_received', 'total_sent', 'total_xact_time',
+      'total_query_time', 'total_wait_time', 'total_client_parse_count', 'total_server_parse_count', 'total_bind_count',
+      'avg_server_assignment_count', 'avg_xact_count', 'avg_query_count', 'avg_recv', 'avg_sent', 'avg_xact_time', 'avg_query_time',
+      'avg_wait_time', 'avg_client_parse_count', 'avg_server_parse_count', 'avg_bind_count', 'tenant', 'statements', 'rejected',
+    ]);
+    expect(result.rows).toEqual([
+      ['app', '10', '12', '30', '4096', '8589934592', '123456', '65432', '7', '0', '0', '0', '0', '0', '1', '0', '0', '0', '2181', '0', '0', '0', '0', 'acme', '1042', '3'],
+    ]);
+    const types = await columnTypes('SHOW STATS', fakeContext());
+    expect(types['database']).toBe('text');
+    expect(types['tenant']).toBe('text');
+    expect(Object.entries(types).filter(([, t]) => t !== 'text').every(([, t]) => t === 'numeric')).toBe(true);
   });
 
-  it('SHOW CONFIG shows values as the context gives them (masked) and changeable as yes/no', async () => {
+  it('SHOW CONFIG: key, value (masked), default, changeable yes/no', async () => {
     expect(await show('SHOW CONFIG', fakeContext())).toEqual({
-      columns: ['key', 'value', 'changeable'],
+      columns: ['key', 'value', 'default', 'changeable'],
       rows: [
-        ['pool.size', '20', 'yes'],
-        ['jwt.secret', '********', 'yes'],
-        ['listen.port', '6432', 'no'],
+        ['pool.size', '20', '10', 'yes'],
+        ['jwt.secret', '********', '', 'yes'],
+        ['listen.port', '6432', '6432', 'no'],
       ],
       tag: 'SHOW',
     });
   });
 
   it('an empty list is a RowDescription and SHOW with no rows', async () => {
-    const ctx = fakeContext({ clients: () => [], servers: () => [], tenants: () => [], stats: () => [], pools: () => [], config: () => [] });
-    for (const item of ['POOLS', 'CLIENTS', 'SERVERS', 'TENANTS', 'STATS', 'CONFIG']) {
+    const ctx = fakeContext({ clients: () => [], servers: () => [], tenants: () => [], stats: () => [], pools: () => [], config: () => [], databases: () => [], lists: () => [] });
+    for (const item of ['POOLS', 'CLIENTS', 'SERVERS', 'DATABASES', 'LISTS', 'TENANTS', 'STATS', 'CONFIG']) {
       const result = await show(`SHOW ${item}`, ctx);
       expect(result.rows, item).toEqual([]);
       expect(result.columns.length, item).toBeGreaterThan(0);
@@ -303,25 +432,26 @@ describe('admin console: SHOW', () => {
 
   it('shows control characters from a client (a user name) as \\xNN, not raw, and never NUL', async () => {
     const ctx = fakeContext({
-      clients: () => [{ id: 1, tenant: 'acme', user: 'evil\u001b[2J\nname\u0000', peer: 'p', state: 'idle', connectedAt: T0, backendId: null, admin: false }],
+      clients: () => [client({ id: 1, tenant: 'acme', user: 'evil\u001b[2J\nname\u0000', applicationName: 'app\u0007' })],
     });
     const { rows } = await show('SHOW CLIENTS', ctx);
-    expect(rows[0]?.[2]).toBe('evil\\x1b[2J\\x0aname\\x00');
+    expect(rows[0]?.[1]).toBe('evil\\x1b[2J\\x0aname\\x00');
+    expect(rows[0]?.[18]).toBe('app\\x07');
   });
 
   it('keeps non-ASCII text intact', async () => {
-    const ctx = fakeContext({ config: () => [{ key: 'log.name', value: 'pgfence – Zürich 東京', changeable: true }] });
-    expect((await show('SHOW CONFIG', ctx)).rows).toEqual([['log.name', 'pgfence – Zürich 東京', 'yes']]);
+    const ctx = fakeContext({ config: () => [{ key: 'log.name', value: 'pgfence – Zürich 東京', default: '', changeable: true }] });
+    expect((await show('SHOW CONFIG', ctx)).rows).toEqual([['log.name', 'pgfence – Zürich 東京', '', 'yes']]);
   });
 
   it('an invalid Date is NULL rather than a crash', async () => {
-    const ctx = fakeContext({ servers: () => [{ id: 1, state: 'idle', tenant: null, dirty: false, createdAt: new Date(Number.NaN), lastUsedAt: null }] });
-    expect((await show('SHOW SERVERS', ctx)).rows).toEqual([['1', 'idle', null, 'no', null, null]]);
+    const ctx = fakeContext({ servers: () => [server({ id: 1, createdAt: new Date(Number.NaN) })] });
+    expect((await show('SHOW SERVERS', ctx)).rows[0]?.[9]).toBeNull();
   });
 
   it('reads the context at the time of the command', async () => {
     let size = 1;
-    const ctx = fakeContext({ stats: () => [{ tenant: 'acme', statements: size++, rejected: 0, clients: 0, backends: 0 }] });
+    const ctx = fakeContext({ stats: () => [{ tenant: 'acme', database: 'app', totals: { ...TOTALS, assignments: size++ }, averages: TOTALS, statements: 0, rejected: 0 }] });
     expect((await show('SHOW STATS', ctx)).rows[0]?.[1]).toBe('1');
     expect((await show('SHOW STATS', ctx)).rows[0]?.[1]).toBe('2');
   });
@@ -384,6 +514,23 @@ describe('admin console: commands that act', () => {
     expect(answered).toBe(false);
     drained();
     expect(await pending).toEqual([{ type: 'C', tag: 'PAUSE' }]);
+  });
+
+  it('RECONNECT: marks the backends, a notice with the count, tag RECONNECT', async () => {
+    const reconnect = vi.fn(() => 3);
+    const messages = await run('reconnect;', fakeContext({ reconnect }));
+    expect(reconnect).toHaveBeenCalledTimes(1);
+    expect(notices(messages)).toEqual(['pgfence admin: 3 server connections will close when released']);
+    expect(tags(messages)).toEqual(['RECONNECT']);
+  });
+
+  it('SHUTDOWN: asks the context to shut down, tag SHUTDOWN; anything after it is a syntax error', async () => {
+    const shutdown = vi.fn();
+    const messages = await run('SHUTDOWN', fakeContext({ shutdown }));
+    expect(shutdown).toHaveBeenCalledTimes(1);
+    expect(tags(messages)).toEqual(['SHUTDOWN']);
+    expect((await failure('SHUTDOWN NOW', fakeContext({ shutdown }))).C).toBe('42601');
+    expect(shutdown).toHaveBeenCalledTimes(1);
   });
 
   it('RESUME', async () => {

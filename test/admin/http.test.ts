@@ -3,7 +3,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type AdminServer, Metrics, type AdminDeps, startAdminServer } from '../../src/admin/index.js';
+import { type AdminServer, Metrics, type AdminDeps, type PoolRow, type PoolView, startAdminServer } from '../../src/admin/index.js';
 import { parseExposition, valueOf } from './exposition.js';
 
 const silent = pino({ level: 'silent' });
@@ -100,29 +100,42 @@ describe('admin endpoint', () => {
 
   it('computes the gauges from the sources on every scrape', async () => {
     const { url, metrics } = await start();
-    let stats = { idle: 4, active: 1, resetting: 0, connecting: 1, waiting: 0 };
-    let clients = 3;
-    metrics.setSources({ clients: () => clients, pool: () => stats, pinned: () => [['acme', 1]] });
+    const row = (tenant: string | null, fields: Partial<PoolRow>): PoolRow => ({
+      tenant,
+      clActive: 0,
+      clWaiting: 0,
+      svActive: 0,
+      svBeingCanceled: 0,
+      svIdle: 0,
+      svUsed: 0,
+      svTested: 0,
+      svLogin: 0,
+      maxWaitMs: 0,
+      ...fields,
+    });
+    let view: PoolView = { rows: [row('acme', { clActive: 3, svIdle: 1 }), row(null, { svIdle: 3, svLogin: 1 })], loginClients: 2, consoleClients: 0 };
+    metrics.setSources({ pools: () => view });
 
     let text = parseExposition(await (await fetch(`${url}/metrics`)).text());
-    expect(valueOf(text, 'pgfence_clients')).toBe(3);
-    expect(valueOf(text, 'pgfence_backends', { state: 'idle' })).toBe(4);
-    expect(valueOf(text, 'pgfence_backends', { state: 'connecting' })).toBe(1);
-    expect(valueOf(text, 'pgfence_pool_waiting_clients')).toBe(0);
-    expect(valueOf(text, 'pgfence_backends_pinned', { tenant: 'acme' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_server_login_connections')).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(1);
 
-    stats = { idle: 0, active: 6, resetting: 2, connecting: 0, waiting: 9 };
-    clients = 15;
+    view = { rows: [row('acme', { clWaiting: 9, svActive: 6, svTested: 2, maxWaitMs: 1500 }), row(null, {})], loginClients: 0, consoleClients: 1 };
     text = parseExposition(await (await fetch(`${url}/metrics`)).text());
-    expect(valueOf(text, 'pgfence_clients')).toBe(15);
-    expect(valueOf(text, 'pgfence_backends', { state: 'active' })).toBe(6);
-    expect(valueOf(text, 'pgfence_backends', { state: 'resetting' })).toBe(2);
-    expect(valueOf(text, 'pgfence_pool_waiting_clients')).toBe(9);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections')).toBe(6);
+    expect(valueOf(text, 'pgfence_pools_server_testing_connections')).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(9);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(1.5);
   });
 
   it('ignores a query string on a known path', async () => {
     const { url } = await start();
-    expect((await fetch(`${url}/metrics?name[]=pgfence_clients`)).status).toBe(200);
+    expect((await fetch(`${url}/metrics?name[]=pgfence_pools_client_active_connections`)).status).toBe(200);
     expect((await fetch(`${url}/healthz?verbose=1`)).status).toBe(200);
   });
 
@@ -159,7 +172,7 @@ describe('admin endpoint', () => {
     const { log, lines } = capturingLogger();
     const { url, metrics } = await start({}, undefined, log);
     metrics.setSources({
-      pool: () => {
+      pools: () => {
         throw new Error('pool exploded: password=hunter2');
       },
     });

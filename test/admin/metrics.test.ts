@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { Metrics, OTHER_TENANT, type PoolSnapshot, QueryTimer } from '../../src/admin/index.js';
+import { AggregatorRegistry } from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import { Metrics, OTHER_TENANT, type PoolRow, type PoolView, QueryTimer } from '../../src/admin/index.js';
 import { type Exposition, parseExposition, samplesOf, valueOf } from './exposition.js';
 
 async function scrape(metrics: Metrics): Promise<Exposition> {
@@ -18,23 +19,39 @@ describe('Metrics: names and types', () => {
       pgfence_auth_failures_total: 'counter',
       pgfence_statements_total: 'counter',
       pgfence_statements_rejected_total: 'counter',
-      pgfence_backend_connections_total: 'counter',
+      pgfence_tripwires_total: 'counter',
+      pgfence_backend_connection_attempts_total: 'counter',
+      pgfence_backend_connections_closed_total: 'counter',
       pgfence_backend_resets_total: 'counter',
-      pgfence_tripwire_total: 'counter',
-      pgfence_client_bytes_total: 'counter',
       pgfence_acquire_timeouts_total: 'counter',
       pgfence_acquire_wait_seconds: 'histogram',
       pgfence_query_duration_seconds: 'histogram',
-      pgfence_clients: 'gauge',
-      pgfence_backends: 'gauge',
-      pgfence_pool_waiting_clients: 'gauge',
-      pgfence_backends_pinned: 'gauge',
+      pgfence_stats_sql_transactions_pooled_total: 'counter',
+      pgfence_stats_queries_pooled_total: 'counter',
+      pgfence_stats_queries_duration_seconds_total: 'counter',
+      pgfence_stats_sql_transactions_duration_seconds_total: 'counter',
+      pgfence_stats_client_wait_seconds_total: 'counter',
+      pgfence_stats_server_assignments_total: 'counter',
+      pgfence_stats_received_bytes_total: 'counter',
+      pgfence_stats_sent_bytes_total: 'counter',
+      pgfence_pools_client_active_connections: 'gauge',
+      pgfence_pools_client_waiting_connections: 'gauge',
+      pgfence_pools_client_login_connections: 'gauge',
+      pgfence_pools_client_maxwait_seconds: 'gauge',
+      pgfence_pools_server_active_connections: 'gauge',
+      pgfence_pools_server_idle_connections: 'gauge',
+      pgfence_pools_server_used_connections: 'gauge',
+      pgfence_pools_server_testing_connections: 'gauge',
+      pgfence_pools_server_login_connections: 'gauge',
+      pgfence_pools_server_pinned_connections: 'gauge',
     });
+    // Units in the name: seconds and bytes; no mixed event counters.
+    for (const name of byName.keys()) expect(name, name).toMatch(/^pgfence_[a-z_]+$/);
     for (const family of families) expect(family.help.length, family.name).toBeGreaterThan(10);
     const text = await scrape(metrics);
     expect(text.types.get('pgfence_statements_total')).toBe('counter');
     expect(text.types.get('pgfence_query_duration_seconds')).toBe('histogram');
-    expect(text.types.get('pgfence_backends')).toBe('gauge');
+    expect(text.types.get('pgfence_pools_server_idle_connections')).toBe('gauge');
   });
 
   it('exports the outcomes of fixed sets at 0 before anything happened', async () => {
@@ -42,7 +59,8 @@ describe('Metrics: names and types', () => {
     for (const result of ['accepted', 'auth_failed', 'tenant_refused', 'startup_refused', 'backend_unavailable', 'protocol_error']) {
       expect(valueOf(text, 'pgfence_client_connections_total', { result }), result).toBe(0);
     }
-    for (const result of ['opened', 'failed', 'closed']) expect(valueOf(text, 'pgfence_backend_connections_total', { result })).toBe(0);
+    for (const result of ['opened', 'failed']) expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result })).toBe(0);
+    expect(valueOf(text, 'pgfence_backend_connections_closed_total')).toBe(0);
     for (const result of ['ok', 'failed']) expect(valueOf(text, 'pgfence_backend_resets_total', { result })).toBe(0);
     expect(valueOf(text, 'pgfence_acquire_timeouts_total')).toBe(0);
     expect(samplesOf(text, 'pgfence_statements_total')).toEqual([]);
@@ -98,12 +116,12 @@ describe('Metrics: counters', () => {
     expect(valueOf(text, 'pgfence_client_connections_total', { result: 'startup_refused' })).toBe(0);
     expect(valueOf(text, 'pgfence_auth_failures_total', { reason: 'expired' })).toBe(1);
     expect(valueOf(text, 'pgfence_auth_failures_total', { reason: 'suspended_tenant' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backend_connections_total', { result: 'opened' })).toBe(2);
-    expect(valueOf(text, 'pgfence_backend_connections_total', { result: 'failed' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backend_connections_total', { result: 'closed' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'opened' })).toBe(2);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'failed' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connections_closed_total')).toBe(1);
     expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'ok' })).toBe(2);
     expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'failed' })).toBe(1);
-    expect(valueOf(text, 'pgfence_tripwire_total', { what: 'search_path' })).toBe(1);
+    expect(valueOf(text, 'pgfence_tripwires_total', { what: 'search_path' })).toBe(1);
     expect(valueOf(text, 'pgfence_acquire_timeouts_total')).toBe(1);
   });
 
@@ -277,64 +295,176 @@ describe('Metrics: the tenant cap', () => {
   });
 });
 
+function row(tenant: string | null, fields: Partial<PoolRow> = {}): PoolRow {
+  return { tenant, clActive: 0, clWaiting: 0, svActive: 0, svBeingCanceled: 0, svIdle: 0, svUsed: 0, svTested: 0, svLogin: 0, maxWaitMs: 0, ...fields };
+}
+
 describe('Metrics: gauges computed at scrape time', () => {
-  it('reads the sources when scraped, not before', async () => {
+  it('reads the pool view when scraped, not before, and sums the server states over the rows', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    const pool: { -readonly [K in keyof PoolSnapshot]: number } = { idle: 3, active: 2, resetting: 1, connecting: 0, waiting: 4 };
-    let clients = 7;
+    let view: PoolView = {
+      rows: [row('acme', { clActive: 2, clWaiting: 1, svActive: 2, svBeingCanceled: 1, maxWaitMs: 250 }), row('globex', { svIdle: 1, svUsed: 2, svTested: 1 }), row(null, { svIdle: 3, svLogin: 1 })],
+      loginClients: 4,
+      consoleClients: 1,
+    };
     let reads = 0;
     metrics.setSources({
-      clients: () => clients,
-      pool: () => {
+      pools: () => {
         reads++;
-        return { ...pool };
+        return view;
       },
     });
     expect(reads).toBe(0);
 
     let text = await scrape(metrics);
     expect(reads).toBeGreaterThan(0);
-    expect(valueOf(text, 'pgfence_clients')).toBe(7);
-    expect(valueOf(text, 'pgfence_backends', { state: 'idle' })).toBe(3);
-    expect(valueOf(text, 'pgfence_backends', { state: 'active' })).toBe(2);
-    expect(valueOf(text, 'pgfence_backends', { state: 'resetting' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backends', { state: 'connecting' })).toBe(0);
-    expect(valueOf(text, 'pgfence_pool_waiting_clients')).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0.25);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections')).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_server_used_connections')).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_testing_connections')).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_login_connections')).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex' })).toBe(4);
 
-    clients = 1;
-    Object.assign(pool, { idle: 0, active: 5, waiting: 0, connecting: 2 });
+    view = { rows: [row('acme', { clActive: 1 }), row(null)], loginClients: 0, consoleClients: 0 };
     text = await scrape(metrics);
-    expect(valueOf(text, 'pgfence_clients')).toBe(1);
-    expect(valueOf(text, 'pgfence_backends', { state: 'idle' })).toBe(0);
-    expect(valueOf(text, 'pgfence_backends', { state: 'active' })).toBe(5);
-    expect(valueOf(text, 'pgfence_backends', { state: 'connecting' })).toBe(2);
-    expect(valueOf(text, 'pgfence_pool_waiting_clients')).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(1);
+    expect(samplesOf(text, 'pgfence_pools_client_active_connections').map((s) => s.labels['tenant'])).toEqual(['acme']);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0);
   });
 
-  it('reports pinned backends per tenant, dropping tenants no longer pinned and folding those beyond the cap', async () => {
+  it('folds tenants beyond the cap into (other)', async () => {
     const metrics = new Metrics({ maxTenants: 2, processMetrics: false });
-    let pinned = new Map([
-      ['acme', 2],
-      ['globex', 1],
-      ['initech', 3],
-      ['hooli', 1],
-    ]);
-    metrics.setSources({ pinned: () => pinned });
-    let text = await scrape(metrics);
-    expect(valueOf(text, 'pgfence_backends_pinned', { tenant: 'acme' })).toBe(2);
-    expect(valueOf(text, 'pgfence_backends_pinned', { tenant: 'globex' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backends_pinned', { tenant: OTHER_TENANT })).toBe(4);
-
-    pinned = new Map([['acme', 1]]);
-    text = await scrape(metrics);
-    expect(samplesOf(text, 'pgfence_backends_pinned')).toEqual([{ name: 'pgfence_backends_pinned', labels: { tenant: 'acme' }, value: 1 }]);
+    const view: PoolView = {
+      rows: [row('acme', { svIdle: 2 }), row('globex', { svIdle: 1 }), row('hooli', { svIdle: 1 }), row('initech', { svActive: 3 }), row(null)],
+      loginClients: 0,
+      consoleClients: 0,
+    };
+    metrics.setSources({ pools: () => view });
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: OTHER_TENANT })).toBe(4);
   });
 
-  it('exports no backend samples and zero clients while nothing is wired in', async () => {
+  it('exports zeros and no labelled samples while nothing is wired in', async () => {
     const text = await scrape(new Metrics({ processMetrics: false }));
-    expect(samplesOf(text, 'pgfence_backends')).toEqual([]);
-    expect(samplesOf(text, 'pgfence_backends_pinned')).toEqual([]);
-    expect(valueOf(text, 'pgfence_clients')).toBe(0);
-    expect(valueOf(text, 'pgfence_pool_waiting_clients')).toBe(0);
+    expect(samplesOf(text, 'pgfence_pools_client_active_connections')).toEqual([]);
+    expect(samplesOf(text, 'pgfence_pools_server_pinned_connections')).toEqual([]);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0);
+  });
+});
+
+describe('Metrics: PgBouncer stats per tenant', () => {
+  it('counts transactions, queries and their time through the query timer', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    let now = 0;
+    const acme = metrics.tenant('acme');
+    const timer = new QueryTimer(acme as unknown as ConstructorParameters<typeof QueryTimer>[0], () => now);
+    const I = 0x49;
+    const T = 0x54;
+    // BEGIN; SELECT; COMMIT (3 round trips, one transaction of 30 ms), then one autocommit SELECT (5 ms).
+    timer.sent();
+    now = 10;
+    timer.answered(T);
+    timer.sent();
+    now = 20;
+    timer.answered(T);
+    timer.sent();
+    now = 30;
+    timer.answered(I);
+    now = 100;
+    timer.sent();
+    now = 105;
+    timer.answered(I);
+
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_stats_queries_pooled_total', { tenant: 'acme' })).toBe(4);
+    expect(valueOf(text, 'pgfence_stats_sql_transactions_pooled_total', { tenant: 'acme' })).toBe(2);
+    expect(valueOf(text, 'pgfence_stats_queries_duration_seconds_total', { tenant: 'acme' })).toBeCloseTo(0.035, 9);
+    expect(valueOf(text, 'pgfence_stats_sql_transactions_duration_seconds_total', { tenant: 'acme' })).toBeCloseTo(0.035, 9);
+    expect(valueOf(text, 'pgfence_query_duration_seconds_count', { tenant: 'acme' })).toBe(4);
+    expect(acme.totals()).toMatchObject({ queries: 4, transactions: 2, queryMicros: 35_000, transactionMicros: 35_000 });
+  });
+
+  it('counts server assignments and wait per tenant, and bytes for the whole process', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    metrics.acquireWait(0, 'acme');
+    metrics.acquireWait(0.5, 'acme');
+    metrics.acquireWait(0.25, 'globex');
+    metrics.tenant('acme').received += 100;
+    metrics.tenant('acme').sent += 1000;
+    metrics.clientBytesIn(8);
+    metrics.clientBytesOut(20);
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_stats_server_assignments_total', { tenant: 'acme' })).toBe(2);
+    expect(valueOf(text, 'pgfence_stats_client_wait_seconds_total', { tenant: 'acme' })).toBe(0.5);
+    expect(valueOf(text, 'pgfence_stats_client_wait_seconds_total', { tenant: 'globex' })).toBe(0.25);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count')).toBe(3);
+    expect(valueOf(text, 'pgfence_stats_received_bytes_total')).toBe(108);
+    expect(valueOf(text, 'pgfence_stats_sent_bytes_total')).toBe(1020);
+  });
+
+  it('keeps totals of the previous stats period for the averages', () => {
+    const metrics = new Metrics({ processMetrics: false });
+    expect(metrics.statsPeriod).toBeNull();
+    metrics.tenant('acme').queryDuration(0.001);
+    metrics.rollStatsPeriod(1_000);
+    metrics.tenant('acme').queryDuration(0.001);
+    expect(metrics.statsPeriod?.at).toBe(1_000);
+    expect(metrics.statsPeriod?.totals.get('acme')?.queries).toBe(1);
+    expect(metrics.tenant('acme').totals().queries).toBe(2);
+  });
+});
+
+describe('Metrics: nothing touches prom-client until a scrape', () => {
+  it('a million hot-path events cost no prom-client call; one scrape publishes them', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const families = await metrics.registry.getMetricsAsJSON();
+    expect(families.length).toBeGreaterThan(0);
+    // Every prom-client method that counts or hashes labels throws from now on until the scrape.
+    const spies = metrics.registry.getMetricsAsArray().flatMap((m) =>
+      (['inc', 'set', 'observe', 'labels'] as const).flatMap((method) => {
+        const target = m as unknown as Record<string, unknown>;
+        return typeof target[method] === 'function' ? [vi.spyOn(target as Record<string, () => void>, method)] : [];
+      }),
+    );
+    const acme = metrics.tenant('acme');
+    const timer = acme.queryTimer();
+    for (let i = 0; i < 1_000_000; i++) {
+      acme.statement();
+      timer.sent();
+      timer.answered(0x49);
+      acme.received += 10;
+    }
+    metrics.acquireWait(0.001, 'acme');
+    metrics.backendReset('ok');
+    for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_statements_total', { tenant: 'acme' })).toBe(1_000_000);
+    expect(valueOf(text, 'pgfence_stats_sql_transactions_pooled_total', { tenant: 'acme' })).toBe(1_000_000);
+    expect(spies.some((spy) => spy.mock.calls.length > 0)).toBe(true);
+  });
+
+  it('aggregates across workers with prom-client AggregatorRegistry: sums, and the maximum wait', async () => {
+    const workers = [new Metrics({ processMetrics: false }), new Metrics({ processMetrics: false })];
+    workers[0]?.tenant('acme').statement();
+    workers[1]?.tenant('acme').statement();
+    workers[1]?.tenant('acme').queryDuration(0.002);
+    workers[0]?.setSources({ pools: () => ({ rows: [row('acme', { maxWaitMs: 2000, svIdle: 1 }), row(null)], loginClients: 0, consoleClients: 0 }) });
+    workers[1]?.setSources({ pools: () => ({ rows: [row('acme', { maxWaitMs: 500, svIdle: 2 }), row(null)], loginClients: 0, consoleClients: 0 }) });
+    const merged = AggregatorRegistry.aggregate(await Promise.all(workers.map((w) => w?.registry.getMetricsAsJSON())));
+    const text = parseExposition(await merged.metrics());
+    expect(valueOf(text, 'pgfence_statements_total', { tenant: 'acme' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(2);
+    expect(valueOf(text, 'pgfence_query_duration_seconds_bucket', { tenant: 'acme', le: '0.005' })).toBe(1);
+    expect(valueOf(text, 'pgfence_query_duration_seconds_count', { tenant: 'acme' })).toBe(1);
   });
 });

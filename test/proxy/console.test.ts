@@ -43,17 +43,28 @@ describe('the admin console (database pgfence)', () => {
       const clients = await admin.query('SHOW CLIENTS');
       expect(clients.rows.some((r) => Object.values(r).includes('acme'))).toBe(true);
       const pools = await admin.query('show pools;');
-      expect(pools.rows).toHaveLength(1);
-      expect(Object.values(pools.rows[0])).toContain('transaction');
+      // Typed columns: pg hands out numbers for int4.
+      const acmePool = pools.rows.find((r) => r.tenant === 'acme');
+      expect(acmePool).toMatchObject({ pool_mode: 'transaction', cl_active: 1, cl_waiting: 0, maxwait: 0 });
+      expect(pools.rows.at(-1)).toMatchObject({ tenant: null, pool_mode: 'transaction' });
+      const poolTotal = (key: string): number => pools.rows.reduce((n, r) => n + (r[key] as number), 0);
+      expect(poolTotal('sv_idle') + poolTotal('sv_used') + poolTotal('sv_active') + poolTotal('sv_tested') + poolTotal('sv_login')).toBeGreaterThanOrEqual(1);
+      const databases = await admin.query('SHOW DATABASES');
+      expect(databases.rows[0]).toMatchObject({ pool_size: 3, pool_mode: 'transaction', paused: 0 });
+      const lists = await admin.query('SHOW LISTS');
+      expect(lists.rows.find((r) => r.list === 'used_clients')?.items).toBeGreaterThanOrEqual(2);
       const servers = await admin.query('SHOW SERVERS');
       expect(servers.rows.length).toBeGreaterThanOrEqual(1);
       const tenants = await admin.query('SHOW TENANTS');
       expect(tenants.rows.map((r) => Object.values(r)[0])).toEqual(expect.arrayContaining(['acme', 'globex', 'initech']));
       const stats = await admin.query('SHOW STATS');
-      const acme = stats.rows.find((r) => Object.values(r)[0] === 'acme');
-      expect(acme).toBeDefined();
+      const acme = stats.rows.find((r) => r.tenant === 'acme');
+      // numeric columns arrive as strings of digits; two round trips, two transactions.
+      expect(acme).toMatchObject({ total_query_count: '2', total_xact_count: '2', statements: '2', rejected: '1' });
+      expect(Number(acme?.total_query_time)).toBeGreaterThan(0);
       const config = await admin.query('SHOW CONFIG');
-      const secret = config.rows.find((r) => Object.values(r)[0] === 'jwt.secret');
+      const secret = config.rows.find((r) => r.key === 'jwt.secret');
+      expect(config.rows.find((r) => r.key === 'pool.size')).toMatchObject({ value: '3', default: '20', changeable: 'yes' });
       expect(Object.values(secret ?? {})).toContain('********');
       expect(JSON.stringify(config.rows)).not.toContain(proxy.config.jwt.secret as string);
       const unknown = await admin.query('DROP TABLE x').catch((e: pg.DatabaseError) => e);
@@ -77,7 +88,9 @@ describe('the admin console (database pgfence)', () => {
       let ran = false;
       const held = other.query('SELECT 2 AS two').finally(() => (ran = true));
       // The pool shows the transaction waiting for a backend, and it has not run.
-      await pollUntil('a client waiting in SHOW POOLS', async () => ((await admin.query('SHOW POOLS')).rows[0]?.waiting === '1' ? true : undefined));
+      await pollUntil('a client waiting in SHOW POOLS', async () =>
+        (await admin.query('SHOW POOLS')).rows.find((r) => r.tenant === 'acme')?.cl_waiting === 1 ? true : undefined,
+      );
       expect(ran).toBe(false);
       await admin.query('RESUME');
       expect((await held).rows[0].two).toBe(2);
@@ -87,11 +100,33 @@ describe('the admin console (database pgfence)', () => {
     }
   });
 
+  it('RECONNECT closes every backend as it is released; new ones serve the next transactions', async () => {
+    const client = await proxy.connect('acme');
+    const admin = await consoleClient();
+    try {
+      const pid = async (): Promise<number> => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
+      const before = await pid();
+      const servers = await admin.query('SHOW SERVERS');
+      expect(servers.rows.map((r) => r.remote_pid)).toContain(before);
+      expect(servers.rows.every((r) => r.close_needed === 0)).toBe(true);
+      await admin.query('RECONNECT');
+      const after = await pid();
+      expect(after).not.toBe(before);
+      const now = await admin.query('SHOW SERVERS');
+      expect(now.rows.map((r) => r.remote_pid)).not.toContain(before);
+    } finally {
+      await admin.end();
+      await client.end();
+    }
+  });
+
   it.skipIf(!havePsql)('prints tables in psql', async () => {
     const { stdout } = await run('psql', ['-X', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'ops', '-d', 'pgfence', '-c', 'SHOW POOLS', '-c', 'SHOW HELP'], {
       env: { ...process.env, PGPASSWORD: adminToken },
     });
     expect(stdout).toMatch(/transaction/);
     expect(stdout).toMatch(/KILL TENANT/i);
+    // psql right-aligns numeric columns: the header row has PgBouncer's names.
+    expect(stdout).toMatch(/database\s*\|\s*user\s*\|\s*cl_active\s*\|\s*cl_waiting/);
   });
 });

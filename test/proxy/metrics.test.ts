@@ -31,19 +31,30 @@ describe('metrics of a running pgfence', () => {
     await client.query('SELECT * FROM tenant_globex.secrets').catch(() => undefined);
     await client.query('SELECT 1');
     await client.query('SELECT count(*) FROM items');
+    await client.query('BEGIN');
+    await client.query('SELECT 1');
+    await client.query('COMMIT');
     const text = await scrape();
     await client.end();
     expect(value(text, 'pgfence_client_connections_total{result="accepted"}')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'pgfence_statements_total{tenant="acme"}')).toBeGreaterThanOrEqual(3);
     expect(value(text, 'pgfence_statements_rejected_total{tenant="acme",reason="foreign_schema"}')).toBe(1);
     expect(value(text, 'pgfence_query_duration_seconds_count{tenant="acme"}')).toBeGreaterThanOrEqual(3);
-    expect(value(text, 'pgfence_backends{state="active"}')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_backends_pinned{tenant="acme"}')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_clients')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_backend_connections_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+    // Session mode: the client holds its backend, which is pinned to acme.
+    expect(value(text, 'pgfence_pools_server_active_connections')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_server_pinned_connections{tenant="acme"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_client_active_connections{tenant="acme"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_client_waiting_connections{tenant="acme"}')).toBe(0);
+    expect(value(text, 'pgfence_backend_connection_attempts_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+    // PgBouncer's stats: 6 round trips, 4 transactions (3 autocommit statements and BEGIN..COMMIT) between the scrapes.
+    const delta = (series: string): number => value(text, series) - value(before, series);
+    expect(delta('pgfence_stats_queries_pooled_total{tenant="acme"}')).toBe(6);
+    expect(delta('pgfence_stats_sql_transactions_pooled_total{tenant="acme"}')).toBe(4);
+    expect(delta('pgfence_stats_queries_duration_seconds_total{tenant="acme"}')).toBeGreaterThan(0);
+    expect(value(text, 'pgfence_stats_server_assignments_total{tenant="acme"}')).toBeGreaterThanOrEqual(1);
     // The counters moved with the traffic between two scrapes.
-    expect(value(text, 'pgfence_client_bytes_total{direction="in"}')).toBeGreaterThan(value(before, 'pgfence_client_bytes_total{direction="in"}'));
-    expect(value(text, 'pgfence_client_bytes_total{direction="out"}')).toBeGreaterThan(value(before, 'pgfence_client_bytes_total{direction="out"}'));
+    expect(delta('pgfence_stats_received_bytes_total')).toBeGreaterThan(0);
+    expect(delta('pgfence_stats_sent_bytes_total')).toBeGreaterThan(0);
     expect(value(before, 'pgfence_statements_total{tenant="acme"}')).toBeLessThan(value(text, 'pgfence_statements_total{tenant="acme"}'));
   });
 

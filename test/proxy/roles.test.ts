@@ -46,7 +46,7 @@ async function startRoleProxy(overrides: Partial<ConfigInput> = {}): Promise<Tes
 }
 
 async function tripwires(proxy: TestProxy): Promise<number> {
-  const metric = await proxy.running.metrics.registry.getSingleMetric('pgfence_tripwire_total')?.get();
+  const metric = await proxy.running.metrics.registry.getSingleMetric('pgfence_tripwires_total')?.get();
   return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
 }
 

@@ -1,0 +1,108 @@
+import type { BackendView } from '../pool/pool.js';
+
+/**
+ * The pool as PgBouncer's SHOW POOLS counts it, one row per tenant: what the admin console shows
+ * and what the scrape-time gauges export, computed from one snapshot by one function.
+ *
+ * pgfence has one backend pool shared by every tenant, so a row is a tenant's share of it: its
+ * clients, and the backends it holds (active) or that are pinned to it (idle, used, resetting). The
+ * row with tenant null holds what belongs to no tenant: unpinned idle backends and backends still
+ * connecting. Summing the rows gives the whole pool.
+ */
+
+/** Where a client connection is, in PgBouncer's terms. */
+export type ClientState = 'login' | 'idle' | 'active' | 'waiting' | 'console';
+
+export interface PoolRow {
+  /** null: the backends no tenant holds or is pinned to. */
+  tenant: string | null;
+  /** Clients linked to a backend or idle (PgBouncer's cl_active counts both). */
+  clActive: number;
+  /** Clients that sent a query and wait for a backend. */
+  clWaiting: number;
+  svActive: number;
+  /** Held back until a CancelRequest sent for them has been delivered. */
+  svBeingCanceled: number;
+  svIdle: number;
+  /** Idle longer than pool.healthCheckAfterIdleMs: they answer `SELECT 1` before being handed out. */
+  svUsed: number;
+  /** Running DISCARD ALL (resetting). */
+  svTested: number;
+  /** Connecting and authenticating. */
+  svLogin: number;
+  /** How long the tenant's oldest waiting client has waited, in ms. */
+  maxWaitMs: number;
+}
+
+export interface PoolView {
+  rows: PoolRow[];
+  /** Clients in startup or authentication: no tenant yet. */
+  loginClients: number;
+  /** Admin console sessions. */
+  consoleClients: number;
+}
+
+export interface PoolViewInputs {
+  clients: Iterable<{ readonly tenantId: string | null; readonly clientState: ClientState }>;
+  backends: readonly BackendView[];
+  /** Backends connecting now. */
+  connecting: number;
+  waiting: Iterable<{ tenant: string; since: number }>;
+  healthCheckAfterIdleMs: number;
+  now: number;
+}
+
+function emptyRow(tenant: string | null): PoolRow {
+  return { tenant, clActive: 0, clWaiting: 0, svActive: 0, svBeingCanceled: 0, svIdle: 0, svUsed: 0, svTested: 0, svLogin: 0, maxWaitMs: 0 };
+}
+
+/** Rows for every tenant with a client or a backend, sorted by tenant, then the shared row (always present). */
+export function poolView(inputs: PoolViewInputs): PoolView {
+  const rows = new Map<string, PoolRow>();
+  const shared = emptyRow(null);
+  const rowOf = (tenant: string | null): PoolRow => {
+    if (tenant === null) return shared;
+    let row = rows.get(tenant);
+    if (row === undefined) rows.set(tenant, (row = emptyRow(tenant)));
+    return row;
+  };
+  let loginClients = 0;
+  let consoleClients = 0;
+  for (const client of inputs.clients) {
+    switch (client.clientState) {
+      case 'login':
+        loginClients++;
+        break;
+      case 'console':
+        consoleClients++;
+        break;
+      case 'waiting':
+        rowOf(client.tenantId).clWaiting++;
+        break;
+      case 'idle':
+      case 'active':
+        rowOf(client.tenantId).clActive++;
+        break;
+    }
+  }
+  for (const b of inputs.backends) {
+    if (b.state === 'active') {
+      const row = rowOf(b.holder ?? b.tenant);
+      if (b.cancelling) row.svBeingCanceled++;
+      else row.svActive++;
+      continue;
+    }
+    const row = rowOf(b.tenant);
+    if (b.cancelling) row.svBeingCanceled++;
+    else if (b.state === 'resetting') row.svTested++;
+    else if (b.lastUsedAt !== null && inputs.now - b.lastUsedAt.getTime() >= inputs.healthCheckAfterIdleMs) row.svUsed++;
+    else row.svIdle++;
+  }
+  shared.svLogin = inputs.connecting;
+  for (const w of inputs.waiting) {
+    const row = rowOf(w.tenant);
+    row.maxWaitMs = Math.max(row.maxWaitMs, inputs.now - w.since);
+  }
+  const sorted = [...rows.values()].sort((a, b) => ((a.tenant as string) < (b.tenant as string) ? -1 : 1));
+  return { rows: [...sorted, shared], loginClients, consoleClients };
+}
