@@ -5,7 +5,7 @@ import type { BackendPool } from '../pool/pool.js';
 import type { ConsoleContext } from './console.js';
 
 /** Configuration keys whose values the console never shows. */
-const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey']);
+const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
 
 function flatten(value: unknown, prefix: string, out: Array<[string, unknown]>): void {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
