@@ -44,7 +44,7 @@ const COMMON = {
 
 class UsageError extends Error {}
 
-interface Io {
+export interface Io {
   out: NodeJS.WritableStream & { isTTY?: boolean };
   err: NodeJS.WritableStream & { isTTY?: boolean };
 }

@@ -51,6 +51,7 @@ export function watchControlEvents(options: ControlEventsOptions): ControlEvents
   const recheck = async (tenantId: string): Promise<void> => {
     try {
       await options.resolver().resolve(tenantId);
+      log.debug({ tenant: tenantId }, 'tenant still active: its sessions are kept');
     } catch (error) {
       if (!(error instanceof TenantRefused) || error.reason === 'registry_unavailable') {
         log.error({ tenant: tenantId, err: error instanceof Error ? error.message : String(error) }, 'tenant change announced but the registry could not be read; sessions kept');
