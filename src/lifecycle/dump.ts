@@ -107,7 +107,7 @@ export async function dumpTenant(ctx: LifecycleContext, id: string, options: Dum
       ...(p.sslRootCert === undefined || p.sslRootCert.includes('-----BEGIN') ? {} : { PGSSLROOTCERT: p.sslRootCert }),
     };
     // The schema option is a pattern: the double quotes keep its case and make every character literal.
-    const args = [`--schema=${quoteIdent(schema)}`, `--format=${options.format}`, `--file=${out}`, '--no-password'];
+    const args = [`--schema=${quoteIdent(schema)}`, `--format=${options.format}`, `--file=${out}`, '--no-subscriptions', '--no-password'];
     try {
       await run(tool.path, args, { env, timeout: 60 * 60_000, maxBuffer: 16 * 1024 * 1024 });
     } catch (error) {

@@ -60,8 +60,8 @@ function collector(): { stream: PassThrough; text: () => string } {
  * (owner of nothing) and a provisioner (CREATE on the database, member of the service role, CREATE
  * on public for the shared chain), a config file with tenancy.control, and a migrations directory.
  */
-export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = {}): Promise<LifecycleSetup> {
-  const db = await createTestDatabase('lifecycle');
+export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = {}, serverUrl = getPgUrl()): Promise<LifecycleSetup> {
+  const db = await createTestDatabase('lifecycle', { serverUrl });
   const suffix = randomBytes(4).toString('hex');
   const serviceRole = `svc_${suffix}`;
   const provisioner = `prov_${suffix}`;
@@ -142,7 +142,7 @@ export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = 
       for (const proxy of proxies) await proxy.close();
       await admin.end();
       await db.drop();
-      await withClient(getPgUrl(), async (client) => {
+      await withClient(serverUrl, async (client) => {
         for (const role of [provisioner, serviceRole]) {
           await client.query(`DROP OWNED BY ${role}`).catch(() => undefined);
           await client.query(`DROP ROLE IF EXISTS ${role}`);
