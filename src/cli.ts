@@ -6,6 +6,7 @@ import { nodePostgresTarget } from './backend/node-postgres.js';
 import { ConfigError, describeConfig, loadConfigFile, resolveBackendTarget } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { runDemo } from './demo.js';
+import { LIFECYCLE_HELP, initCommand, tenantCommand } from './lifecycle/commands.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
 import { applyRoleRecipe, formatRoleRecipe, type RoleRecipe, roleRecipe, RoleRecipeError } from './tenancy/roles.js';
@@ -32,7 +33,7 @@ Usage:
                                      --apply runs it on the configured backend as the configured
                                      backend user, in one transaction; idempotent. Tenants: the
                                      static list, or the --tenant ids (required with a registry)
-  pgfence help config                the configuration reference (every key, type, default)
+${LIFECYCLE_HELP}  pgfence help config                the configuration reference (every key, type, default)
   pgfence --help                     this text
 
 Clients connect with any Postgres driver and send the JWT as the password, e.g.
@@ -59,6 +60,10 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'roles':
       return roles(rest);
+    case 'init':
+      return initCommand(rest);
+    case 'tenant':
+      return tenantCommand(rest);
     default:
       process.stderr.write(`pgfence: unknown command "${command}"\n\n${HELP}`);
       return 2;

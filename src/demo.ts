@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { mintToken } from './auth/index.js';
+import { stringify } from 'yaml';
 import { configSchema } from './config/schema.js';
 import { startEmbeddedPostgres } from './embedded/postgres.js';
+import { lifecycleContext } from './lifecycle/context.js';
+import { createTenant, initControl } from './lifecycle/tenants.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
 
@@ -24,6 +27,24 @@ INSERT INTO tenant_${t}.customers VALUES
 INSERT INTO tenant_${t}.secrets VALUES (1, '${t}-only secret') ON CONFLICT DO NOTHING;`,
 ).join('\n')}
 `;
+
+const DEMO_PROVISIONER = 'pgfence_provisioner';
+
+/** The path relative to the working directory when it is inside it, else absolute. */
+function shownPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
+}
+
+async function withSuperuser(url: string, statements: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
 
 export interface DemoOptions {
   port: number;
@@ -46,14 +67,30 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
       await client.end();
     }
 
-    const config = configSchema.parse({
+    // The registry pgfence owns, managed by a provisioner role of its own, as the README sets it up;
+    // the configuration is written next to the data directory for the tenant commands.
+    const provisionerPassword = randomBytes(18).toString('base64url');
+    await withSuperuser(postgres.url, [
+      `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${DEMO_PROVISIONER}') THEN CREATE ROLE ${DEMO_PROVISIONER} LOGIN; END IF; END $$`,
+      `ALTER ROLE ${DEMO_PROVISIONER} PASSWORD '${provisionerPassword}'`,
+      `GRANT CREATE ON DATABASE postgres TO ${DEMO_PROVISIONER}`,
+      `GRANT USAGE, CREATE ON SCHEMA public TO ${DEMO_PROVISIONER}`,
+      `GRANT postgres TO ${DEMO_PROVISIONER} WITH INHERIT TRUE, SET FALSE`,
+    ]);
+    const raw = {
       listen: { host: '127.0.0.1', port: opts.port },
       backend: { url: postgres.url },
       jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('base64url'), issuer: 'pgfence-demo' },
-      tenancy: { tenants: [...DEMO_TENANTS.map((id) => ({ id })), { id: 'initech', status: 'suspended' }] },
+      tenancy: { control: { schema: 'pgfence', provisioner: { user: DEMO_PROVISIONER, password: provisionerPassword } } },
       pool: { size: 10 },
       log: { level: 'info' },
-    });
+    };
+    const config = configSchema.parse(raw);
+    const configFile = path.join(path.dirname(dataDir), 'demo.yaml');
+    await writeFile(configFile, `# written by pgfence demo at each start (secrets inside: mode 0600)\n${stringify(raw)}`, { mode: 0o600 });
+    const lifecycle = lifecycleContext(config, createLogger('warn', false, process.stderr));
+    await initControl(lifecycle);
+    for (const tenant of DEMO_TENANTS) await createTenant(lifecycle, tenant, { migrations: { dir: '', tenant: [], shared: [] }, adopt: true });
     const running = await startPgfence(config, createLogger(config.log.level, true));
 
     opts.out.write(`\npgfence is listening on ${running.host}:${running.port} in front of Postgres on port ${postgres.port}.\n`);
@@ -66,6 +103,7 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
     const admin = await mintToken(config.jwt, { tenantId: null, user: 'admin', ttlSeconds: 8 * 3600, adminClaim: config.admin.consoleClaim });
     opts.out.write(`# admin console (SHOW POOLS, SHOW CLIENTS, SHOW HELP ...)\n`);
     opts.out.write(`PGPASSWORD='${admin}' psql "host=127.0.0.1 port=${running.port} dbname=pgfence user=admin sslmode=disable"\n\n`);
+    opts.out.write(`# the tenant lifecycle (README: "Tenant lifecycle"), e.g.\nnode dist/cli.js tenant create initech --config ${shownPath(configFile)}\n\n`);
     opts.out.write('Try: SELECT * FROM customers;  \\dt  SELECT * FROM tenant_globex.secrets;  (Ctrl-C stops the demo)\n');
 
     return async () => {

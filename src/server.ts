@@ -15,6 +15,7 @@ import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import { BackendPool, type PoolOptions } from './pool/pool.js';
 import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
+import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
 export interface RunningPgfence {
   readonly host: string;
@@ -156,6 +157,22 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     return killed;
   }
 
+  // With the registry pgfence owns, `pgfence tenant suspend` ends live sessions here too.
+  const controlEvents: ControlEvents | null =
+    config.tenancy.control === undefined
+      ? null
+      : watchControlEvents({
+          target,
+          schema: config.tenancy.control.schema,
+          connectTimeoutMs: config.backend.connectTimeoutMs,
+          resolver: () => deps.tenants,
+          liveTenants: () => [...sessions].flatMap((s) => (s.tenantId === null ? [] : [s.tenantId])),
+          killTenant,
+          log: log.child({ component: 'control-events' }),
+        });
+  await controlEvents?.ready;
+
+
   let stopped: () => void = () => undefined;
   const shutdownRequested = new Promise<void>((resolve) => (stopped = resolve));
   deps.console = consoleContext({
@@ -200,6 +217,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         await stopped;
         await pool.close();
         await deps.listener.close();
+        await controlEvents?.close();
         await deps.tenants.close();
         log.info('pgfence stopped');
       })();

@@ -9,7 +9,7 @@ import type { StatTotals } from './metrics.js';
 import { type PoolView, poolView } from './pool-view.js';
 
 /** Configuration keys whose values the console never shows. */
-const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey']);
+const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
 const MASK = '********';
 
 function flatten(value: unknown, prefix: string, out: Array<[string, unknown]>): void {

@@ -152,6 +152,25 @@ const registrySchema = z
   })
   .strict();
 
+const controlSchema = z
+  .object({
+    schema: z
+      .string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$').default('pgfence')
+      .describe('Schema of the registry pgfence owns (`pgfence init` creates it): tables tenants, audit and shared_migrations.'),
+    cacheTtlMs: z
+      .number().int().min(0).default(30_000)
+      .describe('How long the proxy caches a tenant\'s row (an unknown tenant at most 5 s); `pgfence tenant suspend` and `resume` reach running proxies at once (NOTIFY), whatever this is.'),
+    provisioner: z
+      .object({
+        user: z.string().min(1).describe('Role the `pgfence init` and `pgfence tenant` commands log in as (same host, port and database as backend).'),
+        password: z.string().optional().meta(SECRET).describe('Password of the provisioner role; use ${ENV_VAR}.'),
+      })
+      .strict()
+      .optional()
+      .describe('The least-privilege identity that creates, migrates and drops tenants; the proxy never uses it. Unset: the commands run as backend.user, with a warning.'),
+  })
+  .strict();
+
 const tenancySchema = z
   .object({
     mode: z
@@ -175,14 +194,21 @@ const tenancySchema = z
       .describe('statement_timeout of every tenant\'s sessions, in ms; clients may ask for less, never more, and cannot SET it. 0 = none.'),
     tenants: z.array(tenantEntrySchema).optional().describe('Static tenant list.'),
     registry: registrySchema.optional().describe('Read tenants from a registry table instead.'),
+    control: controlSchema
+      .optional()
+      .describe('Read tenants from the registry pgfence owns, managed with `pgfence init` and `pgfence tenant` (active tenants are served).'),
   })
   .strict()
   .superRefine((t, ctx) => {
-    if (t.tenants === undefined && t.registry === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'either tenants or registry is required (there is no default tenant)' });
+    const sources = [t.tenants, t.registry, t.control].filter((source) => source !== undefined).length;
+    if (sources === 0) {
+      ctx.addIssue({ code: 'custom', message: 'one of tenants, registry or control is required (there is no default tenant)' });
     }
-    if (t.tenants !== undefined && t.registry !== undefined) {
-      ctx.addIssue({ code: 'custom', message: 'give tenants or registry, not both' });
+    if (sources > 1) {
+      ctx.addIssue({ code: 'custom', message: t.control === undefined ? 'give tenants or registry, not both' : 'give one of tenants, registry or control' });
+    }
+    if (t.control !== undefined && t.sharedSchemas.includes(t.control.schema)) {
+      ctx.addIssue({ code: 'custom', path: ['control', 'schema'], message: 'must not be one of tenancy.sharedSchemas' });
     }
     const schemaNames = t.mode !== 'row';
     const templateOk = SCHEMA_NAME.test(t.schemaTemplate.replaceAll('{tenant}', 'x'));
@@ -359,3 +385,4 @@ export type PolicyRules = Omit<PolicyConfig, 'tenants'>;
 export type PoolConfig = Config['pool'];
 export type ListenConfig = Config['listen'];
 export type AdminConfig = Config['admin'];
+export type ControlConfig = NonNullable<TenancyConfig['control']>;

@@ -46,8 +46,11 @@ export function registryResolver(
   const cache = ttl > 0 ? new LRUCache<string, Answer>({ max: CACHE_ENTRIES, ttl }) : undefined;
   const inFlight = new Map<string, Promise<Answer>>();
   let closed: Promise<void> | undefined;
+  /** Bumped by forget(): an answer asked for before it is not cached (it may predate the change). */
+  let generation = 0;
 
   const ask = async (tenantId: string): Promise<Answer> => {
+    const askedIn = generation;
     let result: pg.QueryResult;
     try {
       result = await pool.query(registry.query, [tenantId]);
@@ -64,7 +67,7 @@ export function registryResolver(
     }
     const row = result.rows[0] as { status?: unknown; statement_timeout_ms?: unknown } | undefined;
     const answer: Answer = row === undefined ? { kind: 'unknown' } : { kind: 'found', status: row.status, statementTimeoutMs: timeoutColumn(row.statement_timeout_ms, tenantId) };
-    cache?.set(tenantId, answer, answer.kind === 'unknown' ? { ttl: Math.min(ttl, UNKNOWN_TTL_MS) } : {});
+    if (askedIn === generation) cache?.set(tenantId, answer, answer.kind === 'unknown' ? { ttl: Math.min(ttl, UNKNOWN_TTL_MS) } : {});
     return answer;
   };
 
@@ -73,7 +76,10 @@ export function registryResolver(
     if (cached !== undefined) return Promise.resolve(cached);
     let pending = inFlight.get(tenantId);
     if (pending === undefined) {
-      pending = ask(tenantId).finally(() => inFlight.delete(tenantId));
+      const asked: Promise<Answer> = ask(tenantId).finally(() => {
+        if (inFlight.get(tenantId) === asked) inFlight.delete(tenantId);
+      });
+      pending = asked;
       inFlight.set(tenantId, pending);
     }
     return pending;
@@ -87,6 +93,14 @@ export function registryResolver(
       if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
       if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
       return servedTenant(tenancy, tenantId, answer.statementTimeoutMs);
+    },
+    forget(tenantId) {
+      generation++;
+      if (tenantId === null) cache?.clear();
+      else cache?.delete(tenantId);
+      // A look-up already running may have read the old row: the next one asks again.
+      if (tenantId === null) inFlight.clear();
+      else inFlight.delete(tenantId);
     },
     close() {
       closed ??= pool.end();

@@ -1,5 +1,6 @@
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
+import { controlRegistryQuery } from './control.js';
 import { registryResolver } from './registry-resolver.js';
 import { staticResolver } from './static-resolver.js';
 
@@ -17,6 +18,8 @@ export interface Tenant {
 export interface TenantResolver {
   /** The tenant to serve, or a rejection with TenantRefused; never a default tenant. */
   resolve(tenantId: string): Promise<Tenant>;
+  /** Drops what the cache knows of one tenant (null: of every tenant), so the next resolve asks the registry. */
+  forget(tenantId: string | null): void;
   /** Releases the registry connections, if any; idempotent. */
   close(): Promise<void>;
   /** Registry only: the tenants whose answer is cached now, with their status (for SHOW TENANTS). */
@@ -30,7 +33,10 @@ export interface TenantResolverOptions {
   queryTimeoutMs?: number;
 }
 
-/** The static list of tenancy.tenants, or the operator's registry query (tenancy.registry). */
+/**
+ * The static list of tenancy.tenants, the operator's registry query (tenancy.registry), or the
+ * registry pgfence owns (tenancy.control), read like an operator's registry.
+ */
 export function createTenantResolver(
   tenancy: TenancyConfig,
   backend: ResolvedBackendTarget,
@@ -38,5 +44,9 @@ export function createTenantResolver(
 ): TenantResolver {
   if (tenancy.tenants !== undefined) return staticResolver(tenancy, tenancy.tenants);
   if (tenancy.registry !== undefined) return registryResolver(tenancy, tenancy.registry, backend, options);
-  throw new Error('tenancy needs tenants or registry (the configuration schema requires one)');
+  if (tenancy.control !== undefined) {
+    const registry = { query: controlRegistryQuery(tenancy.control.schema), cacheTtlMs: tenancy.control.cacheTtlMs };
+    return registryResolver(tenancy, registry, backend, options);
+  }
+  throw new Error('tenancy needs tenants, registry or control (the configuration schema requires one)');
 }

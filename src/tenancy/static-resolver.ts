@@ -14,6 +14,7 @@ export function staticResolver(tenancy: TenancyConfig, tenants: NonNullable<Tena
       if (entry.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
       return servedTenant(tenancy, tenantId, entry.statementTimeoutMs);
     },
+    forget() {},
     async close() {},
   };
 }

@@ -175,7 +175,7 @@ tenancy:
 
   it('wants tenants or a registry, not both and not neither', () => {
     expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {mode: schema}\n`)).toEqual([
-      'pgfence.yaml:2: tenancy: either tenants or registry is required (there is no default tenant)',
+      'pgfence.yaml:2: tenancy: one of tenants, registry or control is required (there is no default tenant)',
     ]);
     expect(linesOf(`jwt: {secret: ${SECRET}}\ntenancy: {tenants: [], registry: {query: "SELECT 1"}}\n`)).toEqual([
       'pgfence.yaml:2: tenancy: give tenants or registry, not both',

@@ -18,7 +18,7 @@ describe('describeConfig', () => {
 
   it('marks the secret keys', () => {
     const secret = text.split('\n').filter((l) => l.includes(', secret')).map((l) => l.trim().split(':')[0]);
-    expect(secret).toEqual(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey']);
+    expect(secret).toEqual(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
   });
 
   it('gives every key a description', () => {
