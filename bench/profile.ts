@@ -3,8 +3,10 @@
  * `node --cpu-prof`, then the functions with the most self time. The workload comes from
  * PROFILE_ARGS (pgbench options, default "-S -M extended -c 16 -j 2"), PROFILE_TENANTS (default 1),
  * PROFILE_MODE (transaction), PROFILE_RESET (auto) and PROFILE_SECONDS (10). The profile is kept
- * as bench/results/profile-<stamp>.cpuprofile (open it in Chrome DevTools).
+ * as bench/results/profile-<stamp>.cpuprofile (open it in Chrome DevTools). PROFILE_STRACE=1
+ * counts pgfence's system calls per transaction with `strace -c -f` instead.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -46,6 +48,16 @@ async function main(): Promise<void> {
       '--cpu-prof',
       `--cpu-prof-dir=${profDir}`,
     ]);
+    const perfFile = path.join(ws.tmp, 'perf.data');
+    const strace =
+      process.env['PROFILE_STRACE'] === '1'
+        ? spawn('strace', ['-c', '-f', '-p', String(running.pgid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+        : process.env['PROFILE_PERF'] === '1'
+          ? spawn('perf', ['record', '-F', '999', '-g', '-o', perfFile, '-p', String(running.pgid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+          : null;
+    let straceOut = '';
+    strace?.stderr.on('data', (chunk: Buffer) => (straceOut += chunk.toString('utf8')));
+    if (strace !== null) await new Promise((resolve) => setTimeout(resolve, 500));
     const cpuBefore = groupCpuMs(running.pgid);
     const results = await Promise.all(
       TENANTS.slice(0, TENANT_COUNT).map((tenant) => {
@@ -59,6 +71,24 @@ async function main(): Promise<void> {
       const m = /number of transactions actually processed: (\d+)/.exec(r.stdout);
       if (r.code !== 0 || m === null) throw new Error(`pgbench failed: ${r.stderr}`);
       transactions += Number(m[1]);
+    }
+    if (strace !== null) {
+      const done = new Promise((resolve) => strace.once('close', resolve));
+      strace.kill('SIGINT');
+      await done;
+      await running.close();
+      if (process.env['PROFILE_PERF'] === '1') {
+        const report = await run('perf', ['report', '-i', perfFile, '--no-children', '--sort', process.env['PROFILE_SORT'] ?? 'dso,sym', '--stdio', '-g', 'none', '--percent-limit', process.env['PROFILE_LIMIT'] ?? '0.7'], { timeoutMs: 120_000 });
+        console.log(report.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).slice(0, 60).join('\n'));
+        straceOut = '';
+      }
+      console.log(`${transactions} transactions, proxy CPU ${((cpuMs * 1000) / transactions).toFixed(1)} µs/txn (under strace)`);
+      for (const line of straceOut.split('\n')) {
+        const f = line.trim().split(/\s+/);
+        const calls = Number(f[3]);
+        if (Number.isFinite(calls) && calls > 0 && f.length >= 5) console.log(`  ${(calls / transactions).toFixed(2).padStart(7)} per txn  ${f[f.length - 1]}`);
+      }
+      return;
     }
     await running.close();
     const file = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
