@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { JwtConfig } from '../config/schema.js';
 import { claimPathSegments, readClaim } from './claims.js';
 import { authErrors, TENANT_ID_PATTERN } from './errors.js';
@@ -16,6 +18,23 @@ export interface TokenVerifier {
   verify(token: string): Promise<VerifiedIdentity>;
   /** Signature, lifetime, issuer and audience checked, no tenant required: for admin tokens. */
   verifyClaims(token: string): Promise<Readonly<Record<string, unknown>>>;
+  /** Tokens answered from the cache of verified tokens, and verified anew. */
+  readonly cacheStats: { readonly hits: number; readonly misses: number };
+}
+
+/** Verified tokens kept, least recently used dropped first. */
+const VERIFIED_CACHE_ENTRIES = 10_000;
+/**
+ * Longest a verified token is trusted without a new check, whatever its exp says (and for a
+ * token without exp); with a JWKS, no longer than its keys are trusted (jwt.jwksCacheMaxAgeMs),
+ * so a key removed from it stops admitting its tokens as soon as without the cache.
+ */
+const VERIFIED_CACHE_MAX_MS = 10 * 60_000;
+
+interface VerifiedEntry {
+  claims: Readonly<Record<string, unknown>>;
+  /** Date.now() from which the token must be checked again: its exp (with the leeway) or the cap. */
+  until: number;
 }
 
 /** Longest password taken for a JWT; real tokens are a few KiB at most. */
@@ -35,21 +54,39 @@ export async function createTokenVerifier(cfg: JwtConfig): Promise<TokenVerifier
     clockTolerance: cfg.clockToleranceSec,
     requiredClaims: cfg.requireExp ? ['exp'] : [],
   };
+  // Keyed by a hash of the token (the token itself is never kept); only verified tokens enter.
+  const verified = new LRUCache<string, VerifiedEntry>({ max: VERIFIED_CACHE_ENTRIES });
+  const maxTrustMs = keys.source === 'jwksUrl' ? Math.min(VERIFIED_CACHE_MAX_MS, cfg.jwksCacheMaxAgeMs) : VERIFIED_CACHE_MAX_MS;
+  const cacheStats = { hits: 0, misses: 0 };
   const claimsOf = async (token: string): Promise<Readonly<Record<string, unknown>>> => {
     if (token.length === 0) throw authErrors.emptyPassword();
     if (token.length > MAX_TOKEN_LENGTH) throw authErrors.malformedToken(`longer than ${MAX_TOKEN_LENGTH} characters`);
     if (!COMPACT_JWS.test(token)) throw authErrors.malformedToken('expected three base64url parts separated by dots');
+    const key = createHash('sha256').update(token).digest('base64');
+    const cached = verified.get(key);
+    if (cached !== undefined) {
+      if (Date.now() < cached.until) {
+        cacheStats.hits++;
+        return cached.claims;
+      }
+      verified.delete(key);
+    }
+    cacheStats.misses++;
+    let claims: Readonly<Record<string, unknown>>;
     try {
-      return Object.freeze(await verifiedClaims(token, keys.getKey, options));
+      claims = Object.freeze(await verifiedClaims(token, keys.getKey, options));
     } catch (error) {
       throw refusalFor(error, token);
     }
+    verified.set(key, { claims, until: trustedUntil(claims, cfg.clockToleranceSec, maxTrustMs) });
+    return claims;
   };
   return {
     async verify(token) {
       return identityOf(await claimsOf(token), cfg);
     },
     verifyClaims: claimsOf,
+    cacheStats,
   };
 }
 
@@ -71,6 +108,13 @@ async function verifiedClaims(token: string, getKey: JWTVerifyGetKey, options: J
     }
     throw new errors.JWSSignatureVerificationFailed();
   }
+}
+
+/** Until when a just-verified token may be taken again without a check: jose's own exp limit, at most the cap. */
+function trustedUntil(claims: Readonly<Record<string, unknown>>, toleranceSec: number, maxTrustMs: number): number {
+  const cap = Date.now() + maxTrustMs;
+  const exp = claims['exp'];
+  return typeof exp === 'number' && Number.isFinite(exp) ? Math.min(cap, (exp + toleranceSec) * 1000) : cap;
 }
 
 /** The tenant (a string matching TENANT_ID_PATTERN, else refused) and the user, for logs. */

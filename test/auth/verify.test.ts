@@ -1,5 +1,5 @@
 import { importPKCS8 } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTokenVerifier, MAX_TOKEN_LENGTH, type TokenVerifier } from '../../src/auth/index.js';
 import {
   b64json,
@@ -314,5 +314,51 @@ describe('malformed input', () => {
     const good = await signed(claims(), secretKey(), 'HS256');
     const unsigned = good.slice(0, good.lastIndexOf('.') + 1);
     expectRefusal(await refusal(verifier.verify(unsigned)), unsigned, 'bad_signature', '28P01');
+  });
+});
+
+describe('the cache of verified tokens', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('answers a token it verified from the cache, and checks every other token anew', async () => {
+    const verifier = await createTokenVerifier(jwtConfig({ algorithms: ['HS256'], secret: SECRET }));
+    const token = await signed(claims(), secretKey(), 'HS256');
+    const first = await verifier.verify(token);
+    const again = await verifier.verify(token);
+    expect(again).toEqual(first);
+    expect(verifier.cacheStats).toEqual({ hits: 1, misses: 1 });
+    // Same claims, the signature changed in its last character: a new hash, checked, refused.
+    const forged = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+    expectRefusal(await refusal(verifier.verify(forged)), forged, 'bad_signature', '28P01', 'pgfence: JWT signature is invalid');
+    expect(verifier.cacheStats).toEqual({ hits: 1, misses: 2 });
+  });
+
+  it('never extends a token past its exp (with the leeway): an expired cached token is refused', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    const verifier = await createTokenVerifier(jwtConfig({ algorithms: ['HS256'], secret: SECRET, clockToleranceSec: 5 }));
+    const token = await signed(claims({ exp: Math.floor(start / 1000) + 60 }), secretKey(), 'HS256');
+    await verifier.verify(token);
+    vi.setSystemTime(start + 60_000 + 4_000); // within exp + leeway: still good, from the cache
+    await expect(verifier.verify(token)).resolves.toMatchObject({ tenantId: 'acme' });
+    expect(verifier.cacheStats.hits).toBe(1);
+    vi.setSystemTime(start + 60_000 + 6_000);
+    expectRefusal(await refusal(verifier.verify(token)), token, 'expired', '28P01', 'pgfence: JWT has expired');
+  });
+
+  it('checks a token without exp again after ten minutes at most', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    const verifier = await createTokenVerifier(jwtConfig({ algorithms: ['HS256'], secret: SECRET, requireExp: false }));
+    const token = await signed({ tenant_id: 'acme' }, secretKey(), 'HS256');
+    await verifier.verify(token);
+    vi.setSystemTime(start + 9 * 60_000);
+    await verifier.verify(token);
+    expect(verifier.cacheStats).toEqual({ hits: 1, misses: 1 });
+    vi.setSystemTime(start + 11 * 60_000);
+    await verifier.verify(token);
+    expect(verifier.cacheStats).toEqual({ hits: 1, misses: 2 });
   });
 });
