@@ -4,7 +4,8 @@
  * analysis instead of one parse each.
  *
  * A digit run is replaced only where no name can continue through it: not after a letter, digit,
- * `_`, `$`, `-`, a backslash (escapes in E'' and U&'' strings) or any non-ASCII character. Every
+ * `_`, `$`, `-`, a backslash (escapes in E'' and U&'' strings) or any non-ASCII character, except
+ * a `-` that itself follows none of those (a negative number: `abalance + -1234`). Every
  * name the guard could allow (a tenant or shared schema, a system schema, a GUC) starts with a
  * letter or `_` and is made of [A-Za-z0-9_-], so each of its digits follows one of those characters
  * and survives: a name in the shaped text that the guard allows is spelled the same in the
@@ -27,7 +28,7 @@ export function numericShape(sql: string): string {
     if (c < 48 || c > 57) continue;
     let end = i + 1;
     while (end < n && isDigit(sql.charCodeAt(end))) end++;
-    if (i > 0 && blocksShaping(sql.charCodeAt(i - 1))) {
+    if (i > 0 && blocksShaping(sql.charCodeAt(i - 1)) && !signedNumber(sql, i)) {
       i = end - 1;
       continue;
     }
@@ -46,6 +47,15 @@ export function numericShape(sql: string): string {
 }
 
 const UESCAPE = /uescape/i;
+
+/**
+ * A minus sign before the digits at `i` that is not itself inside a name (`abalance + -1234`,
+ * `= -5`, `(-1)`): the character before the `-` is one no name the guard allows can hold
+ * (space, operator, parenthesis, comma; never a letter, digit, `_`, `$`, `-` or backslash).
+ */
+function signedNumber(sql: string, i: number): boolean {
+  return i >= 2 && sql.charCodeAt(i - 1) === 45 && !blocksShaping(sql.charCodeAt(i - 2));
+}
 
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;

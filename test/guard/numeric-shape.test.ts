@@ -11,6 +11,12 @@ describe('numericShape', () => {
     expect(numericShape('SELECT 0')).toBe('SELECT 0');
   });
 
+  it('shapes negative numbers, but never a digit after a `-` inside a name', () => {
+    expect(numericShape('UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5;')).toBe('UPDATE pgbench_accounts SET abalance = abalance + -0 WHERE aid = 0;');
+    expect(numericShape('SELECT (-5), x=-7, f(1,-2)')).toBe('SELECT (-0), x=-0, f(0,-0)');
+    expect(numericShape('SELECT "tenant_a-1".x, tenant_b-2, x--3')).toBe('SELECT "tenant_a-1".x, tenant_b-2, x--3');
+  });
+
   it('leaves a text with UESCAPE alone: any character may then start an escape', () => {
     const sql = `SELECT U&"pg_!0072ead_file" UESCAPE '!'('/etc/passwd'), U&'!0031' uescape '!', 42`;
     expect(numericShape(sql)).toBe(sql);
@@ -33,6 +39,10 @@ describe('the guard on numbers-only variants', () => {
     expect(guard.check("SELECT 'tenant_t1.s'::regclass, 7", fence('tenant_t0')).allowed).toBe(false);
     expect(guard.check("SELECT E'tenant_t\\061.s'::regclass, 8", fence('tenant_t0')).allowed).toBe(false);
     expect(guard.check("SELECT '1tenant.s'::regclass", fence('tenant_t0')).allowed).toBe(false);
+    // Negative numbers shaped: the tenant's own statement warms the shape; a neighbour's name with a digit after '-' is never shaped into it.
+    expect(guard.check('SELECT * FROM "tenant_n-0".t WHERE id = -1', fence('tenant_n-0')).allowed).toBe(true);
+    expect(guard.check('SELECT * FROM "tenant_n-1".t WHERE id = -1', fence('tenant_n-0')).allowed).toBe(false);
+    expect(guard.check("SELECT 'tenant_n-1.t'::regclass, -3", fence('tenant_n-0')).allowed).toBe(false);
   });
 
   it('a function spelled with UESCAPE escapes is judged by its own name (found by the mutation fuzzer)', () => {
