@@ -110,8 +110,14 @@ export async function startPgbouncer(s: PgbouncerSettings): Promise<RunningPgbou
     const gid = await run('id', ['-g', 'postgres'], { timeoutMs: 5_000 });
     if (ids.code !== 0) throw new Error('running as root, and there is no OS user postgres to run pgbouncer as');
     for (const file of [s.dir, ini, userlist]) await chown(file, Number(ids.stdout.trim()), Number(gid.stdout.trim()));
+    // setpriv execs pgbouncer in place, without PAM, so it keeps this process's open-file limit
+    // (runuser's PAM session may cut it to 1,024, too few for the memory test's clients).
+    const setpriv = await which('setpriv');
     const runuser = await which('runuser');
-    if (runuser !== null) {
+    if (setpriv !== null) {
+      command = setpriv;
+      args = [`--reuid=${ids.stdout.trim()}`, `--regid=${gid.stdout.trim()}`, '--init-groups', '--', s.binary.path, ini];
+    } else if (runuser !== null) {
       command = runuser;
       args = ['-u', 'postgres', '--', s.binary.path, ini];
     } else {
