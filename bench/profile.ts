@@ -44,10 +44,9 @@ async function main(): Promise<void> {
     const profDir = path.join(ws.tmp, 'prof');
     await mkdir(profDir);
     const poolSize = MODE === 'session' ? 64 : 16;
-    const running = await startPgfenceProcess(build, { backendUrl: db.pg.url, secret: randomBytes(32).toString('hex'), mode: MODE, poolSize, reset: RESET }, ws.tmp, [
-      '--cpu-prof',
-      `--cpu-prof-dir=${profDir}`,
-    ]);
+    const sampling = process.env['PROFILE_STRACE'] === '1' || process.env['PROFILE_PERF'] === '1';
+    const nodeArgs = sampling ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+    const running = await startPgfenceProcess(build, { backendUrl: db.pg.url, secret: randomBytes(32).toString('hex'), mode: MODE, poolSize, reset: RESET }, ws.tmp, nodeArgs);
     const perfFile = path.join(ws.tmp, 'perf.data');
     const strace =
       process.env['PROFILE_STRACE'] === '1'
@@ -82,7 +81,7 @@ async function main(): Promise<void> {
         console.log(report.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).slice(0, 60).join('\n'));
         straceOut = '';
       }
-      console.log(`${transactions} transactions, proxy CPU ${((cpuMs * 1000) / transactions).toFixed(1)} µs/txn (under strace)`);
+      console.log(`${transactions} transactions, proxy CPU ${((cpuMs * 1000) / transactions).toFixed(1)} µs/txn (under ${process.env['PROFILE_PERF'] === '1' ? 'perf' : 'strace'})`);
       for (const line of straceOut.split('\n')) {
         const f = line.trim().split(/\s+/);
         const calls = Number(f[3]);
