@@ -39,7 +39,9 @@ let nextSessionId = 1;
 export class ClientSession implements RelayHost, BindingHost {
   readonly id = nextSessionId++;
   private step: Step = 'startup';
-  private log: Logger;
+  /** What this session's log lines carry; the child logger is made on the first line (most sessions log none). */
+  private logBindings: Record<string, unknown>;
+  private logger: Logger | null = null;
   private readonly conn: ClientConnection;
   private readonly startup = new StartupReader();
   private readonly framer: MessageFramer;
@@ -69,7 +71,7 @@ export class ClientSession implements RelayHost, BindingHost {
   ) {
     this.traffic = deps.metrics.unattributed;
     this.framer = new MessageFramer(MAX_PASSWORD_MESSAGE);
-    this.log = deps.log.child({ conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.logBindings = { conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` };
     this.conn = new ClientConnection(socket, {
       data: (chunk) => this.onClientData(chunk),
       closed: () => this.onClientGone(),
@@ -78,6 +80,16 @@ export class ClientSession implements RelayHost, BindingHost {
         this.traffic.sent += n;
       },
     });
+  }
+
+  private get log(): Logger {
+    this.logger ??= this.deps.log.child(this.logBindings);
+    return this.logger;
+  }
+
+  private addLogBindings(bindings: Record<string, unknown>): void {
+    this.logBindings = { ...this.logBindings, ...bindings };
+    this.logger = null;
   }
 
   start(): void {
@@ -300,7 +312,13 @@ export class ClientSession implements RelayHost, BindingHost {
     const tenant = who.tenant;
     this.tenant = tenant;
     this.user = who.user;
-    this.log = this.log.child({ tenant: tenant.id, user: this.user });
+    this.addLogBindings({ tenant: tenant.id, user: this.user });
+    const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters below read the session's logger when they log
+    const logs = {
+      get log(): Logger {
+        return session.log;
+      },
+    };
     const tenantMetrics = deps.metrics.tenant(tenant.id);
     this.traffic = tenantMetrics;
     this.queryTimer = tenantMetrics.queryTimer();
@@ -310,7 +328,9 @@ export class ClientSession implements RelayHost, BindingHost {
       fence: who.fence,
       tenantId: tenant.id,
       metrics: tenantMetrics,
-      log: this.log,
+      get log() {
+        return logs.log;
+      },
       transactionMode,
     });
     const relay = new Relay(this, {
@@ -335,7 +355,9 @@ export class ClientSession implements RelayHost, BindingHost {
       relay,
       channels: this.channels,
       host: this,
-      log: this.log,
+      get log() {
+        return logs.log;
+      },
     };
     this.binding = transactionMode ? new TransactionModeBinding(bindingDeps) : new SessionModeBinding(bindingDeps);
     const params = await this.binding.open();
@@ -363,7 +385,7 @@ export class ClientSession implements RelayHost, BindingHost {
     if (ctx === null) return;
     this.clearStartupTimer();
     this.user = user;
-    this.log = this.log.child({ console: true, user });
+    this.addLogBindings({ console: true, user });
     this.console = new ConsoleConnection(ctx, (parts) => this.writeClient(parts), (fields) => (fields ? this.fail(fields) : this.close()), this.log);
     this.key = this.deps.cancels.issue(this);
     this.writeClient(ConsoleConnection.greeting(build.backendKeyData(this.key.processId, this.key.secretKey)));
