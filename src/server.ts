@@ -88,7 +88,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     socket.once('close', () => sessions.delete(session));
     session.start();
   });
-  server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
+  server.on('error', (error) => log.error({ err: error }, 'listener error'));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -64,6 +64,6 @@ export function consoleContext(parts: {
     pause: () => pool.pause(),
     resume: () => pool.resume(),
     killTenant: parts.killTenant,
-    onError: (command, error) => deps.log.error({ command, err: error instanceof Error ? error.message : String(error) }, 'admin console command failed'),
+    onError: (command, error) => deps.log.error({ command, err: error }, 'admin console command failed'),
   };
 }

@@ -46,7 +46,7 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
   const readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
-      log.error({ err: error instanceof Error ? error.message : String(error) }, 'admin request failed');
+      log.error({ err: error }, 'admin request failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');
       else res.destroy();
     });
@@ -88,7 +88,7 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
       resolve();
     });
   });
-  server.on('error', (error) => log.error({ err: error.message }, 'admin endpoint error'));
+  server.on('error', (error) => log.error({ err: error }, 'admin endpoint error'));
   const address = server.address() as AddressInfo;
   log.info({ host: address.address, port: address.port }, 'admin endpoint listening');
 
@@ -118,7 +118,7 @@ async function probe(ready: () => Promise<boolean>, timeoutMs: number, log: Logg
       .then(
         (value) => value === true,
         (error: unknown) => {
-          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'readiness check failed');
+          log.warn({ err: error }, 'readiness check failed');
           return false;
         },
       );

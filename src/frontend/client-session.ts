@@ -70,7 +70,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.conn = new ClientConnection(socket, {
       data: (chunk) => this.onClientData(chunk),
       closed: () => this.onClientGone(),
-      error: (error) => this.log.debug({ err: error.message }, 'client socket error'),
+      error: (error) => this.log.debug({ err: error }, 'client socket error'),
       bytesOut: (n) => deps.metrics.clientBytesOut(n),
     });
   }
@@ -149,7 +149,7 @@ export class ClientSession implements RelayHost, BindingHost {
       else {
         // As Postgres does with a startup packet it cannot read: closed without a word (a client that
         // connects and sends Terminate at once must not hear a FATAL it cannot place).
-        this.log.info({ err: error.message }, 'unreadable startup packet');
+        this.log.info({ err: error }, 'unreadable startup packet');
         this.deps.metrics.clientConnection('protocol_error');
         this.close();
       }
@@ -398,7 +398,7 @@ export class ClientSession implements RelayHost, BindingHost {
 
   onBackendLost(error: Error | undefined): void {
     if (this.closed) return;
-    this.log.warn({ err: error?.message }, 'server connection lost');
+    this.log.warn({ err: error }, 'server connection lost');
     this.fail(clientErrors.backendLost(), false);
   }
 
@@ -453,7 +453,7 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   private crash(error: unknown): void {
-    this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error in client session');
+    this.log.error({ err: error }, 'internal error in client session');
     this.fail(clientErrors.internal(), false);
   }
 
@@ -473,7 +473,7 @@ export class ClientSession implements RelayHost, BindingHost {
     try {
       this.binding?.close(reuseBackend);
     } catch (error) {
-      this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error releasing the backend');
+      this.log.error({ err: error }, 'internal error releasing the backend');
     }
     this.conn.end(last);
   }

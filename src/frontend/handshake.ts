@@ -98,7 +98,7 @@ export function refusal(
   }
   if (error instanceof BackendUnavailableError) {
     refuse('backend_unavailable');
-    log.error({ err: error.message }, 'backend unavailable');
+    log.error({ err: error }, 'backend unavailable');
     return clientErrors.backendUnavailable();
   }
   if (error instanceof PinBreach) {
@@ -108,7 +108,7 @@ export function refusal(
   }
   if (error instanceof BackendClosedError) {
     refuse('backend_unavailable');
-    log.warn({ err: error.message }, 'server connection lost while binding');
+    log.warn({ err: error }, 'server connection lost while binding');
     return clientErrors.backendLost();
   }
   if (error instanceof BackendError && error.sqlstate === '3F000' && tenantId !== null) {
@@ -118,7 +118,7 @@ export function refusal(
   }
   if (error instanceof BackendError && tenantId !== null && isTenantRoleError(tenancy, error.sqlstate)) {
     refuse('tenant_refused', 'tenant_role_unusable');
-    log.error({ err: error.message }, 'tenant role unusable');
+    log.error({ err: error }, 'tenant role unusable');
     return clientErrors.tenantRoleUnusable(tenantId, error.message);
   }
   if (error instanceof BackendError) {
