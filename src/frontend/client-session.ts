@@ -7,7 +7,7 @@ import { ClientSettings } from '../binding/client-settings.js';
 import { SessionModeBinding } from '../binding/session-mode.js';
 import { TransactionModeBinding } from '../binding/transaction-mode.js';
 import * as build from '../protocol/build.js';
-import { Frontend as F } from '../protocol/codes.js';
+import { Frontend as F, PROTOCOL_3_0 } from '../protocol/codes.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
 import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
@@ -194,7 +194,9 @@ export class ClientSession implements RelayHost, BindingHost {
           return;
         }
         this.step = 'password';
-        this.conn.write([build.AUTHENTICATION_CLEARTEXT]);
+        // A client asking for 3.x (x > 0) or for protocol options goes on with 3.0 and none of them.
+        const negotiate = packet.minor > 0 || packet.protocolOptions.length > 0;
+        this.conn.write(negotiate ? [build.negotiateProtocolVersion(PROTOCOL_3_0, packet.protocolOptions), build.AUTHENTICATION_CLEARTEXT] : [build.AUTHENTICATION_CLEARTEXT]);
         const rest = this.startup.takeRest();
         if (rest.length > 0) this.onClientData(rest);
         return;

@@ -10,7 +10,7 @@ const error = (sqlstate: string, message: string, detail?: string): ErrorFields 
 export const clientErrors = {
   protocolViolation: (what: string) => fatal('08P01', `pgfence: protocol violation: ${what}`),
   unsupportedProtocol: (major: number, minor: number) =>
-    fatal('0A000', `pgfence: unsupported frontend protocol ${major}.${minor}: only 3.0 is supported`),
+    fatal('0A000', `pgfence: unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`),
   startupTimeout: () => fatal('08P01', 'pgfence: startup and authentication did not finish in time'),
   tlsRequired: () =>
     fatal('28000', 'pgfence: a JWT may not be sent over an unencrypted connection from a non-loopback address',
