@@ -186,6 +186,7 @@ export class Metrics {
 
   private readonly clientConnections: Counter<'result'>;
   private readonly authFailures: Counter<'reason'>;
+  private readonly authThrottledCount: Counter;
   private readonly statements: Counter<'tenant'>;
   private readonly rejectedStatements: Counter<'tenant' | 'reason'>;
   private readonly backendConnections: Counter<'result'>;
@@ -217,6 +218,11 @@ export class Metrics {
       name: 'pgfence_auth_failures_total',
       help: 'Refused authentications by reason: the JWT check that failed, or why the tenant was refused.',
       labelNames: ['reason'],
+      registers,
+    });
+    this.authThrottledCount = new Counter({
+      name: 'pgfence_auth_throttled_total',
+      help: 'Failed logins whose error reply was held because their address kept failing (listen.authThrottle).',
       registers,
     });
     this.statements = new Counter({
@@ -372,6 +378,11 @@ export class Metrics {
   /** `reason`: `AuthError.reason` or `TenantRefused.reason` (fixed catalogs, never a message). */
   authFailure(reason: string): void {
     this.authFailures.labels(reason).inc();
+  }
+
+  /** A failed login held by the per-address throttle. */
+  authThrottled(): void {
+    this.authThrottledCount.inc();
   }
 
   backendConnection(result: BackendConnectionResult): void {

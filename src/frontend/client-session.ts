@@ -20,7 +20,7 @@ import { clientNotification } from './channels.js';
 import { ClientConnection } from './client-connection.js';
 import { ConsoleConnection } from './console-connection.js';
 import { clientErrors } from './errors.js';
-import { type Authenticated, authenticate, refusal } from './handshake.js';
+import { type Authenticated, authenticate, holdFailure, refusal } from './handshake.js';
 import { isLoopback } from './peer.js';
 import { pinSql } from './pin.js';
 import type { SessionDeps } from './session-deps.js';
@@ -269,7 +269,8 @@ export class ClientSession implements RelayHost, BindingHost {
       if (who.kind === 'console') this.openConsole(who.user);
       else await this.openTenantSession(who);
     } catch (error) {
-      this.refuse(error, true);
+      const throttled = await holdFailure(error, this.conn.remoteAddress, this.deps);
+      this.refuse(error, true, throttled);
     }
   }
 
@@ -439,8 +440,8 @@ export class ClientSession implements RelayHost, BindingHost {
   // ---- endings --------------------------------------------------------------------------
 
   /** Ends the session over an error from authentication or binding, with the FATAL it calls for. */
-  private refuse(error: unknown, atConnect: boolean): void {
-    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect }, this.deps);
+  private refuse(error: unknown, atConnect: boolean, throttled = false): void {
+    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect, throttled }, this.deps);
     if (fields === null) this.crash(error);
     else this.fail(fields, !(error instanceof PinBreach)); // a backend that lost its pin is closed
   }

@@ -36,6 +36,9 @@ export const clientErrors = {
   invalidSessionSetting: (message: string) => fatal('22023', `pgfence: ${message}`),
   poolTimeout: (ms: number) => fatal('53300', `pgfence: no server connection became available within ${ms} ms`),
   backendUnavailable: () => fatal('08006', 'pgfence: could not connect to the database server'),
+  /** Postgres refused the server connection with 53300 (max_connections, reserved slots, a CONNECTION LIMIT): its words, its code. */
+  backendTooManyConnections: (message: string) =>
+    fatal('53300', message, 'pgfence could not open a server connection for this client: the database server has no connection slot left for it.'),
   backendLost: () => fatal('08006', 'pgfence: server connection lost'),
   tripwire: (what: string) =>
     fatal('42501', `pgfence: the server session changed ${what} outside the tenant pin; connection closed`),
