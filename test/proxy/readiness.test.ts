@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import pino from 'pino';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
@@ -106,21 +107,28 @@ afterEach(async () => {
   proxies = [];
 });
 
-async function proxyWith(overrides: Parameters<typeof startTestProxy>[0], serverUrl?: string): Promise<TestProxy> {
-  const proxy = await startTestProxy(overrides, { serverUrl });
+async function proxyWith(overrides: Parameters<typeof startTestProxy>[0], logTo?: NodeJS.WritableStream): Promise<TestProxy> {
+  const proxy = await startTestProxy(overrides, { logTo });
   proxies.push(proxy);
   return proxy;
 }
 
 describe('/readyz', () => {
-  it('is 503 with the reason when the backend is down from the start, and clients get 08006', async () => {
+  it('is 503 with the reason when the backend is down from the start, and clients get 08006 (the failure logged with its stack)', async () => {
     const port = await closedPort();
-    const proxy = await proxyWith({ backend: { url: `postgres://postgres:x@127.0.0.1:${port}/postgres`, connectTimeoutMs: 2_000 }, admin: ADMIN });
+    let log = '';
+    const sink = new PassThrough().on('data', (chunk: Buffer) => (log += chunk.toString()));
+    const proxy = await proxyWith({ backend: { url: `postgres://postgres:x@127.0.0.1:${port}/postgres`, connectTimeoutMs: 2_000 }, admin: ADMIN }, sink);
     const { status, body } = await readyz(proxy.running);
     expect(status).toBe(503);
     expect(body).toBe(`not ready: backend 127.0.0.1:${port}/postgres cannot be reached (connect ECONNREFUSED 127.0.0.1:${port})\n`);
     const refused = await proxy.connect('acme').catch((e: pg.DatabaseError) => e);
     expect(refused).toMatchObject({ code: '08006' });
+    // Errors are logged as objects under `err`: type, message and stack, not a bare message string.
+    const failed = log.split('\n').filter((l) => l.includes('"backend connection failed"')).map((l) => JSON.parse(l) as { err: { type: string; message: string; stack: string } });
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed[0]!.err).toMatchObject({ type: 'Error', message: expect.stringContaining('ECONNREFUSED') });
+    expect(failed[0]!.err.stack).toMatch(/\n\s+at /);
   });
 
   it('follows an outage of the backend: 200, 503 while it is cut off, 200 again once it is back', async () => {
