@@ -38,7 +38,7 @@ const authThrottleSchema = z
       .describe('How long the first held failure waits; each further one waits twice as long as the one before.'),
     maxDelayMs: z
       .number().int().positive().default(5_000)
-      .describe('The longest a failure is held; below listen.startupTimeoutMs.'),
+      .describe('The longest a failure is held. A hold that outlasts listen.startupTimeoutMs ends with the startup-timeout FATAL instead.'),
     maxAddresses: z
       .number().int().min(1).default(10_000)
       .describe('Client addresses remembered at once (least recently failed forgotten first).'),
@@ -79,9 +79,6 @@ const listenSchema = z
   })
   .strict()
   .superRefine((listen, ctx) => {
-    if (listen.authThrottle.maxDelayMs >= listen.startupTimeoutMs) {
-      ctx.addIssue({ code: 'custom', path: ['authThrottle', 'maxDelayMs'], message: 'must be below listen.startupTimeoutMs' });
-    }
     if (listen.requireTls && listen.tls === undefined) {
       ctx.addIssue({ code: 'custom', path: ['requireTls'], message: 'needs listen.tls (a certificate and key)' });
     }
