@@ -92,7 +92,7 @@ export function commandHelp(name: CommandName): string {
   return `Usage:\n${entry(name)}\n`;
 }
 
-/** A wrong command line: reported with the command's usage, exit code 2. */
+/** A wrong command line, exit code 2; with `command`, the command's usage follows the message. */
 export class UsageError extends Error {
   constructor(
     message: string,

@@ -172,11 +172,11 @@ async function healthcheck(args: string[]): Promise<number> {
 function roleTenants(config: Config, given: readonly string[]): string[] {
   const listed = config.tenancy.tenants?.map((t) => t.id);
   if (given.length === 0) {
-    if (listed === undefined) throw new UsageError('with tenancy.registry, name the tenants with --tenant ID (repeatable)', 'roles');
+    if (listed === undefined) throw new UsageError('with tenancy.registry, name the tenants with --tenant ID (repeatable)');
     return listed;
   }
   const unknown = listed === undefined ? [] : given.filter((id) => !listed.includes(id));
-  if (unknown.length > 0) throw new UsageError(`not in tenancy.tenants: ${unknown.join(', ')}`, 'roles');
+  if (unknown.length > 0) throw new UsageError(`not in tenancy.tenants: ${unknown.join(', ')}`);
   return [...given];
 }
 
