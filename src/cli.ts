@@ -5,42 +5,13 @@ import { mintToken, parseDuration } from './auth/index.js';
 import { nodePostgresTarget } from './backend/node-postgres.js';
 import { ConfigError, describeConfig, loadConfigFile, resolveBackendTarget } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { commandHelp, HELP, isCommand, isParseArgsError, packageVersion, UsageError } from './cli-usage.js';
 import { runDemo } from './demo.js';
-import { LIFECYCLE_HELP, initCommand, tenantCommand } from './lifecycle/commands.js';
+import { probeHost, probeListener } from './healthcheck.js';
+import { initCommand, LIFECYCLE_HELP, tenantCommand } from './lifecycle/commands.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
 import { applyRoleRecipe, formatRoleRecipe, type RoleRecipe, roleRecipe, RoleRecipeError } from './tenancy/roles.js';
-
-const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tenant
-
-Usage:
-  pgfence serve --config FILE        run the proxy with a YAML configuration; SIGHUP reloads it,
-                                     SIGTERM/SIGINT drain running transactions and stop
-  pgfence demo [--port N] [--data-dir DIR]
-                                     start an embedded Postgres with demo tenants, run the
-                                     proxy in front of it and print ready psql lines
-                                     (default port 6432, data in .pgfence/demo)
-  pgfence token --config FILE --tenant ID [--ttl 1h] [--user NAME]
-                                     mint a JWT for a tenant with the configured signing key
-                                     (jwt.secret for HS*, jwt.privateKey for asymmetric keys)
-  pgfence token --config FILE --admin [--ttl 1h]
-                                     mint an admin token for the console: psql to database pgfence
-  pgfence roles --config FILE [--tenant ID ...] [--apply]
-                                     print the SQL that creates the per-tenant roles of
-                                     tenancy.roleTemplate (NOLOGIN, granted to the backend user,
-                                     privileges on the tenant's own schema and the shared ones;
-                                     read-only schemas of policy.readOnlySchemas get SELECT only);
-                                     --apply runs it on the configured backend as the configured
-                                     backend user, in one transaction; idempotent. Tenants: the
-                                     static list, or the --tenant ids (required with a registry)
-${LIFECYCLE_HELP}  pgfence help config                the configuration reference (every key, type, default)
-  pgfence --help                     this text
-
-Clients connect with any Postgres driver and send the JWT as the password, e.g.
-  PGPASSWORD="$(pgfence token --config pgfence.yaml --tenant acme)" psql "host=127.0.0.1 port=6432 dbname=app"
-
-Environment: values in the YAML may be written as \${VAR} or \${VAR:-default}.
-`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -50,7 +21,14 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case 'help':
       if (rest[0] === 'config') process.stdout.write(describeConfig() + '\n');
-      else process.stdout.write(HELP);
+      else if (rest.length === 0) process.stdout.write(HELP);
+      else if (isCommand(rest[0]) && rest.length === 1) process.stdout.write(commandHelp(rest[0]));
+      else throw new UsageError(`no help for "${rest.join(' ')}"`, 'help');
+      return 0;
+    case '-v':
+    case '--version':
+    case 'version':
+      process.stdout.write(`pgfence ${packageVersion()}\n`);
       return 0;
     case 'serve':
       return serve(rest);
@@ -60,19 +38,25 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'roles':
       return roles(rest);
+    case 'healthcheck':
+      return healthcheck(rest);
     case 'init':
-      return initCommand(rest);
     case 'tenant':
-      return tenantCommand(rest);
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(`Usage:\n${LIFECYCLE_HELP}`);
+        return 0;
+      }
+      return command === 'init' ? initCommand(rest) : tenantCommand(rest);
     default:
-      process.stderr.write(`pgfence: unknown command "${command}"\n\n${HELP}`);
+      process.stderr.write(`pgfence: ${command.startsWith('-') ? 'unknown option' : 'unknown command'} "${command}"\n\n${HELP}`);
       return 2;
   }
 }
 
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
-  if (values.config === undefined) throw new UsageError('serve needs --config FILE');
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: HELP_OPTION } });
+  if (values.help === true) return printHelp('serve');
+  if (values.config === undefined) throw new UsageError('serve needs --config FILE', 'serve');
   const file = values.config;
   const config = await loadConfigFile(file);
   const log = createLogger(config.log.level);
@@ -80,7 +64,7 @@ async function serve(args: string[]): Promise<number> {
   const onHangup = (): void => {
     loadConfigFile(file)
       .then((next) => running.reload(next))
-      .catch((error: unknown) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; keeping the running configuration'));
+      .catch((error: unknown) => log.error({ err: error }, 'reload failed; keeping the running configuration'));
   };
   process.on('SIGHUP', onHangup);
   await Promise.race([untilSignal(), running.shutdownRequested]);
@@ -91,9 +75,10 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function demo(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'data-dir': { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { port: { type: 'string' }, 'data-dir': { type: 'string' }, help: HELP_OPTION } });
+  if (values.help === true) return printHelp('demo');
   const port = values.port === undefined ? 6432 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`, 'demo');
   const stop = await runDemo({ port, dataDir: values['data-dir'] ?? '.pgfence/demo', out: process.stdout });
   await untilSignal();
   process.stdout.write('\nstopping pgfence and the embedded Postgres…\n');
@@ -110,10 +95,12 @@ async function token(args: string[]): Promise<number> {
       admin: { type: 'boolean' },
       ttl: { type: 'string' },
       user: { type: 'string' },
+      help: HELP_OPTION,
     },
   });
+  if (values.help === true) return printHelp('token');
   if (values.config === undefined || (values.tenant === undefined && values.admin !== true)) {
-    throw new UsageError('token needs --config FILE and --tenant ID (or --admin)');
+    throw new UsageError('token needs --config FILE and --tenant ID (or --admin)', 'token');
   }
   const config = await loadConfigFile(values.config);
   const jwt = await mintToken(config.jwt, {
@@ -133,9 +120,11 @@ async function roles(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       tenant: { type: 'string', multiple: true },
       apply: { type: 'boolean' },
+      help: HELP_OPTION,
     },
   });
-  if (values.config === undefined) throw new UsageError('roles needs --config FILE');
+  if (values.help === true) return printHelp('roles');
+  if (values.config === undefined) throw new UsageError('roles needs --config FILE', 'roles');
   const config = await loadConfigFile(values.config);
   const tenantIds = roleTenants(config, values.tenant ?? []);
   const backend = resolveBackendTarget(config.backend);
@@ -165,6 +154,28 @@ async function roles(args: string[]): Promise<number> {
   return 0;
 }
 
+async function healthcheck(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      help: HELP_OPTION,
+    },
+  });
+  if (values.help === true) return printHelp('healthcheck');
+  const listen = values.config === undefined ? { host: '127.0.0.1', port: 6432 } : (await loadConfigFile(values.config)).listen;
+  const port = values.port === undefined ? listen.port : Number(values.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`, 'healthcheck');
+  const timeoutMs = values['timeout-ms'] === undefined ? 2_000 : Number(values['timeout-ms']);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`--timeout-ms must be a positive integer, got "${values['timeout-ms']}"`, 'healthcheck');
+  const result = await probeListener({ host: values.host ?? probeHost(listen.host), port, timeoutMs });
+  (result.ok ? process.stdout : process.stderr).write(`pgfence healthcheck: ${result.reason}\n`);
+  return result.ok ? 0 : 1;
+}
+
 /** The tenants of `pgfence roles`: the --tenant ids (which a static list must know), else the whole static list. */
 function roleTenants(config: Config, given: readonly string[]): string[] {
   const listed = config.tenancy.tenants?.map((t) => t.id);
@@ -177,7 +188,12 @@ function roleTenants(config: Config, given: readonly string[]): string[] {
   return [...given];
 }
 
-class UsageError extends Error {}
+const HELP_OPTION = { type: 'boolean', short: 'h' } as const;
+
+function printHelp(command: Parameters<typeof commandHelp>[0]): number {
+  process.stdout.write(commandHelp(command));
+  return 0;
+}
 
 function untilSignal(): Promise<void> {
   return new Promise((resolve) => {
@@ -194,7 +210,13 @@ function untilSignal(): Promise<void> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof UsageError) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      const command = error instanceof UsageError ? error.command : process.argv[2];
+      const usage = isCommand(command) ? `\n${commandHelp(command)}` : '';
+      process.stderr.write(`pgfence: ${error.message}\n${usage}`);
+      process.exit(2);
+    }
+    if (error instanceof ConfigError) {
       process.stderr.write(`pgfence: ${error.message}\n`);
       process.exit(2);
     }

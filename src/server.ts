@@ -5,7 +5,10 @@ import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
+import { Readiness } from './admin/readiness.js';
+import { BackendConnection } from './backend/connection.js';
 import { ChannelListener } from './backend/listener.js';
+import { AuthThrottle } from './frontend/auth-throttle.js';
 import { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
 import { consoleContext } from './admin/console-context.js';
@@ -80,6 +83,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     tenants: tenantResolver(config),
     pool,
     cancels: new CancelRegistry(),
+    authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
     metrics,
@@ -94,7 +98,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     socket.once('close', () => sessions.delete(session));
     session.start();
   });
-  server.on('error', (error) => log.error({ err: error.message }, 'listener error'));
+  server.on('error', (error) => log.error({ err: error }, 'listener error'));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -122,8 +126,21 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   metrics.rollStatsPeriod();
   const statsPeriod = setInterval(() => metrics.rollStatsPeriod(), STATS_PERIOD_MS);
   statsPeriod.unref();
+  const readiness = new Readiness(
+    {
+      draining: () => closing !== null,
+      listening: () => server.listening,
+      pooledConnections: () => {
+        const stats = pool.stats;
+        return stats.idle + stats.active + stats.resetting;
+      },
+      probeBackend: async () => (await BackendConnection.connect(target, poolOptions(deps.config))).destroy(),
+      backendName: `${target.host}:${target.port}/${target.database}`,
+    },
+    () => deps.config.admin.readyProbeCacheMs,
+  );
   const admin: AdminServer | null = config.admin.enabled
-    ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
+    ? await startAdminServer(config.admin, { metrics, ready: () => readiness.check() }, log.child({ component: 'admin' }))
     : null;
 
   async function reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }> {
@@ -208,13 +225,14 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     close() {
       closing ??= (async () => {
         clearInterval(statsPeriod);
-        await admin?.close();
+        // The admin endpoint stays up while clients drain: /readyz says 503 "draining", /metrics still answers.
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const session of sessions) session.drain();
         const deadline = Date.now() + deps.config.listen.shutdownTimeoutMs;
         while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         for (const session of sessions) session.terminate();
         await stopped;
+        await admin?.close();
         await pool.close();
         await deps.listener.close();
         await controlEvents?.close();

@@ -203,6 +203,6 @@ export function consoleContext(parts: {
     reconnect: () => pool.reconnect(),
     shutdown: parts.shutdown,
     killTenant: parts.killTenant,
-    onError: (command, error) => deps.log.error({ command, err: error instanceof Error ? error.message : String(error) }, 'admin console command failed'),
+    onError: (command, error) => deps.log.error({ command, err: error }, 'admin console command failed'),
   };
 }

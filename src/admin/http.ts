@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
+import type { ReadinessVerdict } from './readiness.js';
 
 /**
  * The admin HTTP endpoint: Prometheus metrics and health probes. It has no authentication, so it
@@ -10,7 +11,8 @@ import type { Metrics } from './metrics.js';
  *
  *   GET /metrics  Prometheus text exposition
  *   GET /healthz  200 "ok" while the process runs (liveness)
- *   GET /readyz   200 when `ready()` resolves true within the timeout, else 503 (readiness)
+ *   GET /readyz   200 when `ready()` says ready within the timeout, else 503 (readiness); the
+ *                 body is one line saying why (admin/readiness.ts)
  *
  * HEAD is answered like GET without a body; any other method on these paths gets 405, and any
  * other path 404.
@@ -25,8 +27,11 @@ export interface AdminServerOptions {
 
 export interface AdminDeps {
   metrics: Metrics;
-  /** Whether pgfence can serve clients now; a rejection or a late answer counts as not ready. */
-  ready: () => Promise<boolean>;
+  /**
+   * Whether pgfence can serve clients now, with the reason as one line of text (which must hold
+   * nothing secret); a rejection or a late answer counts as not ready.
+   */
+  ready: () => Promise<boolean | ReadinessVerdict>;
 }
 
 export interface AdminServer {
@@ -46,7 +51,7 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
   const readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
-      log.error({ err: error instanceof Error ? error.message : String(error) }, 'admin request failed');
+      log.error({ err: error }, 'admin request failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');
       else res.destroy();
     });
@@ -71,8 +76,8 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
         send(res, 200, 'ok\n');
         return;
       case '/readyz': {
-        const ready = await probe(deps.ready, readyTimeoutMs, log);
-        send(res, ready ? 200 : 503, ready ? 'ready\n' : 'not ready\n');
+        const verdict = await probe(deps.ready, readyTimeoutMs, log);
+        send(res, verdict.ready ? 200 : 503, `${verdict.reason}\n`);
         return;
       }
       case '/metrics':
@@ -88,7 +93,7 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
       resolve();
     });
   });
-  server.on('error', (error) => log.error({ err: error.message }, 'admin endpoint error'));
+  server.on('error', (error) => log.error({ err: error }, 'admin endpoint error'));
   const address = server.address() as AddressInfo;
   log.info({ host: address.address, port: address.port }, 'admin endpoint listening');
 
@@ -106,20 +111,27 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
   };
 }
 
+const READY: ReadinessVerdict = { ready: true, reason: 'ready' };
+const NOT_READY: ReadinessVerdict = { ready: false, reason: 'not ready' };
+
 /** `ready()` with a deadline; throwing, rejecting, answering late or not `true` all mean not ready. */
-async function probe(ready: () => Promise<boolean>, timeoutMs: number, log: Logger): Promise<boolean> {
+async function probe(ready: AdminDeps['ready'], timeoutMs: number, log: Logger): Promise<ReadinessVerdict> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
+  const late = new Promise<ReadinessVerdict>((resolve) => {
+    timer = setTimeout(() => resolve({ ready: false, reason: `not ready: the readiness check did not answer within ${timeoutMs} ms` }), timeoutMs);
   });
   try {
     const answer = Promise.resolve()
       .then(ready)
       .then(
-        (value) => value === true,
+        (value): ReadinessVerdict => {
+          if (value === true) return READY;
+          if (typeof value === 'object' && value !== null && typeof value.reason === 'string') return { ready: value.ready === true, reason: value.reason };
+          return NOT_READY;
+        },
         (error: unknown) => {
-          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'readiness check failed');
-          return false;
+          log.warn({ err: error }, 'readiness check failed');
+          return NOT_READY;
         },
       );
     return await Promise.race([answer, late]);

@@ -262,6 +262,7 @@ export class Metrics {
   private resetsOk = 0;
   private resetsFailed = 0;
   private acquireTimeouts = 0;
+  private authThrottledCount = 0;
   private readonly acquireWaits = new Buckets(ACQUIRE_BUCKETS);
   /** Bytes of connections that have no tenant: startup, authentication, refusals, the admin console. */
   readonly unattributed: Traffic = { received: 0, sent: 0 };
@@ -340,6 +341,12 @@ export class Metrics {
         [{ result: 'ok' }, this.resetsOk],
         [{ result: 'failed' }, this.resetsFailed],
       ],
+    });
+    publishedCounter({
+      name: 'pgfence_auth_throttled_total',
+      help: 'Failed logins whose error reply was held because their address kept failing (listen.authThrottle).',
+      registry,
+      read: one(() => this.authThrottledCount),
     });
     publishedCounter({
       name: 'pgfence_acquire_timeouts_total',
@@ -580,6 +587,11 @@ export class Metrics {
     const series = this.series(tenant);
     series.assignments++;
     series.waitMicros += seconds * 1e6;
+  }
+
+  /** A failed login held by the per-address throttle. */
+  authThrottled(): void {
+    this.authThrottledCount++;
   }
 
   acquireTimeout(): void {

@@ -80,7 +80,7 @@ export class ChannelListener {
         await connection.runInternal(sql, this.options().resetTimeoutMs);
       })
       .catch((error: unknown) => {
-        this.log.warn({ err: error instanceof Error ? error.message : String(error), sql }, 'listener command failed');
+        this.log.warn({ err: error, sql }, 'listener command failed');
       });
     return this.chain;
   }
@@ -118,7 +118,7 @@ export class ChannelListener {
   private lost(error: Error | undefined): void {
     this.connection = null;
     if (this.closed) return;
-    this.log.warn({ err: error?.message }, 'listener connection lost; reconnecting');
+    this.log.warn({ err: error }, 'listener connection lost; reconnecting');
     const wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
     const timer = setTimeout(() => {

@@ -86,7 +86,7 @@ export abstract class Binding {
         return await this.acquireOnce();
       } catch (error) {
         if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
-        this.deps.log.warn({ err: error.message, attempt }, 'backend died before use; taking another');
+        this.deps.log.warn({ err: error, attempt }, 'backend died before use; taking another');
       }
     }
   }

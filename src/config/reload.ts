@@ -12,6 +12,7 @@ const LIVE_KEYS = [
   'listen.startupTimeoutMs',
   'listen.shutdownTimeoutMs',
   'listen.tls',
+  'listen.authThrottle',
   'jwt',
   'tenancy.tenants',
   'tenancy.statementTimeoutMs',
@@ -27,6 +28,7 @@ const LIVE_KEYS = [
   'guard',
   'policy',
   'log',
+  'admin.readyProbeCacheMs',
 ] as const;
 
 export interface ReloadPlan {

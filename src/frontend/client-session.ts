@@ -7,7 +7,7 @@ import { ClientSettings } from '../binding/client-settings.js';
 import { SessionModeBinding } from '../binding/session-mode.js';
 import { TransactionModeBinding } from '../binding/transaction-mode.js';
 import * as build from '../protocol/build.js';
-import { Frontend as F } from '../protocol/codes.js';
+import { Frontend as F, PROTOCOL_3_0 } from '../protocol/codes.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
 import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
@@ -20,7 +20,7 @@ import { clientNotification } from './channels.js';
 import { ClientConnection } from './client-connection.js';
 import { ConsoleConnection } from './console-connection.js';
 import { clientErrors } from './errors.js';
-import { type Authenticated, authenticate, refusal } from './handshake.js';
+import { type Authenticated, authenticate, holdFailure, refusal } from './handshake.js';
 import { isLoopback } from './peer.js';
 import { pinSql } from './pin.js';
 import type { SessionDeps } from './session-deps.js';
@@ -75,7 +75,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.conn = new ClientConnection(socket, {
       data: (chunk) => this.onClientData(chunk),
       closed: () => this.onClientGone(),
-      error: (error) => this.log.debug({ err: error.message }, 'client socket error'),
+      error: (error) => this.log.debug({ err: error }, 'client socket error'),
       bytesOut: (n) => {
         this.traffic.sent += n;
       },
@@ -185,7 +185,7 @@ export class ClientSession implements RelayHost, BindingHost {
       else {
         // As Postgres does with a startup packet it cannot read: closed without a word (a client that
         // connects and sends Terminate at once must not hear a FATAL it cannot place).
-        this.log.info({ err: error.message }, 'unreadable startup packet');
+        this.log.info({ err: error }, 'unreadable startup packet');
         this.deps.metrics.clientConnection('protocol_error');
         this.close();
       }
@@ -230,7 +230,9 @@ export class ClientSession implements RelayHost, BindingHost {
           return;
         }
         this.step = 'password';
-        this.conn.write([build.AUTHENTICATION_CLEARTEXT]);
+        // A client asking for 3.x (x > 0) or for protocol options goes on with 3.0 and none of them.
+        const negotiate = packet.minor > 0 || packet.protocolOptions.length > 0;
+        this.conn.write(negotiate ? [build.negotiateProtocolVersion(PROTOCOL_3_0, packet.protocolOptions), build.AUTHENTICATION_CLEARTEXT] : [build.AUTHENTICATION_CLEARTEXT]);
         const rest = this.startup.takeRest();
         if (rest.length > 0) this.onClientData(rest);
         return;
@@ -303,7 +305,8 @@ export class ClientSession implements RelayHost, BindingHost {
       if (who.kind === 'console') this.openConsole(who.user);
       else await this.openTenantSession(who);
     } catch (error) {
-      this.refuse(error, true);
+      const throttled = await holdFailure(error, this.conn.remoteAddress, this.deps);
+      this.refuse(error, true, throttled);
     }
   }
 
@@ -445,7 +448,7 @@ export class ClientSession implements RelayHost, BindingHost {
 
   onBackendLost(error: Error | undefined): void {
     if (this.closed) return;
-    this.log.warn({ err: error?.message }, 'server connection lost');
+    this.log.warn({ err: error }, 'server connection lost');
     this.fail(clientErrors.backendLost(), false);
   }
 
@@ -484,8 +487,8 @@ export class ClientSession implements RelayHost, BindingHost {
   // ---- endings --------------------------------------------------------------------------
 
   /** Ends the session over an error from authentication or binding, with the FATAL it calls for. */
-  private refuse(error: unknown, atConnect: boolean): void {
-    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect }, this.deps);
+  private refuse(error: unknown, atConnect: boolean, throttled = false): void {
+    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect, throttled }, this.deps);
     if (fields === null) this.crash(error);
     else this.fail(fields, !(error instanceof PinBreach)); // a backend that lost its pin is closed
   }
@@ -500,7 +503,7 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   private crash(error: unknown): void {
-    this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error in client session');
+    this.log.error({ err: error }, 'internal error in client session');
     this.fail(clientErrors.internal(), false);
   }
 
@@ -520,7 +523,7 @@ export class ClientSession implements RelayHost, BindingHost {
     try {
       this.binding?.close(reuseBackend);
     } catch (error) {
-      this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'internal error releasing the backend');
+      this.log.error({ err: error }, 'internal error releasing the backend');
     }
     this.conn.end(last);
   }

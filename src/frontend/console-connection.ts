@@ -45,7 +45,7 @@ export class ConsoleConnection {
               this.write([...reply, build.readyForQuery('I')]);
             })
             .catch((error: unknown) => {
-              this.log.error({ err: error instanceof Error ? error.stack : String(error) }, 'admin console failed');
+              this.log.error({ err: error }, 'admin console failed');
               this.end(clientErrors.internal());
             });
           break;

@@ -10,7 +10,7 @@ const error = (sqlstate: string, message: string, detail?: string): ErrorFields 
 export const clientErrors = {
   protocolViolation: (what: string) => fatal('08P01', `pgfence: protocol violation: ${what}`),
   unsupportedProtocol: (major: number, minor: number) =>
-    fatal('0A000', `pgfence: unsupported frontend protocol ${major}.${minor}: only 3.0 is supported`),
+    fatal('0A000', `pgfence: unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`),
   startupTimeout: () => fatal('08P01', 'pgfence: startup and authentication did not finish in time'),
   tlsRequired: () =>
     fatal('28000', 'pgfence: a JWT may not be sent over an unencrypted connection from a non-loopback address',
@@ -36,6 +36,9 @@ export const clientErrors = {
   invalidSessionSetting: (message: string) => fatal('22023', `pgfence: ${message}`),
   poolTimeout: (ms: number) => fatal('53300', `pgfence: no server connection became available within ${ms} ms`),
   backendUnavailable: () => fatal('08006', 'pgfence: could not connect to the database server'),
+  /** Postgres refused the server connection with 53300 (max_connections, reserved slots, a CONNECTION LIMIT): its words, its code. */
+  backendTooManyConnections: (message: string) =>
+    fatal('53300', message, 'pgfence could not open a server connection for this client: the database server has no connection slot left for it.'),
   backendLost: () => fatal('08006', 'pgfence: server connection lost'),
   tripwire: (what: string) =>
     fatal('42501', `pgfence: the server session changed ${what} outside the tenant pin; connection closed`),

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/index.js';
 import { AuthError, readClaim } from '../auth/index.js';
+import { TOO_MANY_CONNECTIONS } from '../admin/readiness.js';
 import { BackendClosedError, BackendError } from '../backend/connection.js';
 import { PinBreach } from '../binding/binding.js';
 import { fencePolicy, type TenantFence } from '../guard/index.js';
 import type { ErrorFields } from '../protocol/build.js';
 import { BackendUnavailableError, PoolTimeoutError } from '../pool/pool.js';
 import { type Tenant, TenantRefused } from '../tenancy/index.js';
+import { hold } from './auth-throttle.js';
 import { clientErrors } from './errors.js';
 import { isTenantRoleError } from './pin.js';
 import type { SessionDeps } from './session-deps.js';
@@ -48,6 +50,17 @@ export async function authenticate(token: string, params: ReadonlyMap<string, st
   return { kind: 'tenant', tenant, user: identity.user ?? params.get('user'), settings, fence };
 }
 
+/**
+ * A failed authentication from an address that keeps failing waits before its FATAL is sent
+ * (AuthThrottle); resolves to whether it was throttled. Other refusals are answered at once.
+ */
+export async function holdFailure(error: unknown, address: string | undefined, deps: SessionDeps): Promise<boolean> {
+  if (!(error instanceof AuthError)) return false;
+  const verdict = deps.authThrottle.failed(address);
+  await hold(verdict.holdMs);
+  return verdict.throttled;
+}
+
 /** An admin token that does not open the console, or a process without one. */
 export class ConsoleRefused extends Error {
   constructor(readonly fields: ErrorFields) {
@@ -62,7 +75,7 @@ export class ConsoleRefused extends Error {
  */
 export function refusal(
   error: unknown,
-  context: { tenantId: string | null; atConnect: boolean },
+  context: { tenantId: string | null; atConnect: boolean; throttled?: boolean },
   deps: { config: SessionDeps['config']; metrics: Metrics; log: Logger },
 ): ErrorFields | null {
   const { metrics, log } = deps;
@@ -76,7 +89,9 @@ export function refusal(
   };
   if (error instanceof AuthError) {
     refuse('auth_failed', error.reason);
-    log.warn({ reason: error.reason }, 'authentication failed');
+    // A throttled address's failures are not logged one by one (AuthThrottle logged the burst).
+    if (context.throttled === true) log.debug({ reason: error.reason, throttled: true }, 'authentication failed');
+    else log.warn({ reason: error.reason }, 'authentication failed');
     return clientErrors.authFailed(error.sqlstate, error.message);
   }
   if (error instanceof ConsoleRefused) {
@@ -98,7 +113,9 @@ export function refusal(
   }
   if (error instanceof BackendUnavailableError) {
     refuse('backend_unavailable');
-    log.error({ err: error.message }, 'backend unavailable');
+    log.error({ err: error }, 'backend unavailable');
+    const cause = error.cause;
+    if (cause instanceof BackendError && cause.sqlstate === TOO_MANY_CONNECTIONS) return clientErrors.backendTooManyConnections(cause.message);
     return clientErrors.backendUnavailable();
   }
   if (error instanceof PinBreach) {
@@ -108,7 +125,7 @@ export function refusal(
   }
   if (error instanceof BackendClosedError) {
     refuse('backend_unavailable');
-    log.warn({ err: error.message }, 'server connection lost while binding');
+    log.warn({ err: error }, 'server connection lost while binding');
     return clientErrors.backendLost();
   }
   if (error instanceof BackendError && error.sqlstate === '3F000' && tenantId !== null) {
@@ -118,7 +135,7 @@ export function refusal(
   }
   if (error instanceof BackendError && tenantId !== null && isTenantRoleError(tenancy, error.sqlstate)) {
     refuse('tenant_refused', 'tenant_role_unusable');
-    log.error({ err: error.message }, 'tenant role unusable');
+    log.error({ err: error }, 'tenant role unusable');
     return clientErrors.tenantRoleUnusable(tenantId, error.message);
   }
   if (error instanceof BackendError) {

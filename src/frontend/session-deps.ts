@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { TenantResolver } from '../tenancy/index.js';
+import type { AuthThrottle } from './auth-throttle.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ChannelListener } from '../backend/listener.js';
 
@@ -23,6 +24,8 @@ export interface SessionDeps {
   tenants: TenantResolver;
   pool: BackendPool;
   cancels: CancelRegistry;
+  /** Holds the error replies of addresses that keep failing to authenticate. */
+  authThrottle: AuthThrottle;
   /** Transaction pooling's LISTEN: one server connection that listens for every client. */
   listener: ChannelListener;
   log: Logger;

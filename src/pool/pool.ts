@@ -228,7 +228,7 @@ export class BackendPool {
         this.serveWaiters();
       },
       (error: Error) => {
-        this.log.warn({ backend: backend.id, err: error.message }, 'backend reset failed; closing it');
+        this.log.warn({ backend: backend.id, err: error }, 'backend reset failed; closing it');
         this.destroy(record);
         this.serveWaiters();
       },
@@ -436,7 +436,7 @@ export class BackendPool {
       (error: Error) => {
         this.connecting--;
         this.metrics?.backendConnection('failed');
-        this.log.error({ err: error.message }, 'backend connection failed');
+        this.log.error({ err: error }, 'backend connection failed');
         // Fail one waiter per failed attempt so clients hear about an unreachable server quickly.
         const waiter = this.waiters.first;
         if (waiter !== null) {

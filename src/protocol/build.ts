@@ -56,6 +56,16 @@ export function readyForQuery(status: TransactionStatus): Buffer {
   return READY[status];
 }
 
+/**
+ * NegotiateProtocolVersion ('v'): the newest protocol version the server speaks within the
+ * client's major version, and the protocol options (`_pq_.*`) of the startup packet it did not
+ * recognise. The version goes as Postgres sends it and libpq reads it: the whole version code
+ * (major << 16 | minor), although the protocol documentation speaks of the minor version only.
+ */
+export function negotiateProtocolVersion(version: number, unrecognisedOptions: readonly string[]): Buffer {
+  return message('v', Buffer.concat([int32s(version, unrecognisedOptions.length), cstrings(...unrecognisedOptions)]));
+}
+
 export const AUTHENTICATION_OK = message('R', int32s(0));
 export const AUTHENTICATION_CLEARTEXT = message('R', int32s(3));
 /** The single-byte answer to SSLRequest / GSSENCRequest when encryption is not offered. */

@@ -17,7 +17,12 @@ export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
   | { kind: 'cancel'; processId: number; secretKey: number }
-  | { kind: 'startup'; params: Map<string, string> }
+  /**
+   * A StartupMessage of protocol 3.x. `minor` is what the client asked for; pgfence speaks 3.0
+   * and answers a higher minor, or any `_pq_.` protocol option (`protocolOptions`, kept out of
+   * `params`), with NegotiateProtocolVersion, as Postgres and PgBouncer do.
+   */
+  | { kind: 'startup'; params: Map<string, string>; minor: number; protocolOptions: string[] }
   | { kind: 'unsupported-version'; major: number; minor: number };
 
 /** Collects the untyped, length-prefixed packets of the startup phase. */
@@ -58,12 +63,24 @@ function decodeStartupPacket(packet: Buffer): StartupPacket {
     case CANCEL_REQUEST_CODE:
       if (packet.length !== 16) throw new UnreadableStartupPacket('invalid cancel request length');
       return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
-    case PROTOCOL_3_0:
-      return { kind: 'startup', params: decodeParams(packet) };
-    default:
-      return { kind: 'unsupported-version', major: code >>> 16, minor: code & 0xffff };
+    default: {
+      const major = code >>> 16;
+      const minor = code & 0xffff;
+      if (major !== PROTOCOL_3_0 >>> 16) return { kind: 'unsupported-version', major, minor };
+      const params = decodeParams(packet);
+      const protocolOptions: string[] = [];
+      for (const name of params.keys()) {
+        if (!name.startsWith(PROTOCOL_OPTION_PREFIX)) continue;
+        protocolOptions.push(name);
+        params.delete(name);
+      }
+      return { kind: 'startup', params, minor, protocolOptions };
+    }
   }
 }
+
+/** Startup parameters that are protocol extensions rather than settings (none is supported). */
+const PROTOCOL_OPTION_PREFIX = '_pq_.';
 
 function decodeParams(packet: Buffer): Map<string, string> {
   const params = new Map<string, string>();

@@ -17,6 +17,7 @@ describe('Metrics: names and types', () => {
     expect(Object.fromEntries(byName)).toEqual({
       pgfence_client_connections_total: 'counter',
       pgfence_auth_failures_total: 'counter',
+      pgfence_auth_throttled_total: 'counter',
       pgfence_statements_total: 'counter',
       pgfence_statements_rejected_total: 'counter',
       pgfence_tripwires_total: 'counter',

@@ -34,6 +34,7 @@ describe('parseConfig', () => {
     const config = parseConfig(MINIMAL, 'pgfence.yaml', {});
     expect(config.listen).toEqual({
       host: '127.0.0.1', port: 6432, allowPlaintextJwt: false, startupTimeoutMs: 10_000, maxMessageBytes: 256 * 1024 * 1024, requireTls: false, shutdownTimeoutMs: 30_000,
+      authThrottle: { enabled: true, freeFailures: 5, windowMs: 60_000, delayMs: 250, maxDelayMs: 5_000, maxAddresses: 10_000 },
     });
     expect(config.backend).toEqual({ connectTimeoutMs: 5_000, sslmode: 'disable' });
     expect(config.jwt).toMatchObject({ algorithms: ['HS256'], secret: SECRET, tenantClaim: 'tenant_id', userClaim: 'sub', clockToleranceSec: 30 });
@@ -48,7 +49,7 @@ describe('parseConfig', () => {
     expect(config.pool).toMatchObject({ mode: 'session', reset: 'auto', size: 20, maxPerTenant: 0 });
     expect(config.guard).toEqual({ cacheSize: 10_000 });
     expect(config.log).toEqual({ level: 'info' });
-    expect(config.admin).toEqual({ enabled: false, host: '127.0.0.1', port: 9432, consoleClaim: 'pgfence_admin' });
+    expect(config.admin).toEqual({ enabled: false, host: '127.0.0.1', port: 9432, readyProbeCacheMs: 1_000, consoleClaim: 'pgfence_admin' });
   });
 
   it('names the file, the line and the key of an unknown key, and suggests the near one', () => {

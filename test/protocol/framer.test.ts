@@ -134,7 +134,7 @@ describe('StartupReader', () => {
       const reader = new StartupReader();
       const first = reader.next(packet.subarray(0, cut));
       const result = first ?? reader.next(packet.subarray(cut));
-      expect(result).toEqual({ kind: 'startup', params: new Map([['user', 'alice'], ['database', 'app'], ['application_name', 'psql']]) });
+      expect(result).toEqual({ kind: 'startup', params: new Map([['user', 'alice'], ['database', 'app'], ['application_name', 'psql']]), minor: 0, protocolOptions: [] });
     }
   });
 
@@ -150,6 +150,19 @@ describe('StartupReader', () => {
     expect(new StartupReader().next(code(80877104))).toEqual({ kind: 'gssenc' });
     expect(new StartupReader().next(code(80877102, [42, 7]))).toEqual({ kind: 'cancel', processId: 42, secretKey: 7 });
     expect(new StartupReader().next(code(2 << 16))).toEqual({ kind: 'unsupported-version', major: 2, minor: 0 });
+    expect(new StartupReader().next(code((4 << 16) | 0))).toEqual({ kind: 'unsupported-version', major: 4, minor: 0 });
+    expect(new StartupReader().next(code((7 << 16) | 1))).toEqual({ kind: 'unsupported-version', major: 7, minor: 1 });
+  });
+
+  it('reads a 3.x StartupMessage with its minor version and sets the _pq_. protocol options apart', () => {
+    const packet = startup({ user: 'alice', '_pq_.compression': 'on', database: 'app', '_pq_.other': 'x' });
+    packet.writeInt32BE((3 << 16) | 2, 4);
+    expect(new StartupReader().next(packet)).toEqual({
+      kind: 'startup',
+      params: new Map([['user', 'alice'], ['database', 'app']]),
+      minor: 2,
+      protocolOptions: ['_pq_.compression', '_pq_.other'],
+    });
   });
 
   it('refuses absurd startup lengths', () => {

@@ -39,8 +39,10 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}, optio
   await admin.connect();
   await admin.query(SEED_SQL);
 
+  // Tests refuse many logins from 127.0.0.1 on purpose: the failed-login brake (on by default) is
+  // off here unless a test configures listen.authThrottle itself (test/proxy/auth-throttle.test.ts).
   const config = configSchema.parse({
-    listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 2_000 },
+    listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 2_000, authThrottle: { enabled: false } },
     backend: { url: db.url },
     jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('hex'), issuer: 'pgfence-test' },
     tenancy: {
@@ -51,7 +53,7 @@ export async function startTestProxy(overrides: Partial<ConfigInput> = {}, optio
     },
     pool: { size: 4, acquireTimeoutMs: 5_000 },
     ...overrides,
-    ...(overrides.listen !== undefined ? { listen: { shutdownTimeoutMs: 2_000, ...overrides.listen } } : {}),
+    ...(overrides.listen !== undefined ? { listen: { shutdownTimeoutMs: 2_000, authThrottle: { enabled: false }, ...overrides.listen } } : {}),
   } satisfies ConfigInput);
   const log =
     options.logTo !== undefined

@@ -20,9 +20,10 @@ export class WireClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number): Promise<WireClient> {
+  /** `localAddress` (e.g. 127.0.0.2) makes the connection come from another loopback address. */
+  static connect(port: number, localAddress?: string): Promise<WireClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new WireClient(socket)));
+      const socket = net.connect({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) }, () => resolve(new WireClient(socket)));
       socket.once('error', reject);
     });
   }
