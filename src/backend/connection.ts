@@ -6,6 +6,7 @@ import { MessageScanner, Route, type ScanSink } from '../protocol/scanner.js';
 import { BackendClosedError, BackendError } from './errors.js';
 import { openServerSession, type ServerSession } from './handshake.js';
 import { PreparedStatements } from './prepared-statements.js';
+import { writeBatch } from '../protocol/write-batch.js';
 
 export interface BackendTarget {
   host: string;
@@ -220,16 +221,7 @@ export class BackendConnection {
   /** Writes several messages as one TCP write. */
   writeAll(parts: readonly Buffer[]): void {
     if (this.ended || parts.length === 0) return;
-    if (parts.length === 1) {
-      this.socket.write(parts[0] as Buffer);
-      return;
-    }
-    this.socket.cork();
-    try {
-      for (const part of parts) this.socket.write(part);
-    } finally {
-      this.socket.uncork();
-    }
+    writeBatch(this.socket, parts);
   }
 
   get needsDrain(): boolean {

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import { writeBatch } from '../protocol/write-batch.js';
 
 /** How long a closed session's last bytes may take to reach a client that has stopped reading. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -65,26 +66,8 @@ export class ClientConnection {
    */
   write(parts: readonly Buffer[], whenSlow?: () => void): void {
     if (parts.length === 0 || this.socket.destroyed) return;
-    if (parts.length === 1) {
-      const only = parts[0] as Buffer;
-      this.socket.write(only);
-      this.handlers.bytesOut(only.length);
-    } else this.writeCorked(parts);
+    this.handlers.bytesOut(writeBatch(this.socket, parts));
     if (this.socket.writableNeedDrain && whenSlow !== undefined) whenSlow();
-  }
-
-  private writeCorked(parts: readonly Buffer[]): void {
-    this.socket.cork();
-    try {
-      let bytes = 0;
-      for (const part of parts) {
-        bytes += part.length;
-        this.socket.write(part);
-      }
-      this.handlers.bytesOut(bytes);
-    } finally {
-      this.socket.uncork();
-    }
   }
 
   /** Runs `callback` at the next drain of the client socket; one pending callback at most (the latest). */
