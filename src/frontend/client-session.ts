@@ -83,6 +83,7 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   private get log(): Logger {
+    if (this.deps.log.level === 'silent') return this.deps.log;
     this.logger ??= this.deps.log.child(this.logBindings);
     return this.logger;
   }
