@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { type AdminServer, Metrics, poolView, startAdminServer } from './admin/index.js';
+import { type AdminServer, livePoolView, Metrics, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
@@ -112,15 +112,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let closing: Promise<void> | null = null;
   metrics.setSources({
-    pools: () =>
-      poolView({
-        clients: sessions,
-        backends: pool.describe(),
-        connecting: pool.stats.connecting,
-        waiting: pool.waiting(),
-        healthCheckAfterIdleMs: deps.config.pool.healthCheckAfterIdleMs,
-        now: Date.now(),
-      }),
+    pools: () => livePoolView(sessions, pool, deps.config.pool.healthCheckAfterIdleMs),
   });
   // PgBouncer's stats_period: SHOW STATS's averages cover the last minute.
   metrics.rollStatsPeriod();

@@ -6,7 +6,7 @@ import type { SessionDeps } from '../frontend/session-deps.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { ConsoleContext, ConsoleTenant, ConsoleTenantStats } from './console.js';
 import type { StatTotals } from './metrics.js';
-import { type PoolView, poolView } from './pool-view.js';
+import { livePoolView, type PoolView } from './pool-view.js';
 
 /** Configuration keys whose values the console never shows. */
 const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
@@ -65,15 +65,7 @@ export function consoleContext(parts: {
     for (const s of sessions) if (s.tenantId !== null) counts.set(s.tenantId, (counts.get(s.tenantId) ?? 0) + 1);
     return counts;
   };
-  const view = (): PoolView =>
-    poolView({
-      clients: sessions,
-      backends: pool.describe(),
-      connecting: pool.stats.connecting,
-      waiting: pool.waiting(),
-      healthCheckAfterIdleMs: deps.config.pool.healthCheckAfterIdleMs,
-      now: Date.now(),
-    });
+  const view = (): PoolView => livePoolView(sessions, pool, deps.config.pool.healthCheckAfterIdleMs);
   return {
     target: () => target,
     pools() {

@@ -15,4 +15,4 @@ export {
   type TenantMetrics,
   type Traffic,
 } from './metrics.js';
-export { type ClientState, type PoolRow, type PoolView, poolView } from './pool-view.js';
+export { type ClientState, livePoolView, type PoolRow, type PoolView, poolView } from './pool-view.js';

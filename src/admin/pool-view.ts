@@ -1,4 +1,4 @@
-import type { BackendView } from '../pool/pool.js';
+import type { BackendPool, BackendView } from '../pool/pool.js';
 
 /**
  * The pool as PgBouncer's SHOW POOLS counts it, one row per tenant: what the admin console shows
@@ -105,4 +105,16 @@ export function poolView(inputs: PoolViewInputs): PoolView {
   }
   const sorted = [...rows.values()].sort((a, b) => ((a.tenant as string) < (b.tenant as string) ? -1 : 1));
   return { rows: [...sorted, shared], loginClients, consoleClients };
+}
+
+/** The pool view of a running pgfence now: its client sessions and its pool. */
+export function livePoolView(clients: PoolViewInputs['clients'], pool: BackendPool, healthCheckAfterIdleMs: number): PoolView {
+  return poolView({
+    clients,
+    backends: pool.describe(),
+    connecting: pool.stats.connecting,
+    waiting: pool.waiting(),
+    healthCheckAfterIdleMs,
+    now: Date.now(),
+  });
 }
