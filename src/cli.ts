@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { mintToken, parseDuration } from './auth/index.js';
@@ -9,6 +10,9 @@ import { runDemo } from './demo.js';
 import { LIFECYCLE_HELP, initCommand, tenantCommand } from './lifecycle/commands.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
+import { runPrimary } from './cluster/primary.js';
+import { workersFor } from './cluster/shares.js';
+import { runWorker } from './cluster/worker.js';
 import { applyRoleRecipe, formatRoleRecipe, type RoleRecipe, roleRecipe, RoleRecipeError } from './tenancy/roles.js';
 
 const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tenant
@@ -16,6 +20,7 @@ const HELP = `pgfence: a PostgreSQL proxy that fences every client into one tena
 Usage:
   pgfence serve --config FILE        run the proxy with a YAML configuration; SIGHUP reloads it,
                                      SIGTERM/SIGINT drain running transactions and stop
+                                     (workers: N runs N processes on the one port)
   pgfence demo [--port N] [--data-dir DIR]
                                      start an embedded Postgres with demo tenants, run the
                                      proxy in front of it and print ready psql lines
@@ -71,11 +76,14 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
+  // A worker of `workers: N`, forked by the primary with the same arguments: it takes its configuration from the primary.
+  if (cluster.isWorker) return runWorker();
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   if (values.config === undefined) throw new UsageError('serve needs --config FILE');
   const file = values.config;
   const config = await loadConfigFile(file);
   const log = createLogger(config.log.level);
+  if (workersFor(config) > 1) return runPrimary(config, log, { loadConfig: () => loadConfigFile(file) });
   const running = await startPgfence(config, log, { loadConfig: () => loadConfigFile(file) });
   const onHangup = (): void => {
     loadConfigFile(file)

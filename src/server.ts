@@ -6,7 +6,9 @@ import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { ChannelListener } from './backend/listener.js';
-import { CancelRegistry } from './frontend/cancel-registry.js';
+import { cancelRegistry, type WorkerHooks } from './cluster/hooks.js';
+import { sharedPoolOptions } from './cluster/shares.js';
+import type { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
 import { consoleContext } from './admin/console-context.js';
 import { ClientSession } from './frontend/client-session.js';
@@ -22,6 +24,8 @@ export interface RunningPgfence {
   readonly port: number;
   readonly pool: BackendPool;
   readonly metrics: Metrics;
+  /** The BackendKeyData of this process's clients (cluster/worker.ts passes it the keys other workers received). */
+  readonly cancels: CancelRegistry;
   /** Port of the admin HTTP endpoint, when enabled. */
   readonly adminPort: number | null;
   /** Live client sessions. */
@@ -41,6 +45,12 @@ export interface StartOptions {
   processMetrics?: boolean;
   /** Where RELOAD in the admin console rereads the configuration; without it RELOAD is refused. */
   loadConfig?: () => Promise<Config>;
+  /**
+   * Set in a worker of `workers: N` (cluster/worker.ts): the pool gets the worker's shares, cancel
+   * keys carry its index, the console answers for every worker, and the primary serves the admin
+   * endpoint. Absent: one process, as always.
+   */
+  worker?: WorkerHooks;
 }
 
 /** PgBouncer's default stats_period: SHOW STATS's avg_* columns cover this much time. */
@@ -69,7 +79,9 @@ function tenantResolver(config: Config): TenantResolver {
 export async function startPgfence(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningPgfence> {
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const target = resolveBackendTarget(config.backend);
-  const pool = new BackendPool(target, poolOptions(config), log.child({ component: 'pool' }), metrics);
+  const worker = options.worker;
+  const poolShare = (c: Config): PoolOptions => sharedPoolOptions(poolOptions(c), worker?.index ?? 0, worker?.count ?? 1);
+  const pool = new BackendPool(target, poolShare(config), log.child({ component: 'pool' }), metrics);
   pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
   // Sessions read their dependencies through this object, so a reload reaches new connections
   // (and new transactions) without touching the ones already pinned.
@@ -79,7 +91,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     verifier: await createTokenVerifier(config.jwt),
     tenants: tenantResolver(config),
     pool,
-    cancels: new CancelRegistry(),
+    cancels: cancelRegistry(config, metrics, log, worker),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
     metrics,
@@ -122,7 +134,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   metrics.rollStatsPeriod();
   const statsPeriod = setInterval(() => metrics.rollStatsPeriod(), STATS_PERIOD_MS);
   statsPeriod.unref();
-  const admin: AdminServer | null = config.admin.enabled
+  const admin: AdminServer | null = config.admin.enabled && worker === undefined
     ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
     : null;
 
@@ -140,7 +152,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pool.reconfigure(poolOptions(effective));
+    pool.reconfigure(poolShare(effective));
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -175,7 +187,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let stopped: () => void = () => undefined;
   const shutdownRequested = new Promise<void>((resolve) => (stopped = resolve));
-  deps.console = consoleContext({
+  const local = consoleContext({
     deps,
     sessions,
     pool,
@@ -192,12 +204,14 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     killTenant,
   });
+  deps.console = worker === undefined ? local : worker.console(local);
 
   return {
     host: address.address,
     port: address.port,
     pool,
     metrics,
+    cancels: deps.cancels,
     adminPort: admin?.port ?? null,
     get sessionCount() {
       return sessions.size;

@@ -24,7 +24,8 @@ export interface AdminServerOptions {
 }
 
 export interface AdminDeps {
-  metrics: Metrics;
+  /** This process's metrics, or (`workers: N`) the primary's aggregation of every worker's. */
+  metrics: Pick<Metrics, 'render' | 'contentType'>;
   /** Whether pgfence can serve clients now; a rejection or a late answer counts as not ready. */
   ready: () => Promise<boolean>;
 }
