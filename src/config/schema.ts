@@ -395,10 +395,10 @@ export const configSchema = z
     check(c.policy.readOnlySchemas, ['policy', 'readOnlySchemas']);
     for (const [id, override] of Object.entries(c.policy.tenants)) check(override.readOnlySchemas, ['policy', 'tenants', id, 'readOnlySchemas']);
     // Each worker needs a share of at least one backend (and of each tenant's cap); `auto` is bounded at start.
-    if (typeof c.workers === 'number' && c.workers > c.pool.size) {
+    if (typeof c.workers === 'number' && c.workers > 1 && c.workers > c.pool.size) {
       ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.size ${c.pool.size}: each worker needs at least one backend` });
     }
-    if (typeof c.workers === 'number' && c.pool.maxPerTenant > 0 && c.workers > c.pool.maxPerTenant) {
+    if (typeof c.workers === 'number' && c.workers > 1 && c.pool.maxPerTenant > 0 && c.workers > c.pool.maxPerTenant) {
       ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.maxPerTenant ${c.pool.maxPerTenant}: each worker needs a share of at least one backend per tenant` });
     }
     if (c.peers.length > 0 && c.peerId === 0) {
