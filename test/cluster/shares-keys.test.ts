@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { keyOwner, MAX_PEER_ID, MAX_WORKERS, newCancelKey } from '../../src/cluster/cancel-key.js';
 import { mergeSnapshots, type ConsoleSnapshot } from '../../src/cluster/console-merge.js';
 import { shareOf, shareProblem, sharedPoolOptions, workersFor } from '../../src/cluster/shares.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { parseConfig } from '../../src/config/load.js';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { CancelRegistry } from '../../src/frontend/cancel-registry.js';
 import type { PoolOptions } from '../../src/pool/pool.js';
@@ -75,6 +77,20 @@ describe('shares of the pool', () => {
     expect(capped.error?.issues[0]?.path).toEqual(['workers']);
     expect(configSchema.safeParse({ ...base, workers: 129 }).success).toBe(false);
     expect(configSchema.parse({ ...base }).workers).toBe(1);
+  });
+
+  it('reads workers from the environment, and names what it expects', () => {
+    const yaml = 'workers: ${W}\njwt: { secret: "' + 'x'.repeat(32) + '" }\ntenancy: { tenants: [{ id: a }] }\n';
+    expect(parseConfig(yaml, 'p.yaml', { W: '2' }).workers).toBe(2);
+    expect(parseConfig(yaml, 'p.yaml', { W: 'auto' }).workers).toBe('auto');
+    let error: unknown;
+    try {
+      parseConfig(yaml, 'p.yaml', { W: 'three' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain('workers: expected an integer between 1 and 128 or "auto", got "three"');
   });
 
   it('auto is one worker per core, bounded by pool.size and maxPerTenant', () => {
