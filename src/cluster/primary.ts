@@ -19,7 +19,7 @@ import { shareProblem, workersFor } from './shares.js';
  *   - passes a CancelRequest that reached the wrong worker on to the one that owns the key;
  *   - fans the admin console's commands out to every worker and returns their answers;
  *   - serves the admin endpoint: /metrics sums every worker's metrics (prom-client's
- *     AggregatorRegistry), /readyz is ready while every worker listens;
+ *     AggregatorRegistry), /readyz is ready while any worker listens;
  *   - on SIGHUP rereads the file and hands the result to every worker; on SIGTERM/SIGINT (or
  *     SHUTDOWN in the console) tells every worker to drain, and exits once they have.
  */
@@ -120,7 +120,7 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
         }
         return;
       case 'failed':
-        log.error({ worker: slot.index, err: message.error }, 'worker could not start');
+        // The worker has logged why.
         startup?.reject(new Error(message.error));
         startup = null;
         return;
@@ -286,7 +286,8 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
             return AggregatorRegistry.aggregate([...workers, own]).metrics();
           },
         },
-        ready: async () => closing === null && slots.every((s) => s.listening),
+        // Connections go only to live workers, so one restarting worker leaves the instance ready.
+        ready: async () => closing === null && slots.some((s) => s.listening),
       },
       log.child({ component: 'admin' }),
     );
