@@ -113,6 +113,19 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, build: PgfenceB
 }
 
 /**
+ * BENCH_WORKERS (e.g. "2" or "2,4"): pgfence transaction with `workers: N` as extra rows, its pool
+ * (POOL_SIZE) shared out between the workers, its CPU read from the whole process group.
+ */
+export function workerVariants(raw = process.env['BENCH_WORKERS']): PgfenceVariant[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((part) => {
+    const workers = Number(part.trim());
+    if (!Number.isInteger(workers) || workers < 2 || workers > POOL_SIZE) throw new Error(`BENCH_WORKERS: "${part}" is not a number of workers from 2 to ${POOL_SIZE}`);
+    return { mode: 'transaction', workers };
+  });
+}
+
+/**
  * pgfence session, transaction, and transaction with reset: always (the fair pair of PgBouncer
  * reset-always), built from this tree's src/ into dist/; with BENCH_BASELINE (the root of another
  * checkout, e.g. a git worktree of an earlier commit with node_modules linked), that build's
@@ -120,7 +133,7 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, build: PgfenceB
  */
 export async function pgfenceTargets(db: BenchDatabase, secret: string, dir: string, note: (line: string) => void, variants?: readonly PgfenceVariant[]): Promise<Target[]> {
   const own = await buildPgfence(REPO);
-  const wanted = variants ?? [{ mode: 'session' }, { mode: 'transaction' }, { mode: 'transaction', reset: 'always' }];
+  const wanted = variants ?? [{ mode: 'session' }, { mode: 'transaction' }, { mode: 'transaction', reset: 'always' }, ...workerVariants()];
   const accepted = wanted.filter((v) => {
     const ok = pgfenceConfig({ backendUrl: db.pg.url, secret, mode: v.mode, poolSize: POOL_SIZE, reset: v.reset, workers: v.workers }) !== null;
     if (!ok) note(`this pgfence does not accept the configuration of "${pgfenceName(v)}": skipped`);

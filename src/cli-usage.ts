@@ -13,7 +13,8 @@ const COMMANDS: Record<CommandName, { synopsis: string[]; description: string }>
   serve: {
     synopsis: ['pgfence serve --config FILE'],
     description: `run the proxy with a YAML configuration; SIGHUP reloads it,
-SIGTERM/SIGINT drain running transactions and stop`,
+SIGTERM/SIGINT drain running transactions and stop
+(workers: N runs N processes on the one port)`,
   },
   demo: {
     synopsis: ['pgfence demo [--port N] [--data-dir DIR]'],

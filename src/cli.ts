@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { mintToken, parseDuration } from './auth/index.js';
@@ -11,6 +12,9 @@ import { probeHost, probeListener } from './healthcheck.js';
 import { initCommand, LIFECYCLE_HELP, tenantCommand } from './lifecycle/commands.js';
 import { createLogger } from './log.js';
 import { startPgfence } from './server.js';
+import { runPrimary } from './cluster/primary.js';
+import { workersFor } from './cluster/shares.js';
+import { runWorker } from './cluster/worker.js';
 import { applyRoleRecipe, formatRoleRecipe, type RoleRecipe, roleRecipe, RoleRecipeError } from './tenancy/roles.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -54,12 +58,15 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
+  // A worker of `workers: N`, forked by the primary with the same arguments: it takes its configuration from the primary.
+  if (cluster.isWorker) return runWorker();
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: HELP_OPTION } });
   if (values.help === true) return printHelp('serve');
   if (values.config === undefined) throw new UsageError('serve needs --config FILE', 'serve');
   const file = values.config;
   const config = await loadConfigFile(file);
   const log = createLogger(config.log.level);
+  if (workersFor(config) > 1) return runPrimary(config, log, { loadConfig: () => loadConfigFile(file) });
   const running = await startPgfence(config, log, { loadConfig: () => loadConfigFile(file) });
   const onHangup = (): void => {
     loadConfigFile(file)

@@ -9,7 +9,9 @@ import { Readiness } from './admin/readiness.js';
 import { BackendConnection } from './backend/connection.js';
 import { ChannelListener } from './backend/listener.js';
 import { AuthThrottle } from './frontend/auth-throttle.js';
-import { CancelRegistry } from './frontend/cancel-registry.js';
+import { cancelRegistry, type WorkerHooks } from './cluster/hooks.js';
+import { sharedPoolOptions } from './cluster/shares.js';
+import type { CancelRegistry } from './frontend/cancel-registry.js';
 import { clientErrors } from './frontend/errors.js';
 import { consoleContext } from './admin/console-context.js';
 import { ClientSession } from './frontend/client-session.js';
@@ -25,6 +27,8 @@ export interface RunningPgfence {
   readonly port: number;
   readonly pool: BackendPool;
   readonly metrics: Metrics;
+  /** The BackendKeyData of this process's clients (cluster/worker.ts passes it the keys other workers received). */
+  readonly cancels: CancelRegistry;
   /** Port of the admin HTTP endpoint, when enabled. */
   readonly adminPort: number | null;
   /** Live client sessions. */
@@ -44,6 +48,12 @@ export interface StartOptions {
   processMetrics?: boolean;
   /** Where RELOAD in the admin console rereads the configuration; without it RELOAD is refused. */
   loadConfig?: () => Promise<Config>;
+  /**
+   * Set in a worker of `workers: N` (cluster/worker.ts): the pool gets the worker's shares, cancel
+   * keys carry its index, the console answers for every worker, and the primary serves the admin
+   * endpoint. Absent: one process, as always.
+   */
+  worker?: WorkerHooks;
 }
 
 /** PgBouncer's default stats_period: SHOW STATS's avg_* columns cover this much time. */
@@ -72,7 +82,9 @@ function tenantResolver(config: Config): TenantResolver {
 export async function startPgfence(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningPgfence> {
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const target = resolveBackendTarget(config.backend);
-  const pool = new BackendPool(target, poolOptions(config), log.child({ component: 'pool' }), metrics);
+  const worker = options.worker;
+  const poolShare = (c: Config): PoolOptions => sharedPoolOptions(poolOptions(c), worker?.index ?? 0, worker?.count ?? 1);
+  const pool = new BackendPool(target, poolShare(config), log.child({ component: 'pool' }), metrics);
   pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
   // Sessions read their dependencies through this object, so a reload reaches new connections
   // (and new transactions) without touching the ones already pinned.
@@ -82,7 +94,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     verifier: await createTokenVerifier(config.jwt),
     tenants: tenantResolver(config),
     pool,
-    cancels: new CancelRegistry(),
+    cancels: cancelRegistry(config, metrics, log, worker),
     authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
@@ -131,7 +143,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     () => deps.config.admin.readyProbeCacheMs,
   );
-  const admin: AdminServer | null = config.admin.enabled
+  const admin: AdminServer | null = config.admin.enabled && worker === undefined
     ? await startAdminServer(config.admin, { metrics, ready: () => readiness.check() }, log.child({ component: 'admin' }))
     : null;
 
@@ -149,7 +161,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pool.reconfigure(poolOptions(effective));
+    pool.reconfigure(poolShare(effective));
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -184,7 +196,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let stopped: () => void = () => undefined;
   const shutdownRequested = new Promise<void>((resolve) => (stopped = resolve));
-  deps.console = consoleContext({
+  const local = consoleContext({
     deps,
     sessions,
     pool,
@@ -201,12 +213,14 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     killTenant,
   });
+  deps.console = worker === undefined ? local : worker.console(local);
 
   return {
     host: address.address,
     port: address.port,
     pool,
     metrics,
+    cancels: deps.cancels,
     adminPort: admin?.port ?? null,
     get sessionCount() {
       return sessions.size;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ConsoleContext } from './console.js';
+import type { ConsoleContext, ConsoleData } from './console.js';
 import { CONSOLE_COMMANDS, type ShowItem } from './console-commands.js';
 import type { ColumnSpec, ColumnType } from './rows.js';
 
@@ -228,8 +228,12 @@ function pgfenceVersion(): string {
   return version;
 }
 
+/** With `workers: N`, after pgfence's own columns: the worker that holds the client or backend. */
+const workerColumn = <R extends { worker?: number }>(): Column<R> => int4('worker', (r) => r.worker ?? null);
+
 /** The table a SHOW answers with, read from the context now. */
-export function showTable(item: ShowItem, ctx: ConsoleContext): Table {
+export function showTable(item: ShowItem, ctx: ConsoleData): Table {
+  const clustered = ctx.clustered === true;
   switch (item) {
     case 'help':
       return table(HELP_COLUMNS, CONSOLE_COMMANDS);
@@ -238,11 +242,11 @@ export function showTable(item: ShowItem, ctx: ConsoleContext): Table {
     case 'pools':
       return table(POOL_COLUMNS, ctx.pools());
     case 'clients':
-      return table(CLIENT_COLUMNS, ctx.clients());
+      return table(clustered ? [...CLIENT_COLUMNS, workerColumn<Client>()] : CLIENT_COLUMNS, ctx.clients());
     case 'servers': {
       const target = ctx.target();
       return table(
-        SERVER_COLUMNS,
+        clustered ? [...SERVER_COLUMNS, workerColumn<Server>()] : SERVER_COLUMNS,
         ctx.servers().map((s) => ({ ...s, target })),
       );
     }

@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { errorResponse, noticeResponse } from '../protocol/build.js';
-import { type ConsoleCommand, parseConsoleCommand } from './console-commands.js';
+import { type ConsoleCommand, parseConsoleCommand, type ShowItem } from './console-commands.js';
 import { consoleErrors } from './console-errors.js';
 import { showTable } from './console-show.js';
 import type { StatTotals } from './metrics.js';
@@ -37,11 +37,15 @@ export interface ConsoleSession {
   connectedAt: Date;
   backendId: number | null;
   tls: boolean;
+  /** With `workers: N`: the worker process that holds the session (ids are per worker). */
+  worker?: number;
 }
 
 export interface ConsoleBackend extends BackendView {
   /** The client session it serves now, if any. */
   clientId: number | null;
+  /** With `workers: N`: the worker process whose pool holds the backend. */
+  worker?: number;
 }
 
 /** One SHOW POOLS row: a tenant's share of the pool (see pool-view.ts). */
@@ -96,7 +100,17 @@ export interface ConsoleTenantStats {
   rejected: number;
 }
 
+/** What the SHOW commands read. */
+export type ConsoleData = Pick<ConsoleContext, 'target' | 'pools' | 'clients' | 'servers' | 'databases' | 'lists' | 'tenants' | 'stats' | 'config' | 'clustered'>;
+
 export interface ConsoleContext {
+  /** With `workers: N`: SHOW CLIENTS and SERVERS add a `worker` column. */
+  clustered?: boolean;
+  /**
+   * With `workers: N`: the data of every worker, merged, for one SHOW (the methods of this
+   * context answer for this process alone). Without it, SHOW reads this context.
+   */
+  gather?(item: ShowItem): Promise<ConsoleData>;
   target(): ConsoleTarget;
   pools(): ConsolePool[];
   clients(): ConsoleSession[];
@@ -111,13 +125,13 @@ export interface ConsoleContext {
   reload(): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Stops handing out backends to new transactions; resolves when active work has drained. */
   pause(): Promise<void>;
-  resume(): void;
+  resume(): void | Promise<void>;
   /** Closes every backend as it is released (idle ones now); returns how many were open. */
-  reconnect(): number;
+  reconnect(): number | Promise<number>;
   /** Starts pgfence's shutdown (as SIGTERM does) once the answer has been sent. */
   shutdown(): void;
   /** Number of client sessions disconnected. */
-  killTenant(id: string): number;
+  killTenant(id: string): number | Promise<number>;
   /**
    * Told of every exception a command threw (other than a `ConfigError` from `reload`), for the
    * log; the operator sees only that the command failed.
@@ -161,7 +175,8 @@ function commandName(command: ConsoleCommand): string {
 async function execute(command: ConsoleCommand, ctx: ConsoleContext): Promise<Buffer[]> {
   switch (command.kind) {
     case 'show': {
-      const { columns, rows } = showTable(command.item, ctx);
+      const data = command.item === 'help' || command.item === 'version' || ctx.gather === undefined ? ctx : await ctx.gather(command.item);
+      const { columns, rows } = showTable(command.item, data);
       return typedResult(columns, rows, 'SHOW');
     }
     case 'reload': {
@@ -175,17 +190,17 @@ async function execute(command: ConsoleCommand, ctx: ConsoleContext): Promise<Bu
       await ctx.pause();
       return [commandComplete('PAUSE')];
     case 'resume':
-      ctx.resume();
+      await ctx.resume();
       return [commandComplete('RESUME')];
     case 'reconnect': {
-      const marked = ctx.reconnect();
+      const marked = await ctx.reconnect();
       return [notice(`pgfence admin: ${plural(marked, 'server connection', 'server connections')} will close when released`), commandComplete('RECONNECT')];
     }
     case 'shutdown':
       ctx.shutdown();
       return [notice('pgfence admin: shutting down: no new connections, running transactions may finish'), commandComplete('SHUTDOWN')];
     case 'kill-tenant': {
-      const killed = ctx.killTenant(command.tenant);
+      const killed = await ctx.killTenant(command.tenant);
       return [
         notice(`pgfence admin: disconnected ${plural(killed, 'client session', 'client sessions')} of tenant "${command.tenant}"`),
         commandComplete('KILL'),

@@ -26,7 +26,8 @@ export interface AdminServerOptions {
 }
 
 export interface AdminDeps {
-  metrics: Metrics;
+  /** This process's metrics, or (`workers: N`) the primary's aggregation of every worker's. */
+  metrics: Pick<Metrics, 'render' | 'contentType'>;
   /**
    * Whether pgfence can serve clients now, with the reason as one line of text (which must hold
    * nothing secret); a rejection or a late answer counts as not ready.

@@ -256,6 +256,7 @@ export class Metrics {
   private readonly clientResults = new Map<string, number>(CLIENT_RESULTS.map((r) => [r, 0]));
   private readonly authFailures = new Map<string, number>();
   private readonly tripwires = new Map<string, number>();
+  private readonly cancelRoutes = new Map<string, number>();
   private backendsOpened = 0;
   private backendsFailed = 0;
   private backendsClosed = 0;
@@ -313,6 +314,14 @@ export class Metrics {
       labelNames: ['what'],
       registry,
       read: labelled('what', this.tripwires),
+    });
+
+    publishedCounter({
+      name: 'pgfence_cancel_requests_total',
+      help: 'CancelRequests received, by route: local (matched a session here), miss (no such session), worker or peer (passed on to the owner), unroutable.',
+      labelNames: ['route'],
+      registry,
+      read: labelled('route', this.cancelRoutes),
     });
 
     // ---- backends ---------------------------------------------------------------------------
@@ -578,6 +587,11 @@ export class Metrics {
   /** `what`: which reported parameter broke the pin (`session_authorization`, `search_path`, `role`). */
   tripwire(what: string): void {
     bump(this.tripwires, what);
+  }
+
+  /** `route`: where a CancelRequest went (see CancelRoute in frontend/cancel-registry.ts). */
+  cancelRequest(route: string): void {
+    bump(this.cancelRoutes, route);
   }
 
   /** A backend handed to a client of `tenant` after `seconds` of waiting (0 when one was idle). */

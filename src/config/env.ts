@@ -44,7 +44,9 @@ function substituteString(text: string, env: NodeJS.ProcessEnv, problems: KeyedM
 }
 
 function typed(text: string, path: KeyPath): unknown {
-  const type = schemaAt(path)?.type;
+  const node = schemaAt(path);
+  // A union (workers: a number or "auto") takes a number when one of its members wants one.
+  const type = node?.type ?? node?.anyOf?.find((member) => member.type === 'integer')?.type;
   const trimmed = text.trim();
   if (type === 'integer' && /^[+-]?\d+$/.test(trimmed)) return Number(trimmed);
   if (type === 'number' && trimmed !== '' && Number.isFinite(Number(trimmed))) return Number(trimmed);

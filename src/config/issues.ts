@@ -26,6 +26,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): KeyedMessage[] 
       }
       return one(`expected ${expectation(schemaAt(path))}, ${got()}`);
     case 'invalid_value':
+    case 'invalid_union':
       return one(`expected ${expectation(schemaAt(path))}, ${got()}`);
     case 'too_small':
     case 'too_big': {

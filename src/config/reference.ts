@@ -22,6 +22,9 @@ export interface SchemaNode {
   additionalProperties?: boolean | SchemaNode;
   items?: SchemaNode;
   enum?: unknown[];
+  /** A union (`workers`: a number or "auto"). */
+  anyOf?: SchemaNode[];
+  const?: unknown;
   default?: unknown;
   description?: string;
   minimum?: number;
@@ -100,6 +103,8 @@ function range(node: SchemaNode): { low?: string; high?: string } {
 export function expectation(node: SchemaNode | undefined): string {
   if (node === undefined) return 'nothing (unknown key)';
   if (node.enum !== undefined) return `one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (node.const !== undefined) return JSON.stringify(node.const);
+  if (node.anyOf !== undefined) return node.anyOf.map(expectation).join(' or ');
   switch (node.type) {
     case 'integer':
     case 'number': {
@@ -126,6 +131,8 @@ export function expectation(node: SchemaNode | undefined): string {
 /** The type column of the reference: `integer 1..10000`, `"session" | "transaction"`. */
 function typeText(node: SchemaNode): string {
   if (node.enum !== undefined) return node.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (node.const !== undefined) return JSON.stringify(node.const);
+  if (node.anyOf !== undefined) return node.anyOf.map(typeText).join(' | ');
   switch (node.type) {
     case 'integer':
     case 'number': {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { forbiddenFunction, LIFTABLE_STATEMENTS } from '../guard/rules.js';
+import { MAX_PEER_ID, MAX_WORKERS } from '../cluster/cancel-key.js';
 import { postgresUrlProblem } from './postgres-url.js';
 
 /**
@@ -379,8 +380,28 @@ const adminSchema = z
   })
   .strict();
 
+const workersSchema = z
+  .union([z.number().int().min(1).max(MAX_WORKERS), z.literal('auto')])
+  .default(1)
+  .describe(`Processes serving the one listening port (node:cluster); auto = one per core (at most pool.size). pool.size and pool.maxPerTenant are shared out between them. 1 = one process, no cluster. At most ${MAX_WORKERS}.`);
+
+const peerSchema = z
+  .object({
+    id: z.number().int().min(1).max(MAX_PEER_ID).describe('That instance\'s peerId.'),
+    host: z.string().min(1).describe('Host of that instance\'s listening port.'),
+    port: z.number().int().min(1).max(65535).default(6432).describe('Its listening port.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
+    workers: workersSchema,
+    peerId: z
+      .number().int().min(0).max(MAX_PEER_ID).default(0)
+      .describe(`This instance's id among peered pgfence instances (1..${MAX_PEER_ID}, unique; PgBouncer's peer_id), written into every cancel key it issues. 0 = no peering.`),
+    peers: z
+      .array(peerSchema).default([])
+      .describe('The other pgfence instances behind the same load balancer: a CancelRequest for a key another instance issued is sent on to it (PgBouncer\'s [peers]). The entry with this instance\'s own peerId is skipped, so every instance may share one list.'),
     listen: listenSchema.default(() => listenSchema.parse({})),
     backend: backendSchema.default(() => backendSchema.parse({})),
     jwt: jwtSchema,
@@ -400,6 +421,21 @@ export const configSchema = z
       });
     check(c.policy.readOnlySchemas, ['policy', 'readOnlySchemas']);
     for (const [id, override] of Object.entries(c.policy.tenants)) check(override.readOnlySchemas, ['policy', 'tenants', id, 'readOnlySchemas']);
+    // Each worker needs a share of at least one backend (and of each tenant's cap); `auto` is bounded at start.
+    if (typeof c.workers === 'number' && c.workers > 1 && c.workers > c.pool.size) {
+      ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.size ${c.pool.size}: each worker needs at least one backend` });
+    }
+    if (typeof c.workers === 'number' && c.workers > 1 && c.pool.maxPerTenant > 0 && c.workers > c.pool.maxPerTenant) {
+      ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.maxPerTenant ${c.pool.maxPerTenant}: each worker needs a share of at least one backend per tenant` });
+    }
+    if (c.peers.length > 0 && c.peerId === 0) {
+      ctx.addIssue({ code: 'custom', path: ['peerId'], message: 'required (1..16383) when peers are listed' });
+    }
+    const peerIds = new Set<number>();
+    c.peers.forEach((peer, i) => {
+      if (peerIds.has(peer.id)) ctx.addIssue({ code: 'custom', path: ['peers', i, 'id'], message: `duplicate peer id ${peer.id}` });
+      peerIds.add(peer.id);
+    });
   });
 
 export type Config = z.infer<typeof configSchema>;
@@ -413,3 +449,4 @@ export type PoolConfig = Config['pool'];
 export type ListenConfig = Config['listen'];
 export type AdminConfig = Config['admin'];
 export type ControlConfig = NonNullable<TenancyConfig['control']>;
+export type PeerConfig = Config['peers'][number];

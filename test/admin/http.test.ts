@@ -14,7 +14,7 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((s) => s.close()));
 });
 
-async function start(deps: Partial<AdminDeps> = {}, readyTimeoutMs?: number, log = silent): Promise<{ server: AdminServer; url: string; metrics: Metrics }> {
+async function start(deps: Partial<Omit<AdminDeps, 'metrics'>> & { metrics?: Metrics } = {}, readyTimeoutMs?: number, log = silent): Promise<{ server: AdminServer; url: string; metrics: Metrics }> {
   const metrics = deps.metrics ?? new Metrics({ processMetrics: false });
   const server = await startAdminServer(
     { host: '127.0.0.1', port: 0, ...(readyTimeoutMs === undefined ? {} : { readyTimeoutMs }) },

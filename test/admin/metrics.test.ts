@@ -21,6 +21,7 @@ describe('Metrics: names and types', () => {
       pgfence_statements_total: 'counter',
       pgfence_statements_rejected_total: 'counter',
       pgfence_tripwires_total: 'counter',
+      pgfence_cancel_requests_total: 'counter',
       pgfence_backend_connection_attempts_total: 'counter',
       pgfence_backend_connections_closed_total: 'counter',
       pgfence_backend_resets_total: 'counter',
