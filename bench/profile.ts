@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     await mkdir(profDir);
     const poolSize = MODE === 'session' ? 64 : 16;
     const sampling = process.env['PROFILE_STRACE'] === '1' || process.env['PROFILE_PERF'] === '1';
-    const nodeArgs = sampling ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+    const nodeArgs = process.env['PROFILE_PERF'] === '1' ? ['--perf-basic-prof'] : sampling ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
     const running = await startPgfenceProcess(build, { backendUrl: db.pg.url, secret: randomBytes(32).toString('hex'), mode: MODE, poolSize, reset: RESET }, ws.tmp, nodeArgs);
     const perfFile = path.join(ws.tmp, 'perf.data');
     const strace =
