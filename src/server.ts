@@ -13,7 +13,8 @@ import { ClientSession } from './frontend/client-session.js';
 import type { SessionDeps } from './frontend/session-deps.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
-import { BackendPool, type PoolOptions } from './pool/pool.js';
+import type { BackendPool, PoolOptions } from './pool/pool.js';
+import { BackendPools } from './placement/pools.js';
 import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
 import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
@@ -21,6 +22,8 @@ export interface RunningPgfence {
   readonly host: string;
   readonly port: number;
   readonly pool: BackendPool;
+  /** Every backend target's pools (`pool` is the target default's). */
+  readonly pools: BackendPools;
   readonly metrics: Metrics;
   /** Port of the admin HTTP endpoint, when enabled. */
   readonly adminPort: number | null;
@@ -69,8 +72,9 @@ function tenantResolver(config: Config): TenantResolver {
 export async function startPgfence(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningPgfence> {
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const target = resolveBackendTarget(config.backend);
-  const pool = new BackendPool(target, poolOptions(config), log.child({ component: 'pool' }), metrics);
-  pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
+  // One pool per backend target (and per tenant database in use); `pool` is the target default's.
+  const pools = new BackendPools(config, log, metrics);
+  const pool = pools.default;
   // Sessions read their dependencies through this object, so a reload reaches new connections
   // (and new transactions) without touching the ones already pinned.
   const deps: SessionDeps = {
@@ -79,6 +83,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     verifier: await createTokenVerifier(config.jwt),
     tenants: tenantResolver(config),
     pool,
+    pools,
     cancels: new CancelRegistry(),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
@@ -140,7 +145,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pool.reconfigure(poolOptions(effective));
+    pools.reconfigure(effective);
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -197,6 +202,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     host: address.address,
     port: address.port,
     pool,
+    pools,
     metrics,
     adminPort: admin?.port ?? null,
     get sessionCount() {
@@ -215,7 +221,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         for (const session of sessions) session.terminate();
         await stopped;
-        await pool.close();
+        await pools.close();
         await deps.listener.close();
         await controlEvents?.close();
         await deps.tenants.close();

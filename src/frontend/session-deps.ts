@@ -6,6 +6,7 @@ import type { TokenVerifier } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
 import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
+import type { BackendPools } from '../placement/pools.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ChannelListener } from '../backend/listener.js';
@@ -21,7 +22,10 @@ export interface SessionDeps {
   guard: Guard;
   verifier: TokenVerifier;
   tenants: TenantResolver;
+  /** The pool of the target `default` (the admin console's). */
   pool: BackendPool;
+  /** Every target's pools: a session takes its tenant's placement's. */
+  pools: BackendPools;
   cancels: CancelRegistry;
   /** Transaction pooling's LISTEN: one server connection that listens for every client. */
   listener: ChannelListener;
