@@ -15,6 +15,7 @@ import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import type { BackendPool, PoolOptions } from './pool/pool.js';
 import { BackendPools } from './placement/pools.js';
+import { targetReadiness, unreachableTargets } from './placement/reachability.js';
 import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
 import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
@@ -128,7 +129,19 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const statsPeriod = setInterval(() => metrics.rollStatsPeriod(), STATS_PERIOD_MS);
   statsPeriod.unref();
   const admin: AdminServer | null = config.admin.enabled
-    ? await startAdminServer(config.admin, { metrics, ready: async () => closing === null && server.listening }, log.child({ component: 'admin' }))
+    ? await startAdminServer(
+        config.admin,
+        {
+          metrics,
+          ready: async () => {
+            if (closing !== null || !server.listening) return false;
+            // With several targets, /readyz names the ones that cannot be reached (src/placement).
+            const specs = pools.targetNames().flatMap((name) => pools.spec(name) ?? []);
+            return specs.length > 1 ? targetReadiness(await unreachableTargets(specs), specs.length) : true;
+          },
+        },
+        log.child({ component: 'admin' }),
+      )
     : null;
 
   async function reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }> {

@@ -25,8 +25,11 @@ export interface AdminServerOptions {
 
 export interface AdminDeps {
   metrics: Metrics;
-  /** Whether pgfence can serve clients now; a rejection or a late answer counts as not ready. */
-  ready: () => Promise<boolean>;
+  /**
+   * Whether pgfence can serve clients now; a rejection or a late answer counts as not ready. With
+   * a detail (e.g. the backend targets that cannot be reached), the body carries it.
+   */
+  ready: () => Promise<boolean | { ready: boolean; detail: string | null }>;
 }
 
 export interface AdminServer {
@@ -71,8 +74,8 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
         send(res, 200, 'ok\n');
         return;
       case '/readyz': {
-        const ready = await probe(deps.ready, readyTimeoutMs, log);
-        send(res, ready ? 200 : 503, ready ? 'ready\n' : 'not ready\n');
+        const { ready, detail } = await probe(deps.ready, readyTimeoutMs, log);
+        send(res, ready ? 200 : 503, `${ready ? 'ready' : 'not ready'}\n${detail === null ? '' : `${detail}\n`}`);
         return;
       }
       case '/metrics':
@@ -107,19 +110,19 @@ export async function startAdminServer(opts: AdminServerOptions, deps: AdminDeps
 }
 
 /** `ready()` with a deadline; throwing, rejecting, answering late or not `true` all mean not ready. */
-async function probe(ready: () => Promise<boolean>, timeoutMs: number, log: Logger): Promise<boolean> {
+async function probe(ready: AdminDeps['ready'], timeoutMs: number, log: Logger): Promise<{ ready: boolean; detail: string | null }> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
+  const late = new Promise<{ ready: boolean; detail: string | null }>((resolve) => {
+    timer = setTimeout(() => resolve({ ready: false, detail: null }), timeoutMs);
   });
   try {
     const answer = Promise.resolve()
       .then(ready)
       .then(
-        (value) => value === true,
+        (value) => (typeof value === 'object' && value !== null ? { ready: value.ready === true, detail: value.detail } : { ready: value === true, detail: null }),
         (error: unknown) => {
           log.warn({ err: error instanceof Error ? error.message : String(error) }, 'readiness check failed');
-          return false;
+          return { ready: false, detail: null };
         },
       );
     return await Promise.race([answer, late]);

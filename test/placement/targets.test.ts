@@ -48,6 +48,7 @@ describe.each(['session', 'transaction'] as const)('placement over targets (%s p
     const down = await closedPort();
     proxy = await startTestProxy({
       pool: { mode, size: 4, acquireTimeoutMs: 5_000 },
+      admin: { enabled: true, port: 0 },
       backends: {
         second: { url: second.url, pool: { size: 2 } },
         gone: { host: '127.0.0.1', port: down, user: 'postgres', connectTimeoutMs: 1_000 },
@@ -106,6 +107,12 @@ describe.each(['session', 'transaction'] as const)('placement over targets (%s p
       await acme.end();
       await globex.end();
     }
+  });
+
+  it('names the unreachable target in /readyz, staying ready for the tenants of the others', async () => {
+    const res = await fetch(`http://127.0.0.1:${proxy.running.adminPort}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('ready\nunreachable targets: gone\n');
   });
 
   it('serves a tenant from a database of its own, where other tenants\' schemas are not in the catalog', async () => {
