@@ -42,6 +42,10 @@ export interface ConsoleSession {
 export interface ConsoleBackend extends BackendView {
   /** The client session it serves now, if any. */
   clientId: number | null;
+  /** Backend target it belongs to (src/placement); absent: `default`. */
+  targetName?: string;
+  /** Where it is connected when that is not ConsoleContext.target() (another target, a tenant database). */
+  where?: ConsoleTarget;
 }
 
 /** One SHOW POOLS row: a tenant's share of the pool (see pool-view.ts). */

@@ -92,6 +92,17 @@ describe.each(['session', 'transaction'] as const)('placement over targets (%s p
     }
     const pools = proxy.running.pools.all().map((p) => ({ target: p.target, tenantDatabase: p.tenantDatabase }));
     expect(pools).toContainEqual({ target: 'second', tenantDatabase: false });
+    // SHOW SERVERS lists the backends of every target, each with its target and database.
+    const admin = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'ops', database: 'pgfence', password: await proxy.token('acme', { pgfence_admin: true }) });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    try {
+      const servers = (await admin.query<{ target: string; database: string }>('SHOW SERVERS')).rows.map((r) => ({ target: r.target, database: r.database }));
+      expect(servers).toContainEqual({ target: 'second', database: second.name });
+      expect(servers).toContainEqual({ target: 'default', database: new URL(proxy.directUrl).pathname.slice(1) });
+    } finally {
+      await admin.end();
+    }
   });
 
   it('refuses the tenants of a target that is down, with their own error, and serves the others', async () => {
