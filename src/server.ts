@@ -5,7 +5,7 @@ import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
-import { Readiness } from './admin/readiness.js';
+import { Readiness, type ReadinessVerdict } from './admin/readiness.js';
 import { BackendConnection } from './backend/connection.js';
 import { ChannelListener } from './backend/listener.js';
 import { AuthThrottle } from './frontend/auth-throttle.js';
@@ -18,7 +18,9 @@ import { ClientSession } from './frontend/client-session.js';
 import type { SessionDeps } from './frontend/session-deps.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
-import { BackendPool, type PoolOptions } from './pool/pool.js';
+import type { BackendPool, PoolOptions } from './pool/pool.js';
+import { BackendPools } from './placement/pools.js';
+import { targetReadiness, unreachableTargets } from './placement/reachability.js';
 import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
 import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
@@ -26,6 +28,8 @@ export interface RunningPgfence {
   readonly host: string;
   readonly port: number;
   readonly pool: BackendPool;
+  /** Every backend target's pools (`pool` is the target default's). */
+  readonly pools: BackendPools;
   readonly metrics: Metrics;
   /** The BackendKeyData of this process's clients (cluster/worker.ts passes it the keys other workers received). */
   readonly cancels: CancelRegistry;
@@ -83,9 +87,9 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   const target = resolveBackendTarget(config.backend);
   const worker = options.worker;
-  const poolShare = (c: Config): PoolOptions => sharedPoolOptions(poolOptions(c), worker?.index ?? 0, worker?.count ?? 1);
-  const pool = new BackendPool(target, poolShare(config), log.child({ component: 'pool' }), metrics);
-  pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
+  // One pool per backend target (and per tenant database in use); `pool` is the target default's.
+  const pools = new BackendPools(config, log, metrics, (o) => sharedPoolOptions(o, worker?.index ?? 0, worker?.count ?? 1));
+  const pool = pools.default;
   // Sessions read their dependencies through this object, so a reload reaches new connections
   // (and new transactions) without touching the ones already pinned.
   const deps: SessionDeps = {
@@ -94,6 +98,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     verifier: await createTokenVerifier(config.jwt),
     tenants: tenantResolver(config),
     pool,
+    pools,
     cancels: cancelRegistry(config, metrics, log, worker),
     authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
@@ -143,8 +148,16 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     () => deps.config.admin.readyProbeCacheMs,
   );
+  // With several backend targets, /readyz also names the ones that cannot be reached (src/placement).
+  const readyWithTargets = async (): Promise<ReadinessVerdict> => {
+    const verdict = await readiness.check();
+    const specs = pools.targetNames().flatMap((name) => pools.spec(name) ?? []);
+    if (!verdict.ready || specs.length <= 1) return verdict;
+    const { ready, detail } = targetReadiness(await unreachableTargets(specs), specs.length);
+    return detail === null ? verdict : { ready, reason: `${verdict.reason}\n${detail}` };
+  };
   const admin: AdminServer | null = config.admin.enabled && worker === undefined
-    ? await startAdminServer(config.admin, { metrics, ready: () => readiness.check() }, log.child({ component: 'admin' }))
+    ? await startAdminServer(config.admin, { metrics, ready: () => readyWithTargets() }, log.child({ component: 'admin' }))
     : null;
 
   async function reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }> {
@@ -161,7 +174,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pool.reconfigure(poolShare(effective));
+    pools.reconfigure(effective);
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -219,6 +232,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     host: address.address,
     port: address.port,
     pool,
+    pools,
     metrics,
     cancels: deps.cancels,
     adminPort: admin?.port ?? null,
@@ -239,7 +253,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         for (const session of sessions) session.terminate();
         await stopped;
         await admin?.close();
-        await pool.close();
+        await pools.close();
         await deps.listener.close();
         await controlEvents?.close();
         await deps.tenants.close();

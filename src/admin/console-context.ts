@@ -79,7 +79,12 @@ export function consoleContext(parts: {
         const d = s.describe();
         if (d.backendId !== null) holders.set(d.backendId, d.id);
       }
-      return pool.describe().map((b) => ({ ...b, clientId: holders.get(b.id) ?? null }));
+      // Every target's pools, each backend with the target it belongs to (src/placement).
+      return deps.pools.all().flatMap((placed) => {
+        const spec = deps.pools.spec(placed.target);
+        const where = spec === undefined ? target : { host: spec.target.host, port: spec.target.port, database: placed.database, user: spec.target.user };
+        return placed.pool.describe().map((b) => ({ ...b, clientId: holders.get(b.id) ?? null, targetName: placed.target, where }));
+      });
     },
     databases() {
       const config = deps.config;

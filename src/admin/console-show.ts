@@ -149,6 +149,7 @@ const SERVER_COLUMNS: Column<Server>[] = [
   int4('id', (r) => r.id),
   text('tenant', (r) => r.tenant),
   text('dirty', (r) => r.dirty),
+  text('target', (r) => r.targetName ?? 'default'),
 ];
 
 const DATABASE_COLUMNS: Column<Database>[] = [
@@ -247,7 +248,7 @@ export function showTable(item: ShowItem, ctx: ConsoleData): Table {
       const target = ctx.target();
       return table(
         clustered ? [...SERVER_COLUMNS, workerColumn<Server>()] : SERVER_COLUMNS,
-        ctx.servers().map((s) => ({ ...s, target })),
+        ctx.servers().map((s) => ({ ...s, target: s.where ?? target })),
       );
     }
     case 'databases':

@@ -46,6 +46,10 @@ export interface ConsoleBackend extends BackendView {
   clientId: number | null;
   /** With `workers: N`: the worker process whose pool holds the backend. */
   worker?: number;
+  /** Backend target it belongs to (src/placement); absent: `default`. */
+  targetName?: string;
+  /** Where it is connected when that is not ConsoleContext.target() (another target, a tenant database). */
+  where?: ConsoleTarget;
 }
 
 /** One SHOW POOLS row: a tenant's share of the pool (see pool-view.ts). */

@@ -111,6 +111,38 @@ const backendSchema = z
   })
   .strict();
 
+/** Pool limits a backend target may set for itself; unset keys take the top-level pool's. */
+const targetPoolSchema = z
+  .object({
+    size: z.number().int().min(1).max(10_000).optional().describe('Most backends to this target (default pool.size).'),
+    maxPerTenant: z.number().int().min(0).optional().describe('Most backends one tenant may hold on this target; 0 = no cap (default pool.maxPerTenant).'),
+    databaseSize: z.number().int().min(1).max(10_000).optional().describe('Most backends to each tenant database on this target (default pool.databaseSize).'),
+    maxDatabases: z.number().int().min(0).max(10_000).optional().describe('Most tenant databases with a pool of their own at once on this target (default pool.maxDatabases).'),
+  })
+  .strict();
+
+/** A named backend target (backends.NAME): the keys of `backend`, and pool limits of its own. */
+const backendTargetSchema = backendSchema.extend({
+  pool: targetPoolSchema.optional().describe('Pool limits of this target; unset keys take the top-level pool\'s.'),
+});
+
+/** Target names: the tenant-id alphabet; `default` is the `backend` key. */
+const TARGET_NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$/;
+
+const placementSchema = z
+  .object({
+    target: z
+      .string().regex(TARGET_NAME, 'target name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$').default('default')
+      .describe('Backend target holding the tenant: `default` (the `backend` key) or a key of `backends`.'),
+    database: z
+      .string().min(1).max(63).optional()
+      .describe('The tenant\'s own database on that target (database per tenant); unset: the target\'s database.'),
+    schema: z
+      .string().regex(SCHEMA_NAME, 'schema name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$').optional()
+      .describe('The tenant\'s schema there (replaces tenancy.schemaTemplate for this tenant).'),
+  })
+  .strict();
+
 const jwtSchema = z
   .object({
     algorithms: z
@@ -163,6 +195,9 @@ const tenantEntrySchema = z
     statementTimeoutMs: z
       .number().int().min(0).optional()
       .describe('This tenant\'s statement_timeout (replaces tenancy.statementTimeoutMs); 0 = none.'),
+    placement: placementSchema
+      .optional()
+      .describe('Where the tenant lives: a backend target, and optionally a database and schema of its own there. Unset: the default target, tenancy.schemaTemplate.'),
   })
   .strict();
 
@@ -282,7 +317,7 @@ const poolSchema = z
     reset: z
       .enum(['auto', 'always']).default('auto')
       .describe('auto: DISCARD ALL when a backend changes tenant or was left dirty; always: on every release.'),
-    size: z.number().int().min(1).max(10_000).default(20).describe('Most backends to the backend target.'),
+    size: z.number().int().min(1).max(10_000).default(20).describe('Most backends to each backend target.'),
     maxPerTenant: z.number().int().min(0).default(0).describe('Most backends one tenant may hold at once; 0 = no cap.'),
     acquireTimeoutMs: z.number().int().positive().default(10_000).describe('Longest wait for a free backend.'),
     resetTimeoutMs: z.number().int().positive().default(5_000).describe('Longest wait for DISCARD ALL or the pin; else the backend is closed.'),
@@ -294,6 +329,12 @@ const poolSchema = z
     maxPreparedStatements: z
       .number().int().min(1).default(200)
       .describe('Transaction pooling: most protocol-level prepared statements kept on one backend; the least recently used is closed past it (PgBouncer: max_prepared_statements).'),
+    databaseSize: z
+      .number().int().min(1).max(10_000).default(5)
+      .describe('Database per tenant: most backends to each tenant database (a pool of its own, beside the target\'s).'),
+    maxDatabases: z
+      .number().int().min(0).max(10_000).default(100)
+      .describe('Database per tenant: most tenant databases with a pool at once per target; past it, the pool of an unused database is closed, else the tenant is refused (53300).'),
   })
   .strict();
 
@@ -403,7 +444,11 @@ export const configSchema = z
       .array(peerSchema).default([])
       .describe('The other pgfence instances behind the same load balancer: a CancelRequest for a key another instance issued is sent on to it (PgBouncer\'s [peers]). The entry with this instance\'s own peerId is skipped, so every instance may share one list.'),
     listen: listenSchema.default(() => listenSchema.parse({})),
-    backend: backendSchema.default(() => backendSchema.parse({})),
+    backend: backendSchema.default(() => backendSchema.parse({})).describe('The backend target `default`.'),
+    backends: z
+      .record(z.string().regex(TARGET_NAME, 'target name must match ^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$'), backendTargetSchema)
+      .optional()
+      .describe('More backend targets by name (each its own server or database, credentials, TLS and pool limits), which tenants are placed on; `backend` stays the target `default`.'),
     jwt: jwtSchema,
     tenancy: tenancySchema,
     pool: poolSchema.default(() => poolSchema.parse({})),
@@ -420,6 +465,15 @@ export const configSchema = z
         if (!shared.has(schema)) ctx.addIssue({ code: 'custom', path: [...path, i], message: `"${schema}" is not one of tenancy.sharedSchemas` });
       });
     check(c.policy.readOnlySchemas, ['policy', 'readOnlySchemas']);
+    if (c.backends?.['default'] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['backends', 'default'], message: 'the target `default` is the `backend` key; give this target another name' });
+    }
+    c.tenancy.tenants?.forEach((t, i) => {
+      const target = t.placement?.target;
+      if (target !== undefined && target !== 'default' && c.backends?.[target] === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['tenancy', 'tenants', i, 'placement', 'target'], message: `"${target}" is not a backend target (default, or a key of backends)` });
+      }
+    });
     for (const [id, override] of Object.entries(c.policy.tenants)) check(override.readOnlySchemas, ['policy', 'tenants', id, 'readOnlySchemas']);
     // Each worker needs a share of at least one backend (and of each tenant's cap); `auto` is bounded at start.
     if (typeof c.workers === 'number' && c.workers > 1 && c.workers > c.pool.size) {
@@ -443,6 +497,8 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type JwtConfig = Config['jwt'];
 export type TenancyConfig = Config['tenancy'];
 export type BackendConfig = Config['backend'];
+export type BackendTargetConfig = NonNullable<Config['backends']>[string];
+export type PlacementConfig = NonNullable<NonNullable<TenancyConfig['tenants']>[number]['placement']>;
 export type PolicyConfig = Config['policy'];
 export type PolicyRules = Omit<PolicyConfig, 'tenants'>;
 export type PoolConfig = Config['pool'];

@@ -14,6 +14,7 @@ import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '..
 import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
+import type { HeldPool } from '../placement/pools.js';
 import type { Tenant } from '../tenancy/index.js';
 import { ClientChannels } from '../relay/client-channels.js';
 import { clientNotification } from './channels.js';
@@ -56,6 +57,8 @@ export class ClientSession implements RelayHost, BindingHost {
   private console: ConsoleConnection | null = null;
   private queryTimer: QueryTimer | null = null;
   private channels: ClientChannels | null = null;
+  /** The pool of the tenant's placement, held until the session ends. */
+  private heldPool: HeldPool | null = null;
   /** Transaction pooling: notifications held while the client is inside a transaction. */
   private heldNotifications: Buffer[] = [];
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
@@ -315,6 +318,7 @@ export class ClientSession implements RelayHost, BindingHost {
     const { deps } = this;
     const tenant = who.tenant;
     this.tenant = tenant;
+    this.heldPool = deps.pools.forTenant(tenant);
     this.user = who.user;
     this.addLogBindings({ tenant: tenant.id, user: this.user });
     const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters below read the session's logger when they log
@@ -352,7 +356,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.channels = listener === null ? null : new ClientChannels(listener, tenant.id, (message) => this.onNotification(message));
     const bindingDeps = {
       config: () => deps.config,
-      pool: deps.pool,
+      pool: this.heldPool.pool,
       tenant,
       fence: who.fence,
       settings: new ClientSettings(who.settings),
@@ -489,7 +493,7 @@ export class ClientSession implements RelayHost, BindingHost {
 
   /** Ends the session over an error from authentication or binding, with the FATAL it calls for. */
   private refuse(error: unknown, atConnect: boolean, throttled = false): void {
-    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect, throttled }, this.deps);
+    const fields = refusal(error, { tenantId: this.tenant?.id ?? null, atConnect, throttled, placement: this.tenant?.placement ?? null }, this.deps);
     if (fields === null) this.crash(error);
     else this.fail(fields, !(error instanceof PinBreach)); // a backend that lost its pin is closed
   }
@@ -526,6 +530,7 @@ export class ClientSession implements RelayHost, BindingHost {
     } catch (error) {
       this.log.error({ err: error }, 'internal error releasing the backend');
     }
+    this.heldPool?.letGo();
     this.conn.end(last);
   }
 

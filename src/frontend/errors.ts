@@ -22,6 +22,8 @@ export const clientErrors = {
   passwordExpected: () => fatal('08P01', 'pgfence: expected a password message carrying a JWT'),
   authFailed: (sqlstate: string, message: string) => fatal(sqlstate, message),
   tenantRefused: (sqlstate: string, message: string) => fatal(sqlstate, message),
+  /** The tenant's placement cannot be served: unknown target (08004), unreachable (08001), too many databases (53300). */
+  placementRefused: (sqlstate: string, message: string, detail: string) => fatal(sqlstate, message, detail),
   unsupportedStartupParameter: (name: string) =>
     fatal('08P01', `pgfence: unsupported startup parameter: ${name}`),
   pinStartupParameter: (name: string) =>

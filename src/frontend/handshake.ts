@@ -7,6 +7,8 @@ import { PinBreach } from '../binding/binding.js';
 import { fencePolicy, type TenantFence } from '../guard/index.js';
 import type { ErrorFields } from '../protocol/build.js';
 import { BackendUnavailableError, PoolTimeoutError } from '../pool/pool.js';
+import { PlacementRefused } from '../placement/errors.js';
+import type { Placement } from '../placement/placement.js';
 import { type Tenant, TenantRefused } from '../tenancy/index.js';
 import { hold } from './auth-throttle.js';
 import { clientErrors } from './errors.js';
@@ -75,7 +77,7 @@ export class ConsoleRefused extends Error {
  */
 export function refusal(
   error: unknown,
-  context: { tenantId: string | null; atConnect: boolean; throttled?: boolean },
+  context: { tenantId: string | null; atConnect: boolean; throttled?: boolean; placement?: Placement | null },
   deps: { config: SessionDeps['config']; metrics: Metrics; log: Logger },
 ): ErrorFields | null {
   const { metrics, log } = deps;
@@ -110,6 +112,20 @@ export function refusal(
   if (error instanceof PoolTimeoutError) {
     refuse('backend_unavailable');
     return clientErrors.poolTimeout(error.waitedMs);
+  }
+  if (error instanceof PlacementRefused) {
+    if (error.problem === 'unknown_target') refuse('tenant_refused', error.problem);
+    else refuse('backend_unavailable');
+    log.error({ reason: error.problem, target: error.placement.target }, error.message);
+    return clientErrors.placementRefused(error.sqlstate, error.message, error.detail);
+  }
+  const placement = context.placement ?? null;
+  if (error instanceof BackendUnavailableError && tenantId !== null && placement !== null) {
+    // A tenant with a placement: the error names its target, and only its tenants see it.
+    const refused = new PlacementRefused('target_unreachable', tenantId, placement, { cause: error });
+    refuse('backend_unavailable');
+    log.error({ err: error.message, target: placement.target }, 'backend target unreachable');
+    return clientErrors.placementRefused(refused.sqlstate, refused.message, refused.detail);
   }
   if (error instanceof BackendUnavailableError) {
     refuse('backend_unavailable');

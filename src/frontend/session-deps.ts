@@ -6,6 +6,7 @@ import type { TokenVerifier } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
 import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
+import type { BackendPools } from '../placement/pools.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { CancelRegistry } from './cancel-registry.js';
@@ -22,7 +23,10 @@ export interface SessionDeps {
   guard: Guard;
   verifier: TokenVerifier;
   tenants: TenantResolver;
+  /** The pool of the target `default` (the admin console's). */
   pool: BackendPool;
+  /** Every target's pools: a session takes its tenant's placement's. */
+  pools: BackendPools;
   cancels: CancelRegistry;
   /** Holds the error replies of addresses that keep failing to authenticate. */
   authThrottle: AuthThrottle;

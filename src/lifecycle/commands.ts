@@ -18,7 +18,7 @@ import { type ActionResult, createTenant, dropTenant, initControl, type ListedTe
 export const LIFECYCLE_HELP = `  pgfence init --config FILE [--json]
                                      create the control schema of tenancy.control (tenants, audit,
                                      shared_migrations); idempotent
-  pgfence tenant create ID [--dir migrations] [--adopt] [--placement LABEL]
+  pgfence tenant create ID [--dir migrations] [--adopt] [--placement TARGET[/DATABASE]]
                         [--statement-timeout-ms N]
                                      new schema (and role, with tenancy.roleTemplate), every
                                      migration, registered active; all or nothing

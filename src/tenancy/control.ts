@@ -15,7 +15,7 @@ const CHANNEL_SUFFIX = '_events';
  * longer exists) has no row, so it is unknown; suspended tenants are refused as suspended.
  */
 export function controlRegistryQuery(schema: string): string {
-  return `SELECT status, statement_timeout_ms FROM ${quoteIdent(schema)}.tenants WHERE id = $1 AND status IN ('active', 'suspended')`;
+  return `SELECT status, statement_timeout_ms, placement FROM ${quoteIdent(schema)}.tenants WHERE id = $1 AND status IN ('active', 'suspended')`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { TenancyConfig } from '../config/schema.js';
 import { TenantRefused } from './errors.js';
+import type { Placement } from '../placement/placement.js';
 import type { Tenant } from './resolver.js';
 
 /** Tenant ids and schema names: ASCII letters, digits, `_` and `-`, not starting with a digit, at most 63 characters (Postgres's identifier limit). */
@@ -35,9 +36,22 @@ export function roleForTenant(tenancy: TenancyConfig, tenantId: string): string 
  * The tenant to serve, once its status allows it: its schema, its role name checked (an invalid
  * one is refused at connect), its statement timeout (its own, else tenancy.statementTimeoutMs).
  */
-export function servedTenant(tenancy: TenancyConfig, tenantId: string, statementTimeoutMs: number | undefined): Tenant {
+export function servedTenant(
+  tenancy: TenancyConfig,
+  tenantId: string,
+  statementTimeoutMs: number | undefined,
+  where: { placement?: Placement | undefined; schema?: string | undefined } = {},
+): Tenant {
   roleForTenant(tenancy, tenantId);
-  return { id: tenantId, schema: schemaForTenant(tenancy, tenantId), statementTimeoutMs: statementTimeoutMs ?? tenancy.statementTimeoutMs };
+  const templated = schemaForTenant(tenancy, tenantId);
+  const tenant: Tenant = {
+    id: tenantId,
+    // A placement's own schema replaces the template's (never in row mode, which has none).
+    schema: templated === null ? null : (where.schema ?? templated),
+    statementTimeoutMs: statementTimeoutMs ?? tenancy.statementTimeoutMs,
+  };
+  if (where.placement !== undefined) tenant.placement = where.placement;
+  return tenant;
 }
 
 /**

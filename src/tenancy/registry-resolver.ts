@@ -3,12 +3,13 @@ import pg from 'pg';
 import { nodePostgresTarget } from '../backend/node-postgres.js';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
+import { placementFromRow, type RegistryPlacement } from '../placement/placement.js';
 import { TenantRefused } from './errors.js';
 import { NAME_PATTERN, servedTenant } from './names.js';
 import type { TenantResolver, TenantResolverOptions } from './resolver.js';
 
 /** What the registry said about a tenant: its status (and timeout) columns, or that it has no row. */
-type Answer = { kind: 'found'; status: unknown; statementTimeoutMs: number | undefined } | { kind: 'unknown' };
+type Answer = { kind: 'found'; status: unknown; statementTimeoutMs: number | undefined; where: RegistryPlacement } | { kind: 'unknown' };
 
 /** "No such tenant" is kept at most this long, so a tenant created a moment ago soon gets in. */
 const UNKNOWN_TTL_MS = 5_000;
@@ -19,7 +20,8 @@ const DEFAULT_TIMEOUT_MS = 5_000;
  * Tenants from the operator's registry query, run on the backend target with $1 = tenant id
  * over a small pg pool of its own. The query returns no row (unknown tenant) or one row with a
  * `status` column: 'active' is served, anything else ('suspended', NULL, 'deleted', ...) is
- * refused. Answers are cached for cacheTtlMs, "unknown" for at most 5 s; concurrent look-ups
+ * refused. Optional `target`, `database`, `schema` (or `placement`) columns place the tenant
+ * (src/placement/placement.ts). Answers are cached for cacheTtlMs, "unknown" for at most 5 s; concurrent look-ups
  * of one tenant share one query. A failed query, or one that breaks the contract (no `status`
  * column, several rows), refuses with registry_unavailable and is not cached.
  */
@@ -65,8 +67,11 @@ export function registryResolver(
         cause: new Error(`the registry query returned ${result.rows.length} rows for one tenant`),
       });
     }
-    const row = result.rows[0] as { status?: unknown; statement_timeout_ms?: unknown } | undefined;
-    const answer: Answer = row === undefined ? { kind: 'unknown' } : { kind: 'found', status: row.status, statementTimeoutMs: timeoutColumn(row.statement_timeout_ms, tenantId) };
+    const row = result.rows[0] as ({ status?: unknown; statement_timeout_ms?: unknown } & Record<string, unknown>) | undefined;
+    const answer: Answer =
+      row === undefined
+        ? { kind: 'unknown' }
+        : { kind: 'found', status: row.status, statementTimeoutMs: timeoutColumn(row.statement_timeout_ms, tenantId), where: placementFromRow(row, tenantId) };
     if (askedIn === generation) cache?.set(tenantId, answer, answer.kind === 'unknown' ? { ttl: Math.min(ttl, UNKNOWN_TTL_MS) } : {});
     return answer;
   };
@@ -92,7 +97,7 @@ export function registryResolver(
       const answer = await lookUp(tenantId);
       if (answer.kind === 'unknown') throw new TenantRefused('unknown_tenant', tenantId);
       if (answer.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      return servedTenant(tenancy, tenantId, answer.statementTimeoutMs);
+      return servedTenant(tenancy, tenantId, answer.statementTimeoutMs, answer.where);
     },
     forget(tenantId) {
       generation++;

@@ -1,5 +1,6 @@
 import type { ResolvedBackendTarget } from '../config/load.js';
 import type { TenancyConfig } from '../config/schema.js';
+import type { Placement } from '../placement/placement.js';
 import { controlRegistryQuery } from './control.js';
 import { registryResolver } from './registry-resolver.js';
 import { staticResolver } from './static-resolver.js';
@@ -13,6 +14,8 @@ export interface Tenant {
   schema: string | null;
   /** The most statement_timeout its sessions may have, in ms; 0 or absent: no limit. */
   statementTimeoutMs?: number;
+  /** Where it lives (src/placement); absent: the target `default`, its database. */
+  placement?: Placement;
 }
 
 export interface TenantResolver {

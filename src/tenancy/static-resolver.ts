@@ -12,7 +12,11 @@ export function staticResolver(tenancy: TenancyConfig, tenants: NonNullable<Tena
       const entry = byId.get(tenantId);
       if (entry === undefined) throw new TenantRefused('unknown_tenant', tenantId);
       if (entry.status !== 'active') throw new TenantRefused('suspended_tenant', tenantId);
-      return servedTenant(tenancy, tenantId, entry.statementTimeoutMs);
+      const placement = entry.placement;
+      return servedTenant(tenancy, tenantId, entry.statementTimeoutMs, {
+        placement: placement === undefined ? undefined : { target: placement.target, database: placement.database ?? null },
+        schema: placement?.schema,
+      });
     },
     forget() {},
     async close() {},

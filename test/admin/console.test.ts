@@ -355,7 +355,7 @@ describe('admin console: SHOW', () => {
     const result = await show('SHOW SERVERS', fakeContext());
     expect(result.columns).toEqual([
       'type', 'user', 'database', 'replication', 'state', 'addr', 'port', 'local_addr', 'local_port', 'connect_time', 'request_time', 'wait',
-      'wait_us', 'close_needed', 'ptr', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id', 'tenant', 'dirty',
+      'wait_us', 'close_needed', 'ptr', 'link', 'remote_pid', 'tls', 'application_name', 'prepared_statements', 'id', 'tenant', 'dirty', 'target',
     ]);
     expect(result.rows.map((r) => [r[4], r[13], r[15], r[16], r[19], r[20], r[21], r[22], r[9], r[10]])).toEqual([
       ['active', '0', '1', '4242', '2', '7', 'acme', 'yes', '2025-03-01T10:00:00.000Z', '2025-03-01T10:05:30.250Z'],
