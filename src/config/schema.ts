@@ -124,6 +124,14 @@ const targetPoolSchema = z
 /** A named backend target (backends.NAME): the keys of `backend`, and pool limits of its own. */
 const backendTargetSchema = backendSchema.extend({
   pool: targetPoolSchema.optional().describe('Pool limits of this target; unset keys take the top-level pool\'s.'),
+  provisioner: z
+    .object({
+      user: z.string().min(1).describe('Role the `pgfence tenant` commands log in as on this target.'),
+      password: z.string().optional().meta(SECRET).describe('Password of that role; use ${ENV_VAR}.'),
+    })
+    .strict()
+    .optional()
+    .describe('The lifecycle commands\' identity on this target. Unset: tenancy.control.provisioner (a role of the same name on this server), else this target\'s user.'),
 });
 
 /** Target names: the tenant-id alphabet; `default` is the `backend` key. */

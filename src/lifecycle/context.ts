@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { nodePostgresTarget } from '../backend/node-postgres.js';
 import { type ResolvedBackendTarget, resolveBackendTarget } from '../config/load.js';
 import type { Config, ControlConfig } from '../config/schema.js';
+import { DEFAULT_TARGET, type Placement, placementLabel } from '../placement/placement.js';
 import { quoteIdent } from '../tenancy/names.js';
 
 /** What a lifecycle action came to: `unchanged` when it was already done (every command is idempotent). */
@@ -36,7 +37,14 @@ export interface LifecycleContext {
   /** Whoever runs the command, as the OS knows them; recorded in the audit table. */
   osUser: string;
   log: Logger;
+  /** A connection as the provisioner to the control schema's database (the target `default`). */
   connect(applicationName?: string): Promise<pg.Client>;
+  /**
+   * A connection as the provisioner to where a tenant lives: its target (backends.NAME, with that
+   * target's provisioner, else tenancy.control.provisioner, else the target's user) and its
+   * database there. An unknown target is refused.
+   */
+  connectAt(placement: Placement, applicationName?: string): Promise<pg.Client>;
 }
 
 export function lifecycleContext(config: Config, log: Logger): LifecycleContext {
@@ -58,17 +66,30 @@ export function lifecycleContext(config: Config, log: Logger): LifecycleContext 
     serviceRole: backend.user,
     osUser: safeOsUser(),
     log,
-    async connect(applicationName = 'pgfence-lifecycle') {
-      const client = new pg.Client({
-        ...nodePostgresTarget(provisioner),
-        connectionTimeoutMillis: config.backend.connectTimeoutMs,
-        application_name: applicationName,
-      });
-      client.on('error', () => undefined);
-      await client.connect();
-      return client;
+    connect(applicationName = 'pgfence-lifecycle') {
+      return open(provisioner, applicationName);
+    },
+    connectAt(placement, applicationName = 'pgfence-lifecycle') {
+      const at = placement.target === DEFAULT_TARGET ? provisioner : otherTarget(config, placement, control);
+      return open(placement.database === null ? at : { ...at, database: placement.database }, applicationName);
     },
   };
+
+  async function open(target: ResolvedBackendTarget, applicationName: string): Promise<pg.Client> {
+    const client = new pg.Client({ ...nodePostgresTarget(target), connectionTimeoutMillis: config.backend.connectTimeoutMs, application_name: applicationName });
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  }
+}
+
+/** A target of backends as the provisioner logs in there (its database is the target's). */
+function otherTarget(config: Config, placement: Placement, control: ControlConfig): ResolvedBackendTarget {
+  const entry = config.backends?.[placement.target];
+  if (entry === undefined) throw refused(`placement ${placementLabel(placement)}: "${placement.target}" is not a backend target (default, or a key of backends)`);
+  const target = resolveBackendTarget(entry);
+  const identity = entry.provisioner ?? control.provisioner;
+  return identity === undefined ? target : { ...target, user: identity.user, password: identity.password };
 }
 
 function safeOsUser(): string {
