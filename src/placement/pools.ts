@@ -20,6 +20,8 @@ export interface PlacedPool {
 interface TargetPools {
   spec: TargetSpec;
   own: BackendPool;
+  /** `own` as sessions hold it: never closed, so one object serves them all. */
+  ownHeld: HeldPool;
   /** Tenant databases' pools by database name, least recently opened first. */
   databases: Map<string, BackendPool>;
   /** Sessions holding each tenant database's pool: a pool someone holds is never closed. */
@@ -51,7 +53,8 @@ export class BackendPools {
     private readonly share: (options: PoolOptions) => PoolOptions = (options) => options,
   ) {
     for (const spec of targetSpecs(config).values()) {
-      this.targets.set(spec.name, { spec, own: this.open(spec, spec.target.database, false), databases: new Map(), holders: new Map() });
+      const own = this.open(spec, spec.target.database, false);
+      this.targets.set(spec.name, { spec, own, ownHeld: { pool: own, letGo: () => undefined }, databases: new Map(), holders: new Map() });
     }
   }
 
@@ -79,7 +82,7 @@ export class BackendPools {
     const entry = this.targets.get(placement.target);
     if (entry === undefined) throw new PlacementRefused('unknown_target', tenant.id, placement);
     const database = placement.database;
-    if (database === null || database === entry.spec.target.database) return { pool: entry.own, letGo: () => undefined };
+    if (database === null || database === entry.spec.target.database) return entry.ownHeld;
     if (this.closed) throw new Error('pools are closing');
     let pool = entry.databases.get(database);
     if (pool === undefined) {

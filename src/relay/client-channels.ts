@@ -12,16 +12,16 @@ export interface ChannelChange {
  * connection: the client's own names, mapped to the tenant's private server channels.
  */
 export class ClientChannels {
-  private readonly listening = new Set<string>();
-  private readonly handler: (notification: Notification) => void;
+  /** The server channels listened on, and the listener's handle on this client: null until the first LISTEN. */
+  private listening: Set<string> | null = null;
+  private handler: ((notification: Notification) => void) | null = null;
 
   constructor(
     private readonly listener: ChannelListener,
     private readonly tenantId: string,
-    deliver: (message: Buffer) => void,
-  ) {
-    this.handler = (notification) => deliver(notification.message);
-  }
+    /** Told each notification of the client's channels, as the server sent it. */
+    private readonly client: { onNotification(message: Buffer): void },
+  ) {}
 
   /** Resolves once the listener has run what these changes asked of the server. */
   apply(changes: readonly ChannelChange[]): Promise<void> {
@@ -32,10 +32,12 @@ export class ClientChannels {
         continue;
       }
       const channel = serverChannel(this.tenantId, change.channel);
-      if (change.listen && !this.listening.has(channel)) {
-        this.listening.add(channel);
+      if (change.listen && this.listening?.has(channel) !== true) {
+        (this.listening ??= new Set()).add(channel);
+        const client = this.client;
+        this.handler ??= (notification) => client.onNotification(notification.message);
         commands.push(this.listener.subscribe(channel, this.handler));
-      } else if (!change.listen && this.listening.delete(channel)) {
+      } else if (!change.listen && this.listening?.delete(channel) === true && this.handler !== null) {
         this.listener.unsubscribe(channel, this.handler);
       }
     }
@@ -44,7 +46,9 @@ export class ClientChannels {
 
   /** UNLISTEN *, or the client is gone. */
   clear(): void {
-    for (const channel of this.listening) this.listener.unsubscribe(channel, this.handler);
-    this.listening.clear();
+    const handler = this.handler;
+    if (this.listening === null || handler === null) return;
+    for (const channel of this.listening) this.listener.unsubscribe(channel, handler);
+    this.listening = null;
   }
 }
