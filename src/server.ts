@@ -100,13 +100,20 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     pool,
     pools,
     cancels: cancelRegistry(config, metrics, log, worker),
-    authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
+    authThrottle: new AuthThrottle(
+      () => deps.config.listen.authThrottle,
+      log.child({ component: 'auth-throttle' }),
+      () => metrics.authThrottled(),
+      Date.now,
+      worker === undefined ? undefined : (key) => worker.loginFailed(key),
+    ),
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
     metrics,
     console: null,
     tls: config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls),
   };
+  if (worker !== undefined) worker.onLoginFailedElsewhere = (key) => deps.authThrottle.failedElsewhere(key);
   const sessions = new Set<ClientSession>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {

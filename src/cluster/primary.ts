@@ -133,6 +133,9 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
         sendTo(owner, { t: 'cancel', key: message.key });
         return;
       }
+      case 'login-failed':
+        for (const other of slots) if (other !== slot && other.listening) sendTo(other, message);
+        return;
       case 'answer': {
         const fanout = fanouts.get(message.id);
         if (fanout === undefined) return;

@@ -22,7 +22,7 @@ const opened: pg.Client[] = [];
 
 const yaml = (umbrella: 'active' | 'suspended'): string => `
 workers: 2
-listen: { host: 127.0.0.1, port: 0, shutdownTimeoutMs: 2000 }
+listen: { host: 127.0.0.1, port: 0, shutdownTimeoutMs: 2000, authThrottle: { freeFailures: 4, delayMs: 1 } }
 backend: { url: "${db.directUrl}" }
 jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
 tenancy: { tenants: [{ id: acme }, { id: globex }, { id: umbrella, status: ${umbrella} }] }
@@ -172,6 +172,26 @@ describe('workers: 2', () => {
       const refused = await connect('umbrella').catch((e: pg.DatabaseError) => e);
       expect((refused as pg.DatabaseError).message).toContain('suspended');
     }
+  });
+
+  it('throttles failed logins per instance: the free failures are not multiplied by the workers', async () => {
+    const throttled = async (): Promise<number> => valueOf(await scrape(adminPort), 'pgfence_auth_throttled_total') ?? 0;
+    const before = await throttled();
+    const failedAt = new Set<number>();
+    for (let i = 0; i < 8; i++) {
+      const client = new pg.Client({ host: '127.0.0.1', port, user: 'acme', database: 'app', password: 'not-a-token' });
+      client.on('error', () => undefined);
+      const error = await client.connect().then(
+        () => null,
+        (e: pg.DatabaseError) => e,
+      );
+      expect(error?.code).toBe('28P01');
+    }
+    for (const r of serve.records) if (r.msg === 'authentication failed' && typeof r['worker'] === 'number') failedAt.add(r['worker']);
+    // Node's round robin spread the failures over both workers; each counted the other's, so the
+    // four free failures were for the instance and the four after them were held.
+    expect([...failedAt].sort()).toEqual([0, 1]);
+    expect((await throttled()) - before).toBe(4);
   });
 
   it('restarts a worker that dies; its clients lose their connection, the others go on', async () => {
