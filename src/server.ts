@@ -41,6 +41,8 @@ export interface RunningPgfence {
   reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Disconnects every client of a tenant; returns how many. */
   killTenant(tenantId: string): number;
+  /** What /readyz answers for this process (a worker answers it for the primary's /readyz). */
+  ready(): Promise<ReadinessVerdict>;
   /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
   readonly shutdownRequested: Promise<void>;
   /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
@@ -248,6 +250,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     reload,
     killTenant,
+    ready: readyWithTargets,
     shutdownRequested,
     close() {
       closing ??= (async () => {

@@ -15,7 +15,8 @@ export type WorkerOp =
   | { kind: 'reconnect' }
   | { kind: 'kill-tenant'; tenant: string }
   | { kind: 'apply-config'; config: Config }
-  | { kind: 'metrics' };
+  | { kind: 'metrics' }
+  | { kind: 'ready' };
 
 /** What a worker's console asks the primary for: an op on every worker, or an instance-wide action. */
 export type InstanceOp = { kind: 'all'; op: WorkerOp } | { kind: 'reload' } | { kind: 'shutdown' };

@@ -96,6 +96,8 @@ export async function runWorker(): Promise<number> {
         return running.reload(op.config);
       case 'metrics':
         return running.metrics.registry.getMetricsAsJSON();
+      case 'ready':
+        return running.ready();
     }
   }
 

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
@@ -163,6 +164,11 @@ describe('workers: 2', () => {
     });
   });
 
+  it('answers /readyz with a worker\'s verdict, backend probe included', async () => {
+    const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    expect([response.status, await response.text()]).toEqual([200, expect.stringMatching(/^ready: backend 127\.0\.0\.1:\d+\/\S+ accepts connections\n$/)]);
+  });
+
   it('reloads every worker on SIGHUP', async () => {
     await writeFile(serve.file, yaml('suspended'));
     serve.child.kill('SIGHUP');
@@ -214,5 +220,34 @@ describe('workers: 2', () => {
     serve.child.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
     expect(serve.count(isMsg('pgfence stopped'))).toBe(3);
+  });
+});
+
+describe('workers: 2 with a backend that cannot be reached', () => {
+  it('is not ready, and /readyz says why (the workers probe the backend)', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const down = await ServeProcess.start(
+      `
+workers: 2
+listen: { host: 127.0.0.1, port: 0 }
+backend: { url: "postgres://nobody@127.0.0.1:${deadPort}/app", connectTimeoutMs: 1000 }
+jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
+tenancy: { tenants: [{ id: acme }] }
+admin: { enabled: true, port: 0 }
+log: { level: info }
+`,
+      { TEST_JWT_SECRET: db.config.jwt.secret as string },
+    );
+    try {
+      const admin = (await down.logged(isMsg('admin endpoint listening')))['port'] as number;
+      const response = await fetch(`http://127.0.0.1:${admin}/readyz`);
+      expect(response.status).toBe(503);
+      expect(await response.text()).toContain(`not ready: backend 127.0.0.1:${deadPort}/app cannot be reached`);
+    } finally {
+      await down.stop();
+    }
   });
 });
