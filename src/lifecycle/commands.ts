@@ -22,8 +22,8 @@ export const LIFECYCLE_HELP = `  pgfence init --config FILE [--json]
                         [--statement-timeout-ms N]
                                      new schema (and role, with tenancy.roleTemplate), every
                                      migration, registered active; all or nothing. --placement:
-                                     on backends.TARGET (default: the backend), in DATABASE there
-                                     (created, owned by the provisioner, if it does not exist)
+                                     the target (default, or a key of backends), and a database of
+                                     its own there (created, owned by the provisioner, if missing)
   pgfence tenant list                status, placement, version (behind?), size of every tenant
   pgfence tenant suspend ID          refuse new connections, end live sessions on every proxy
   pgfence tenant resume ID           serve it again

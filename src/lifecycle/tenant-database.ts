@@ -13,7 +13,6 @@ import type { TenantPlacement } from './tenant-placement.js';
  */
 
 const DUPLICATE_DATABASE = '42P04';
-const INVALID_CATALOG_NAME = '3D000';
 
 function mark(tenantId: string): string {
   return `pgfence: the database of tenant "${tenantId}", made by pgfence tenant create`;
@@ -22,11 +21,6 @@ function mark(tenantId: string): string {
 /** A connection as the provisioner to the target's own database (where CREATE and DROP DATABASE run). */
 function connectToTarget(ctx: LifecycleContext, where: TenantPlacement): Promise<pg.Client> {
   return ctx.connectAt({ target: where.placement.target, database: null }, 'pgfence-lifecycle');
-}
-
-/** True when the error says the database does not exist. */
-export function isMissingDatabase(error: unknown): boolean {
-  return (error as { code?: unknown }).code === INVALID_CATALOG_NAME;
 }
 
 /** The tenant's database, created when missing; true when this call created it. */

@@ -204,6 +204,22 @@ describe('pgfence tenant per placement: another target, a database of its own', 
     expect(bad.code).toBe(3);
     expect((await setup.direct("SELECT count(*)::int AS n FROM pgfence.tenants WHERE id = 'nowhere'")).rows).toEqual([{ n: 0 }]);
     expect(await auditActions(setup, 'nowhere')).toEqual(['create:refused', 'create:refused', 'create:refused', 'create:refused']);
+    // A row edited to name a target the configuration lacks: migrate fails that tenant alone, dump and drop refuse.
+    await setup.direct("UPDATE pgfence.tenants SET placement = 'eu-9' WHERE id = 'hooli'");
+    try {
+      const run = await setup.cli(['migrate', '--tenants', 'hooli', '--json']);
+      expect(run.code).toBe(1);
+      const report = run.json as unknown as Report;
+      expect(report.tenants.filter((t) => t.status !== 'skipped')).toEqual([
+        { tenant: 'hooli', placement: 'eu-9', status: 'failed', applied: [], error: 'placement "eu-9": "eu-9" is not a backend target (default, or a key of backends)' },
+      ]);
+      expect((await setup.cli(['dump', 'hooli', '--json'])).code).toBe(3);
+      expect((await setup.cli(['suspend', 'hooli'])).code).toBe(0);
+      expect((await setup.cli(['drop', 'hooli', '--confirm', 'hooli', '--json'])).code).toBe(3);
+      expect(await schemaCount(eu.url, 'tenant_hooli')).toEqual([{ n: 1 }]);
+    } finally {
+      await setup.direct("UPDATE pgfence.tenants SET placement = 'eu', status = 'active' WHERE id = 'hooli'");
+    }
   });
 
   it('migrate: the shared chain once per database, each tenant where it lives; a target that cannot be reached fails only its tenants', async () => {
