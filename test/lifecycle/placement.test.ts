@@ -338,6 +338,17 @@ describe('pgfence tenant per placement: another target, a database of its own', 
     expect((await setup.direct("SELECT id FROM pgfence.tenants WHERE id IN ('globex', 'initech', 'opsco')")).rows).toEqual([]);
     expect(await auditActions(setup, 'initech')).toEqual(['create:ok', 'migrate:ok', 'suspend:ok', 'drop:refused', 'drop:ok']);
   });
+
+  it('a provisioning row left by a crash between the steps: the same create finishes it, another placement is refused', async () => {
+    await setup.direct("INSERT INTO pgfence.tenants (id, status, schema_name, placement) VALUES ('stark', 'provisioning', 'tenant_stark', 'eu')");
+    const elsewhere = await setup.cli(['create', 'stark', '--json']);
+    expect([elsewhere.code, elsewhere.json['error']]).toEqual([3, 'tenant "stark" is being provisioned on eu: run `pgfence tenant create stark --placement eu` to finish it there']);
+    const finished = await setup.cli(['create', 'stark', '--placement', 'eu', '--json']);
+    expect(finished.code, finished.out + finished.err).toBe(0);
+    expect(finished.json).toMatchObject({ outcome: 'ok', data: { placement: 'eu', version: '0003_extra.sql' } });
+    expect((await setup.direct("SELECT status, placement, version FROM pgfence.tenants WHERE id = 'stark'")).rows).toEqual([{ status: 'active', placement: 'eu', version: '0003_extra.sql' }]);
+    expect(await on(eu.url, 'SELECT note FROM tenant_stark.items')).toEqual([{ note: 'stark' }]);
+  });
 });
 
 /**
