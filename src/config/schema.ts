@@ -492,6 +492,10 @@ export const configSchema = z
         if (size !== undefined && c.workers > size) {
           ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.size ${size}: each worker needs at least one backend` });
         }
+        const cap = target.pool?.maxPerTenant;
+        if (cap !== undefined && cap > 0 && c.workers > cap) {
+          ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.maxPerTenant ${cap}: each worker needs a share of at least one backend per tenant` });
+        }
       }
     }
     if (c.peers.length > 0 && c.peerId === 0) {

@@ -385,7 +385,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.relay = relay;
     const held = this.heldPool;
     // Notifications come from where the tenant's data lives: its placement's listener.
-    this.channels = transactionMode ? new ClientChannels(() => deps.listeners.hold(held.target, held.database), tenant.id, (message) => this.onNotification(message)) : null;
+    this.channels = transactionMode ? new ClientChannels(() => deps.listeners.hold(held.target, held.tenantDatabase), tenant.id, (message) => this.onNotification(message)) : null;
     const bindingDeps = {
       config: () => deps.config,
       pools: held,

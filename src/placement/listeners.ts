@@ -30,18 +30,21 @@ export class ChannelListeners {
     private readonly log: Logger,
   ) {}
 
-  /** The listener of database `database` on target `target`, held until letGo. */
-  hold(target: string, database: string): HeldListener {
-    const key = `${target}/${database}`;
+  /**
+   * The listener of target `target`, in the tenant database `database` there or (null) in the
+   * target's own database, wherever a reload moves it; held until letGo.
+   */
+  hold(target: string, database: string | null): HeldListener {
+    const key = database === null ? target : `${target}/${database}`;
     let entry = this.entries.get(key);
     if (entry === undefined) {
       const where = (): { spec: TargetSpec; target: BackendTarget } => {
         const spec = this.spec(target);
         if (spec === undefined) throw new Error(`backend target "${target}" is no longer configured`);
-        return { spec, target: { ...spec.target, database } };
+        return { spec, target: database === null ? spec.target : { ...spec.target, database } };
       };
       entry = {
-        listener: new ChannelListener(() => where().target, () => this.options(where().spec), this.log.child({ target, database })),
+        listener: new ChannelListener(() => where().target, () => this.options(where().spec), this.log.child({ target, ...(database === null ? {} : { database }) })),
         holders: 0,
       };
       this.entries.set(key, entry);
@@ -61,7 +64,7 @@ export class ChannelListeners {
     };
   }
 
-  /** Where each listener is open now (`target/database`), for tests and the log. */
+  /** Where each listener is open now (`target`, or `target/database` for a tenant database), for tests and the log. */
   get open(): string[] {
     return [...this.entries.keys()];
   }
@@ -69,7 +72,7 @@ export class ChannelListeners {
   /** A reload changed these targets' settings: their listeners reconnect to where they are now. */
   retarget(targets: readonly string[]): void {
     for (const [key, entry] of this.entries) {
-      if (targets.some((t) => key.startsWith(`${t}/`))) entry.listener.reopen();
+      if (targets.some((t) => key === t || key.startsWith(`${t}/`))) entry.listener.reopen();
     }
   }
 

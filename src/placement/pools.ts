@@ -46,6 +46,8 @@ export interface HeldPool {
   /** Where the tenant is served: its target and the database there. */
   readonly target: string;
   readonly database: string;
+  /** The tenant's own database on the target (database per tenant); null when it lives in the target's database. */
+  readonly tenantDatabase: string | null;
   /** Idempotent. */
   letGo(): void;
 }
@@ -63,6 +65,7 @@ interface Taken {
   entry: TargetPools;
   pool: BackendPool;
   database: string;
+  tenantDatabase: string | null;
   letGo(): void;
 }
 
@@ -129,6 +132,9 @@ export class BackendPools {
       target: placement.target,
       get database(): string {
         return taken.database;
+      },
+      get tenantDatabase(): string | null {
+        return taken.tenantDatabase;
       },
       letGo: () => {
         gone = true;
@@ -220,7 +226,7 @@ export class BackendPools {
     if (entry === undefined) throw new PlacementRefused('unknown_target', tenantId, placement);
     const database = placement.database;
     if (database === null || database === entry.spec.target.database) {
-      return { entry, pool: entry.own, database: entry.spec.target.database, letGo: () => undefined };
+      return { entry, pool: entry.own, database: entry.spec.target.database, tenantDatabase: null, letGo: () => undefined };
     }
     if (this.closed) throw new Error('pools are closing');
     let pool = entry.databases.get(database);
@@ -238,6 +244,7 @@ export class BackendPools {
       entry,
       pool: held,
       database,
+      tenantDatabase: database,
       letGo: () => {
         if (gone) return;
         gone = true;

@@ -142,7 +142,10 @@ describe.each(['session', 'transaction'] as const)('reload of backend targets (%
     const admin = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'ops', database: 'pgfence', password: await proxy.token('acme', { pgfence_admin: true }) });
     admin.on('error', () => undefined);
     await admin.connect();
+    // Transaction pooling: a client listening through eu's shared listener.
+    const listener = mode === 'transaction' ? await proxy.connect('globex') : null;
     try {
+      await listener?.query('LISTEN jobs');
       await client.query('BEGIN');
       expect(await currentDatabase(client)).toBe(eu.name);
       const result = await proxy.running.reload(withBackends({ eu: { url: moved.url } }));
@@ -170,10 +173,21 @@ describe.each(['session', 'transaction'] as const)('reload of backend targets (%
       const fresh = await proxy.connect('globex');
       expect(await currentDatabase(fresh)).toBe(moved.name);
       await fresh.end();
+      if (listener !== null) {
+        // The listener reconnected to where eu is now and listens there again: a NOTIFY sent on the new database reaches the client.
+        await pollUntil('the listener listening on the new database', async () => {
+          const r = await proxy.direct<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'LISTEN "globex.jobs"'`, [moved.name]);
+          return r.rows[0]?.n === 1 ? true : undefined;
+        }, 2_000);
+        const received = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));
+        await withClient(moved.url, (c) => c.query(`NOTIFY "globex.jobs", 'from the new place'`));
+        expect((await received).payload).toBe('from the new place');
+      }
       await pollUntil('no pgfence connection left on the old database', async () => ((await pgfenceConnectionsOn(eu)) === 0 ? true : undefined));
     } finally {
       await admin.end();
       await client.end().catch(() => undefined);
+      await listener?.end();
     }
   });
 });
