@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { liveKey } from '../config/reload.js';
-import { schemaAt } from '../config/reference.js';
+import { isSecretPath, schemaAt } from '../config/reference.js';
 import type { ClientSession } from '../frontend/client-session.js';
 import type { SessionDeps } from '../frontend/session-deps.js';
 import type { BackendPool } from '../pool/pool.js';
@@ -10,8 +10,7 @@ import { placementLabel } from '../placement/placement.js';
 import type { ConsoleDatabase } from './console.js';
 import { livePoolsView, type PlacedPoolView, type PoolsView } from './pool-view.js';
 
-/** Configuration keys whose values the console never shows. */
-const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
+/** What the console shows for the value of a key the schema marks secret (isSecretPath), at any depth: backends.NAME.url too. */
 const MASK = '********';
 
 function flatten(value: unknown, prefix: string, out: Array<[string, unknown]>): void {
@@ -196,7 +195,7 @@ export function consoleContext(parts: {
       const rows: Array<[string, unknown]> = [];
       flatten(deps.config, '', rows);
       return rows.map(([key, value]) => {
-        const secret = SECRET_KEYS.has(key) || key.startsWith('jwt.jwk.');
+        const secret = isSecretPath(key.split('.'));
         return {
           key,
           value: secret ? MASK : shown(value),

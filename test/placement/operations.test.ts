@@ -82,6 +82,19 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
     }
   });
 
+  it("SHOW CONFIG masks a target's URL (it carries the password) as it masks backend.url", async () => {
+    const admin = await consoleClient();
+    try {
+      const rows = (await admin.query<{ key: string; value: string; changeable: string }>('SHOW CONFIG')).rows;
+      expect(rows.find((r) => r.key === 'backends.eu.url')).toMatchObject({ value: '********', changeable: 'yes' });
+      expect(rows.find((r) => r.key === 'backend.url')).toMatchObject({ value: '********', changeable: 'no' });
+      expect(rows.find((r) => r.key === 'backends.eu.pool.size')).toMatchObject({ value: '2', changeable: 'yes' });
+      expect(JSON.stringify(rows)).not.toContain(eu.url);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('labels the pool metrics with the target of each pool', async () => {
     const acme = await proxy.connect('acme');
     const globex = await proxy.connect('globex');
