@@ -9,34 +9,11 @@ import { createTestDatabase, type TestDatabase, withClient } from '../support/db
 import { pollUntil } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { SEED_SQL } from '../support/seed.js';
+import { connectRefusal as refusalOf, currentDatabase, type Refusal, sessionEnd } from './support.js';
 
-type Refusal = { code?: string; message?: string };
-
-/** The error a connect is refused with; throws if the tenant is served. */
+/** The error `tenant`'s connect is refused with; throws if it is served. */
 async function connectRefusal(proxy: TestProxy, tenant: string): Promise<Refusal> {
-  const client = new pg.Client(await proxy.clientConfig(tenant));
-  client.on('error', () => undefined);
-  const error = await client.connect().then(
-    () => null,
-    (e: unknown) => e as Refusal,
-  );
-  await client.end().catch(() => undefined);
-  if (error === null) throw new Error(`tenant ${tenant} was served`);
-  return error;
-}
-
-/** The FATAL a connected client is told when pgfence ends its session, once the connection has ended. */
-function sessionEnd(client: pg.Client): Promise<Refusal> {
-  return new Promise((resolve) => {
-    // pg reports the FATAL, then "Connection terminated unexpectedly": the first is pgfence's word.
-    let error: Refusal | null = null;
-    client.on('error', (e: Refusal) => (error ??= e));
-    client.once('end', () => resolve(error ?? {}));
-  });
-}
-
-async function currentDatabase(client: pg.Client): Promise<string> {
-  return (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]?.db as string;
+  return refusalOf(await proxy.clientConfig(tenant));
 }
 
 /**
@@ -75,8 +52,9 @@ describe.each(['session', 'transaction'] as const)('reload of backend targets (%
 
   const euPools = (): Array<{ retiring: boolean }> => proxy.running.pools.all().filter((p) => p.target === 'eu');
 
+  /** Server connections to `db` (the test's own connection is to the default target's database): pgfence's alone. */
   async function pgfenceConnectionsOn(db: TestDatabase): Promise<number> {
-    const r = await proxy.direct<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgfence'", [db.name]);
+    const r = await proxy.direct<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [db.name]);
     return r.rows[0]?.n ?? 0;
   }
 
@@ -108,6 +86,7 @@ describe.each(['session', 'transaction'] as const)('reload of backend targets (%
       await idle.query('SELECT 1');
       await busy.query('BEGIN');
       await busy.query(`INSERT INTO items (note) VALUES ('before the reload')`);
+      expect(await pgfenceConnectionsOn(eu)).toBeGreaterThanOrEqual(1);
 
       const result = await proxy.running.reload(withBackends(undefined));
       expect(result.applied).toContain('backends.eu.url');
@@ -148,6 +127,7 @@ describe.each(['session', 'transaction'] as const)('reload of backend targets (%
       await listener?.query('LISTEN jobs');
       await client.query('BEGIN');
       expect(await currentDatabase(client)).toBe(eu.name);
+      expect(await pgfenceConnectionsOn(eu)).toBeGreaterThanOrEqual(1);
       const result = await proxy.running.reload(withBackends({ eu: { url: moved.url } }));
       expect(result.applied).toContain('backends.eu.url');
       // The old pool drains beside the new one; SHOW DATABASES shows it disabled.
