@@ -13,17 +13,22 @@ import { SEED_SQL } from '../support/seed.js';
  */
 describe.each(['session', 'transaction'] as const)('console and metrics over two targets (%s pooling)', (mode) => {
   let eu: TestDatabase;
+  let own: TestDatabase;
   let proxy: TestProxy;
   let defaultDb: string;
 
   beforeAll(async () => {
     eu = await createTestDatabase('ops_eu');
     await withClient(eu.url, (c) => c.query(SEED_SQL));
+    own = await createTestDatabase('ops_own');
+    await withClient(own.url, (c) => c.query('CREATE SCHEMA app; CREATE TABLE app.items (id int)'));
     proxy = await startTestProxy({
       pool: { mode, size: 3, acquireTimeoutMs: 5_000 },
       admin: { enabled: true, port: 0 },
       backends: { eu: { url: eu.url, pool: { size: 2 } } },
-      tenancy: { tenants: [{ id: 'acme' }, { id: 'globex', placement: { target: 'eu' } }] },
+      tenancy: {
+        tenants: [{ id: 'acme' }, { id: 'globex', placement: { target: 'eu' } }, { id: 'hooli', placement: { target: 'eu', database: own.name, schema: 'app' } }],
+      },
     });
     defaultDb = new URL(proxy.directUrl).pathname.slice(1);
   });
@@ -31,6 +36,7 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
   afterAll(async () => {
     await proxy?.close();
     await eu?.drop();
+    await own?.drop();
   });
 
   async function consoleClient(): Promise<pg.Client> {
@@ -45,13 +51,15 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
     return parseExposition(await res.text());
   }
 
-  it('SHOW POOLS: each tenant under the pool of its target, with the target last; SHOW DATABASES: a row per target', async () => {
+  it('SHOW POOLS: each tenant under the pool of its target, with the target last; SHOW DATABASES: a row per target and tenant database', async () => {
     const acme = await proxy.connect('acme');
     const globex = await proxy.connect('globex');
+    const hooli = await proxy.connect('hooli');
     const admin = await consoleClient();
     try {
       await acme.query('SELECT 1');
       await globex.query('SELECT 1');
+      await hooli.query('SELECT count(*) FROM items');
       const pools = await admin.query('SHOW POOLS');
       const names = pools.fields.map((f) => f.name);
       // PgBouncer's columns first, in its order; pgfence's own last.
@@ -59,10 +67,16 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
       expect(names.slice(-3)).toEqual(['load_balance_hosts', 'tenant', 'target']);
       expect(pools.rows.find((r) => r.tenant === 'acme')).toMatchObject({ target: 'default', database: defaultDb, cl_active: 1 });
       expect(pools.rows.find((r) => r.tenant === 'globex')).toMatchObject({ target: 'eu', database: eu.name, cl_active: 1 });
+      // hooli's own database on eu is a pool of its own.
+      expect(pools.rows.find((r) => r.tenant === 'hooli')).toMatchObject({ target: 'eu', database: own.name, cl_active: 1 });
       // One shared row (tenant NULL) per pool.
-      expect(pools.rows.filter((r) => r.tenant === null).map((r) => r.target)).toEqual(['default', 'eu']);
-      // No tenant is counted under the other target.
-      expect(pools.rows.filter((r) => r.target === 'eu').map((r) => r.tenant)).toEqual(['globex', null]);
+      expect(pools.rows.filter((r) => r.tenant === null).map((r) => [r.target, r.database])).toEqual([
+        ['default', defaultDb],
+        ['eu', eu.name],
+        ['eu', own.name],
+      ]);
+      // No tenant is counted under another pool.
+      expect(pools.rows.filter((r) => r.target === 'eu' && r.database === eu.name).map((r) => r.tenant)).toEqual(['globex', null]);
 
       const databases = await admin.query('SHOW DATABASES');
       expect(databases.fields.map((f) => f.name).slice(-2)).toEqual(['max_per_tenant', 'target']);
@@ -70,15 +84,18 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
       expect(databases.rows).toEqual([
         expect.objectContaining({ name: 'default', database: defaultDb, pool_size: 3, current_client_connections: 1, target: 'default', disabled: 0 }),
         expect.objectContaining({ name: 'eu', host: euUrl.hostname, port: Number(euUrl.port), database: eu.name, pool_size: 2, current_client_connections: 1, target: 'eu' }),
+        // A tenant database's pool: pool.databaseSize backends (default 5).
+        expect.objectContaining({ name: `eu/${own.name}`, database: own.name, pool_size: 5, current_client_connections: 1, target: 'eu' }),
         expect.objectContaining({ name: 'pgfence', database: 'pgfence', target: null }),
       ]);
       const lists = await admin.query('SHOW LISTS');
-      expect(lists.rows.find((r) => r.list === 'databases')?.items).toBe(3);
+      expect(lists.rows.find((r) => r.list === 'databases')?.items).toBe(4);
       expect(lists.rows.find((r) => r.list === 'pools')?.items).toBe(pools.rows.length);
     } finally {
       await admin.end();
       await acme.end();
       await globex.end();
+      await hooli.end();
     }
   });
 
@@ -137,9 +154,11 @@ describe.each(['session', 'transaction'] as const)('console and metrics over two
       });
       expect(ran).toEqual([]);
       const databases = (await admin.query('SHOW DATABASES')).rows;
-      expect(databases.filter((r) => r.target !== null).map((r) => [r.target, r.paused])).toEqual([
+      // Every pool is paused: each target's own, and the tenant database's.
+      expect(databases.filter((r) => r.target !== null).map((r) => [r.name, r.paused])).toEqual([
         ['default', 1],
         ['eu', 1],
+        [`eu/${own.name}`, 1],
       ]);
       await admin.query('RESUME');
       expect((await heldAcme).rows).toEqual([{ n: 1 }]);
