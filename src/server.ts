@@ -1,13 +1,12 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { type AdminServer, livePoolView, Metrics, startAdminServer } from './admin/index.js';
+import { type AdminServer, livePoolsView, Metrics, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { Readiness, type ReadinessVerdict } from './admin/readiness.js';
 import { BackendConnection } from './backend/connection.js';
-import { ChannelListener } from './backend/listener.js';
 import { AuthThrottle } from './frontend/auth-throttle.js';
 import { cancelRegistry, type WorkerHooks } from './cluster/hooks.js';
 import { sharedPoolOptions } from './cluster/shares.js';
@@ -19,6 +18,7 @@ import type { SessionDeps } from './frontend/session-deps.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import type { BackendPool, PoolOptions } from './pool/pool.js';
+import { ChannelListeners } from './placement/listeners.js';
 import { BackendPools } from './placement/pools.js';
 import { targetReadiness, unreachableTargets } from './placement/reachability.js';
 import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
@@ -109,7 +109,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
       Date.now,
       worker === undefined ? undefined : (key) => worker.loginFailed(key),
     ),
-    listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
+    listeners: new ChannelListeners((name) => pools.spec(name), (spec) => spec.pool, log.child({ component: 'listener' })),
     log,
     metrics,
     console: null,
@@ -138,7 +138,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let closing: Promise<void> | null = null;
   metrics.setSources({
-    pools: () => livePoolView(sessions, pool, deps.config.pool.healthCheckAfterIdleMs),
+    pools: () => livePoolsView(sessions, pools.all(), deps.config.pool.healthCheckAfterIdleMs),
   });
   // PgBouncer's stats_period: SHOW STATS's averages cover the last minute.
   metrics.rollStatsPeriod();
@@ -183,7 +183,12 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pools.reconfigure(effective);
+    const targets = pools.reconfigure(effective);
+    deps.listeners.retarget(targets.replaced);
+    // Tenants of a removed target are refused from now on (08004); their sessions end after their transaction.
+    const removed = new Set(targets.removed);
+    for (const session of sessions) if (session.target !== null && removed.has(session.target)) session.targetRemoved();
+    if (targets.opened.length + targets.replaced.length + targets.removed.length > 0) log.info(targets, 'backend targets reloaded');
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -221,7 +226,6 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const local = consoleContext({
     deps,
     sessions,
-    pool,
     target: { host: target.host, port: target.port, database: target.database, user: target.user },
     listenPort: address.port,
     shutdown: () => {
@@ -264,7 +268,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         await stopped;
         await admin?.close();
         await pools.close();
-        await deps.listener.close();
+        await deps.listeners.close();
         await controlEvents?.close();
         await deps.tenants.close();
         log.info('pgfence stopped');

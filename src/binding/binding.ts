@@ -34,9 +34,14 @@ export interface BindingHost {
   violation(what: string): void;
 }
 
+/** Where a binding takes backends from: read at every acquire (a reload may replace the tenant's pool). */
+export interface PoolSource {
+  readonly pool: BackendPool;
+}
+
 export interface BindingDeps {
   config: () => Config;
-  pool: BackendPool;
+  pools: PoolSource;
   tenant: Tenant;
   fence: TenantFence;
   settings: ClientSettings;
@@ -53,6 +58,8 @@ export interface BindingDeps {
  */
 export abstract class Binding {
   protected searchPath: string | undefined;
+  /** The pool the bound backend came from, which takes it back (null while none is bound). */
+  private from: BackendPool | null = null;
 
   constructor(protected readonly deps: BindingDeps) {}
 
@@ -69,6 +76,11 @@ export abstract class Binding {
   abstract close(reusable: boolean): void;
   /** Waiting for a backend to be free. */
   abstract get waiting(): boolean;
+
+  /** The pool of the bound backend; null while none is bound. */
+  get boundPool(): BackendPool | null {
+    return this.from;
+  }
 
   /** Not inside a transaction, a batch or a wait: shutdown may end the client now. */
   get betweenTransactions(): boolean {
@@ -97,7 +109,8 @@ export abstract class Binding {
    * still runs on it.
    */
   private async acquireOnce(): Promise<BackendConnection | null> {
-    const { pool, tenant, settings, relay, host } = this.deps;
+    const { tenant, settings, relay, host } = this.deps;
+    const pool = this.deps.pools.pool;
     const backend = await pool.acquire(tenant.id);
     if (!backend.holdsPin(tenant.id, settings.key) && !host.closed) {
       const config = this.deps.config();
@@ -114,6 +127,7 @@ export abstract class Binding {
       return null;
     }
     backend.bind(relay);
+    this.from = pool;
     this.attach(backend);
     this.checkPin(backend);
     return backend;
@@ -121,10 +135,12 @@ export abstract class Binding {
 
   /** Transaction pooling, common case: an idle backend already pinned for this client, taken at once. */
   protected acquirePinnedNow(): BackendConnection | null {
-    const { pool, tenant, settings, relay } = this.deps;
+    const { tenant, settings, relay } = this.deps;
+    const pool = this.deps.pools.pool;
     const backend = pool.tryAcquirePinned(tenant.id, (b) => b.holdsPin(tenant.id, settings.key));
     if (backend === null) return null;
     backend.bind(relay);
+    this.from = pool;
     this.attach(backend);
     this.checkPin(backend);
     return backend;
@@ -178,8 +194,10 @@ export abstract class Binding {
    */
   protected giveBack(reusable: boolean, reset: boolean): void {
     const backend = this.deps.relay.detach();
-    if (backend === null) return;
-    this.deps.pool.release(backend, { reusable, reset, repin: reset && reusable ? this.repinSpec() : undefined });
+    const pool = this.from;
+    this.from = null;
+    if (backend === null || pool === null) return;
+    pool.release(backend, { reusable, reset, repin: reset && reusable ? this.repinSpec() : undefined });
   }
 
   private repin: { spec: RepinSpec; config: Config } | null = null;

@@ -486,6 +486,18 @@ export const configSchema = z
     if (typeof c.workers === 'number' && c.workers > 1 && c.pool.maxPerTenant > 0 && c.workers > c.pool.maxPerTenant) {
       ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.maxPerTenant ${c.pool.maxPerTenant}: each worker needs a share of at least one backend per tenant` });
     }
+    if (typeof c.workers === 'number' && c.workers > 1) {
+      for (const [name, target] of Object.entries(c.backends ?? {})) {
+        const size = target.pool?.size;
+        if (size !== undefined && c.workers > size) {
+          ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.size ${size}: each worker needs at least one backend` });
+        }
+        const cap = target.pool?.maxPerTenant;
+        if (cap !== undefined && cap > 0 && c.workers > cap) {
+          ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.maxPerTenant ${cap}: each worker needs a share of at least one backend per tenant` });
+        }
+      }
+    }
     if (c.peers.length > 0 && c.peerId === 0) {
       ctx.addIssue({ code: 'custom', path: ['peerId'], message: 'required (1..16383) when peers are listed' });
     }

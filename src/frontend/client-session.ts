@@ -14,7 +14,10 @@ import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '..
 import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
+import { PlacementRefused } from '../placement/errors.js';
+import { DEFAULT_TARGET } from '../placement/placement.js';
 import type { HeldPool } from '../placement/pools.js';
+import type { BackendPool } from '../pool/pool.js';
 import type { Tenant } from '../tenancy/index.js';
 import { ClientChannels } from '../relay/client-channels.js';
 import { clientNotification } from './channels.js';
@@ -64,6 +67,8 @@ export class ClientSession implements RelayHost, BindingHost {
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
   private held: FramedMessage[] | null = null;
   private draining = false;
+  /** What a drained session is told when it ends (shutdown, or its target removed by a reload). */
+  private drainFields: build.ErrorFields = clientErrors.shuttingDown();
   private readonly connectedAt = new Date();
   /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
   private traffic: Traffic;
@@ -113,10 +118,36 @@ export class ClientSession implements RelayHost, BindingHost {
     this.fail(fields);
   }
 
-  /** Shutdown: end the session as soon as it is between transactions (at once if it is now). */
-  drain(): void {
+  /**
+   * End the session as soon as it is between transactions (at once if it is now), with `fields`:
+   * shutdown, or a reload that removed the tenant's backend target.
+   */
+  drain(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
     this.draining = true;
-    if (this.betweenTransactions()) this.terminate();
+    this.drainFields = fields;
+    if (this.betweenTransactions()) this.terminate(fields);
+  }
+
+  /**
+   * A reload removed the backend target of this session's tenant: the session ends once its
+   * transaction is over, refused as a fresh connect is (08004, unknown target).
+   */
+  targetRemoved(): void {
+    const tenant = this.tenant;
+    if (tenant === null) return;
+    const refused = new PlacementRefused('unknown_target', tenant.id, tenant.placement ?? { target: DEFAULT_TARGET, database: null });
+    this.log.warn({ target: refused.placement.target }, 'backend target removed by a reload; ending the session after its transaction');
+    this.drain(clientErrors.placementRefused(refused.sqlstate, refused.message, refused.detail));
+  }
+
+  /** The backend target the session's tenant is served from; null before login and in the console. */
+  get target(): string | null {
+    return this.heldPool?.target ?? null;
+  }
+
+  /** The pool this session takes its backends from now (the bound backend's, else its placement's); null before login. */
+  get pool(): BackendPool | null {
+    return this.binding?.boundPool ?? this.heldPool?.current ?? null;
   }
 
   private betweenTransactions(): boolean {
@@ -352,11 +383,12 @@ export class ClientSession implements RelayHost, BindingHost {
       repinSql: () => pinSql(deps.config.tenancy, tenant, who.settings),
     });
     this.relay = relay;
-    const listener = transactionMode ? deps.listener : null;
-    this.channels = listener === null ? null : new ClientChannels(listener, tenant.id, (message) => this.onNotification(message));
+    const held = this.heldPool;
+    // Notifications come from where the tenant's data lives: its placement's listener.
+    this.channels = transactionMode ? new ClientChannels(() => deps.listeners.hold(held.target, held.tenantDatabase), tenant.id, (message) => this.onNotification(message)) : null;
     const bindingDeps = {
       config: () => deps.config,
-      pool: this.heldPool.pool,
+      pools: held,
       tenant,
       fence: who.fence,
       settings: new ClientSettings(who.settings),
@@ -448,7 +480,7 @@ export class ClientSession implements RelayHost, BindingHost {
   private afterServerBatch(out: readonly Buffer[]): void {
     this.writeClient(out);
     if (this.heldNotifications.length > 0 && this.binding?.betweenTransactions === true) this.writeClient(this.heldNotifications.splice(0));
-    if (this.draining && this.betweenTransactions()) this.terminate();
+    if (this.draining && this.betweenTransactions()) this.terminate(this.drainFields);
   }
 
   onBackendLost(error: Error | undefined): void {

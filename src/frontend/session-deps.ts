@@ -10,7 +10,7 @@ import type { BackendPools } from '../placement/pools.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { CancelRegistry } from './cancel-registry.js';
-import type { ChannelListener } from '../backend/listener.js';
+import type { ChannelListeners } from '../placement/listeners.js';
 
 /** What every client session reads; a reload replaces fields, reaching new connections and transactions. */
 export interface SessionDeps {
@@ -30,7 +30,7 @@ export interface SessionDeps {
   cancels: CancelRegistry;
   /** Holds the error replies of addresses that keep failing to authenticate. */
   authThrottle: AuthThrottle;
-  /** Transaction pooling's LISTEN: one server connection that listens for every client. */
-  listener: ChannelListener;
+  /** Transaction pooling's LISTEN: one server connection per placement in use, listening for every client there. */
+  listeners: ChannelListeners;
   log: Logger;
 }

@@ -1,5 +1,6 @@
-import type { ChannelListener, Notification } from '../backend/listener.js';
+import type { Notification } from '../backend/listener.js';
 import { serverChannel } from '../frontend/channels.js';
+import type { HeldListener } from '../placement/listeners.js';
 
 /** A LISTEN or UNLISTEN of the client (channel null: UNLISTEN *), applied when its transaction commits. */
 export interface ChannelChange {
@@ -8,15 +9,18 @@ export interface ChannelChange {
 }
 
 /**
- * The channels one client listens on in transaction pooling, through the shared listener
- * connection: the client's own names, mapped to the tenant's private server channels.
+ * The channels one client listens on in transaction pooling, through the shared listener of its
+ * tenant's placement (held from its first channel to its last): the client's own names, mapped
+ * to the tenant's private server channels.
  */
 export class ClientChannels {
   private readonly listening = new Set<string>();
   private readonly handler: (notification: Notification) => void;
+  private held: HeldListener | null = null;
 
   constructor(
-    private readonly listener: ChannelListener,
+    /** The listener where the tenant's data lives (src/placement/listeners.ts). */
+    private readonly hold: () => HeldListener,
     private readonly tenantId: string,
     deliver: (message: Buffer) => void,
   ) {
@@ -33,10 +37,12 @@ export class ClientChannels {
       }
       const channel = serverChannel(this.tenantId, change.channel);
       if (change.listen && !this.listening.has(channel)) {
+        this.held ??= this.hold();
         this.listening.add(channel);
-        commands.push(this.listener.subscribe(channel, this.handler));
+        commands.push(this.held.listener.subscribe(channel, this.handler));
       } else if (!change.listen && this.listening.delete(channel)) {
-        this.listener.unsubscribe(channel, this.handler);
+        this.held?.listener.unsubscribe(channel, this.handler);
+        if (this.listening.size === 0) this.letGo();
       }
     }
     return Promise.all(commands).then(() => undefined);
@@ -44,7 +50,13 @@ export class ClientChannels {
 
   /** UNLISTEN *, or the client is gone. */
   clear(): void {
-    for (const channel of this.listening) this.listener.unsubscribe(channel, this.handler);
+    for (const channel of this.listening) this.held?.listener.unsubscribe(channel, this.handler);
     this.listening.clear();
+    this.letGo();
+  }
+
+  private letGo(): void {
+    this.held?.letGo();
+    this.held = null;
   }
 }

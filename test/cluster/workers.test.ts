@@ -153,7 +153,7 @@ describe('workers: 2', () => {
     const accepted = valueOf(metrics, 'pgfence_client_connections_total', { result: 'accepted' }) ?? 0;
     // Every client of this file so far, of both workers, the console included.
     expect(accepted).toBe(opened.length);
-    expect(valueOf(metrics, 'pgfence_pools_client_active_connections', { tenant: 'umbrella' })).toBe(umbrellaClients.length);
+    expect(valueOf(metrics, 'pgfence_pools_client_active_connections', { tenant: 'umbrella', target: 'default' })).toBe(umbrellaClients.length);
     expect(valueOf(metrics, 'pgfence_workers')).toBe(2);
 
     const killed = await console.query('KILL TENANT umbrella');
