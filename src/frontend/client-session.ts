@@ -15,6 +15,7 @@ import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
 import type { HeldPool } from '../placement/pools.js';
+import { placementLabel } from '../placement/placement.js';
 import type { Tenant } from '../tenancy/index.js';
 import { ClientChannels } from '../relay/client-channels.js';
 import { clientNotification } from './channels.js';
@@ -64,6 +65,8 @@ export class ClientSession implements RelayHost, BindingHost {
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
   private held: FramedMessage[] | null = null;
   private draining = false;
+  /** What a draining session is ended with once between transactions. */
+  private drainError: build.ErrorFields | undefined;
   private readonly connectedAt = new Date();
   /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
   private traffic: Traffic;
@@ -113,10 +116,43 @@ export class ClientSession implements RelayHost, BindingHost {
     this.fail(fields);
   }
 
-  /** Shutdown: end the session as soon as it is between transactions (at once if it is now). */
-  drain(): void {
+  /** Shutdown (or a move): end the session as soon as it is between transactions (at once if it is now). */
+  drain(fields?: build.ErrorFields): void {
     this.draining = true;
-    if (this.betweenTransactions()) this.terminate();
+    this.drainError ??= fields;
+    if (this.betweenTransactions()) this.terminate(this.drainError);
+  }
+
+  /** Holds a backend, or is taking one: a tenant's move waits until none of its sessions does. */
+  get holdsBackend(): boolean {
+    return this.binding?.holdsBackend === true;
+  }
+
+  /**
+   * After the tenant's pause for a move: where it lives now. A transaction-pooling session
+   * between transactions follows it (its next transaction takes a backend there); a session
+   * bound to a server of the old placement (session pooling, or in a transaction) ends.
+   */
+  rehome(tenant: Tenant): void {
+    const current = this.tenant;
+    if (current === null || this.closed) return;
+    const label = (t: Tenant): string => (t.placement === undefined ? 'default' : placementLabel(t.placement));
+    if (label(current) === label(tenant)) return;
+    if (this.step !== 'ready' || this.deps.config.pool.mode !== 'transaction' || this.holdsBackend) {
+      this.terminate(clientErrors.tenantMoved(tenant.id));
+      return;
+    }
+    let next: HeldPool;
+    try {
+      next = this.deps.pools.forTenant(tenant);
+    } catch (error) {
+      this.refuse(error, false);
+      return;
+    }
+    this.heldPool?.letGo();
+    this.heldPool = next;
+    this.tenant = tenant;
+    this.log.info({ from: label(current), to: label(tenant) }, 'session follows its tenant to its new placement');
   }
 
   private betweenTransactions(): boolean {
@@ -316,7 +352,13 @@ export class ClientSession implements RelayHost, BindingHost {
 
   private async openTenantSession(who: Authenticated & { kind: 'tenant' }): Promise<void> {
     const { deps } = this;
-    const tenant = who.tenant;
+    let tenant = who.tenant;
+    // Paused for a move: the connection waits, then is served where the tenant lives by then.
+    for (let gate = deps.pauses?.whenServed(tenant.id) ?? null; gate !== null; gate = deps.pauses?.whenServed(tenant.id) ?? null) {
+      await gate;
+      if (this.closed) return;
+      tenant = await deps.tenants.resolve(tenant.id);
+    }
     this.tenant = tenant;
     this.heldPool = deps.pools.forTenant(tenant);
     this.user = who.user;
@@ -356,8 +398,14 @@ export class ClientSession implements RelayHost, BindingHost {
     this.channels = listener === null ? null : new ClientChannels(listener, tenant.id, (message) => this.onNotification(message));
     const bindingDeps = {
       config: () => deps.config,
-      pool: this.heldPool.pool,
-      tenant,
+      // Read per transaction: a move points the session to its tenant's new placement (rehome).
+      get pool() {
+        return (session.heldPool as HeldPool).pool;
+      },
+      get tenant() {
+        return session.tenant as Tenant;
+      },
+      paused: () => deps.pauses?.whenServed(tenant.id) ?? null,
       fence: who.fence,
       settings: new ClientSettings(who.settings),
       relay,
@@ -448,7 +496,7 @@ export class ClientSession implements RelayHost, BindingHost {
   private afterServerBatch(out: readonly Buffer[]): void {
     this.writeClient(out);
     if (this.heldNotifications.length > 0 && this.binding?.betweenTransactions === true) this.writeClient(this.heldNotifications.splice(0));
-    if (this.draining && this.betweenTransactions()) this.terminate();
+    if (this.draining && this.betweenTransactions()) this.terminate(this.drainError);
   }
 
   onBackendLost(error: Error | undefined): void {
