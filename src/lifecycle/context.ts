@@ -83,6 +83,12 @@ export function lifecycleContext(config: Config, log: Logger): LifecycleContext 
   }
 }
 
+/** How the provisioner logs in where a placement is (for pg_dump and pg_restore, which take libpq's settings). */
+export function provisionerTarget(ctx: LifecycleContext, placement: Placement): ResolvedBackendTarget {
+  const at = placement.target === DEFAULT_TARGET ? ctx.provisioner : otherTarget(ctx.config, placement, ctx.control);
+  return placement.database === null ? at : { ...at, database: placement.database };
+}
+
 /** A target of backends as the provisioner logs in there (its database is the target's). */
 function otherTarget(config: Config, placement: Placement, control: ControlConfig): ResolvedBackendTarget {
   const entry = config.backends?.[placement.target];
