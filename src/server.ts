@@ -43,6 +43,8 @@ export interface RunningPgfence {
   reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Disconnects every client of a tenant; returns how many. */
   killTenant(tenantId: string): number;
+  /** Tenants paused here for a move (`pgfence tenant move`), until it resumes them. */
+  pausedTenants(): string[];
   /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
   readonly shutdownRequested: Promise<void>;
   /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
@@ -279,6 +281,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     reload,
     killTenant,
+    pausedTenants: () => pauses?.pausedTenants ?? [],
     shutdownRequested,
     close() {
       closing ??= (async () => {

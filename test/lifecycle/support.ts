@@ -60,7 +60,12 @@ function collector(): { stream: PassThrough; text: () => string } {
  * (owner of nothing) and a provisioner (CREATE on the database, member of the service role, CREATE
  * on public for the shared chain), a config file with tenancy.control, and a migrations directory.
  */
-export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = {}, serverUrl = getPgUrl()): Promise<LifecycleSetup> {
+export async function setUpLifecycle(
+  tenancy: Partial<ConfigInput['tenancy']> = {},
+  serverUrl = getPgUrl(),
+  /** More top-level configuration keys (backends, pool...), given the roles made here. */
+  more: (roles: { serviceRole: string; provisioner: string; password: string }) => Record<string, unknown> = () => ({}),
+): Promise<LifecycleSetup> {
   const db = await createTestDatabase('lifecycle', { serverUrl });
   const suffix = randomBytes(4).toString('hex');
   const serviceRole = `svc_${suffix}`;
@@ -85,6 +90,7 @@ export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = 
     tenancy: { control: { schema: 'pgfence', provisioner: { user: provisioner, password } }, ...tenancy },
     pool: { size: 4, acquireTimeoutMs: 5_000 },
     log: { level: 'info' },
+    ...more({ serviceRole, provisioner, password }),
   };
   const configFile = path.join(workDir, 'pgfence.yaml');
   const text = stringify(raw);
