@@ -1,9 +1,5 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { ResolvedBackendTarget } from '../config/load.js';
 import { DEFAULT_TARGET, type Placement, placementFromRow, placementLabel } from '../placement/placement.js';
@@ -16,8 +12,7 @@ import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleErr
 import { findPgDump, type FoundTool, toolVersion } from './dump.js';
 import { type ActionResult, requireControl, tenantRow, withAudit } from './tenants.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
-
-const run = promisify(execFile);
+import { pipeTools } from './tool-pipe.js';
 
 /** How often the mover renews the pause, and how long a proxy keeps one nobody renews. */
 const RENEW_MS = 1_000;
@@ -25,6 +20,7 @@ const LEASE_MS = 10_000;
 /** How often the listening proxies are counted again while acknowledgements are awaited. */
 const RECOUNT_MS = 100;
 const APPLICATION = 'pgfence-move';
+const COPY_TIMEOUT_MS = 60 * 60_000;
 
 export interface MoveOptions {
   /** `TARGET` or `TARGET/DATABASE`. */
@@ -40,8 +36,8 @@ export interface MoveOptions {
 /** Milliseconds each phase took; `paused` is from the first pause announcement to the resume's commit. */
 export interface MovePhases {
   pause: number;
-  dump: number;
-  restore: number;
+  /** pg_dump piped into pg_restore. */
+  copy: number;
   verify: number;
   flip: number;
   paused: number;
@@ -73,15 +69,6 @@ function toolEnv(target: ResolvedBackendTarget): NodeJS.ProcessEnv {
     ...(target.password === undefined ? {} : { PGPASSWORD: target.password }),
     ...(target.sslRootCert === undefined || target.sslRootCert.includes('-----BEGIN') ? {} : { PGSSLROOTCERT: target.sslRootCert }),
   };
-}
-
-async function runTool(tool: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
-  try {
-    await run(tool, args, { env, timeout: 60 * 60_000, maxBuffer: 16 * 1024 * 1024 });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new LifecycleError('failed', `${what} failed: ${stderr !== undefined && stderr !== '' ? stderr : errorMessage(error)}`);
-  }
 }
 
 async function serverMajor(client: pg.Client): Promise<number> {
@@ -245,7 +232,6 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         throw new LifecycleError('failed', `cannot reach ${placementLabel(placement)}: ${errorMessage(error)}`);
       }
     };
-    const work = await mkdtemp(path.join(os.tmpdir(), 'pgfence-move-'));
     try {
       const source = await connect(from, APPLICATION);
       const target = await connect(to, APPLICATION);
@@ -275,16 +261,15 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         const before = await pause.confirm(pausedAt + pauseTimeoutMs);
         phases.pause = Date.now() - pausedAt;
 
+        // Restored while it is dumped, in one transaction: a failure leaves nothing there.
         let at = Date.now();
-        const file = path.join(work, `${id}.dump`);
-        await runTool(pgDump.path, [`--schema=${quoteIdent(schema)}`, '--format=custom', `--file=${file}`, '--no-subscriptions', '--no-password'], toolEnv(provisionerTarget(ctx, from)), 'pg_dump');
-        phases.dump = Date.now() - at;
-        detail['dumpBytes'] = (await stat(file)).size;
-
-        at = Date.now();
         copied = true;
-        await runTool(pgRestore.path, ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${provisionerTarget(ctx, to).database}`, '--no-password', file], toolEnv(provisionerTarget(ctx, to)), 'pg_restore');
-        phases.restore = Date.now() - at;
+        detail['copiedBytes'] = await pipeTools(
+          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(provisionerTarget(ctx, from)) },
+          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${provisionerTarget(ctx, to).database}`, '--no-password'], env: toolEnv(provisionerTarget(ctx, to)) },
+          COPY_TIMEOUT_MS,
+        );
+        phases.copy = Date.now() - at;
 
         at = Date.now();
         const [expected, restored] = [await rowCounts(source, schema), await rowCounts(target, schema)];
@@ -339,13 +324,12 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         action: 'move',
         tenant: id,
         outcome: 'ok',
-        message: `tenant "${id}" moved from ${placementLabel(from)} to ${placementLabel(to)} (paused ${phases.paused} ms: dump ${phases.dump} ms, restore ${phases.restore} ms, verify ${phases.verify} ms); the source schema on ${placementLabel(from)} is ${sourceFate}`,
+        message: `tenant "${id}" moved from ${placementLabel(from)} to ${placementLabel(to)} (paused ${phases.paused} ms: pause confirmed in ${phases.pause} ms, copy ${phases.copy} ms, verify ${phases.verify} ms, flip ${phases.flip} ms); the source schema on ${placementLabel(from)} is ${sourceFate}`,
         data: { ...detail, phasesMs: phases, source: sourceFate },
       };
     } finally {
       await control.query(`SELECT pg_catalog.pg_advisory_unlock(${key.sql})`, key.params).catch(() => undefined);
       for (const client of open) await client.end().catch(() => undefined);
-      await rm(work, { recursive: true, force: true });
     }
   });
 }
