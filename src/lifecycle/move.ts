@@ -272,7 +272,7 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         phases.copy = Date.now() - at;
 
         at = Date.now();
-        const [expected, restored] = [await rowCounts(source, schema), await rowCounts(target, schema)];
+        const [expected, restored] = await Promise.all([rowCounts(source, schema), rowCounts(target, schema)]);
         if (JSON.stringify(expected) !== JSON.stringify(restored)) {
           throw new LifecycleError('failed', `the copy on ${placementLabel(to)} does not match the source (row counts per table differ)`, { source: expected, copy: restored });
         }
