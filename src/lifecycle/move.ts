@@ -254,7 +254,7 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
       const pause = new PauseRound(ctx, control, acks, id, randomBytes(8).toString('hex'));
       const phases: Partial<MovePhases> = {};
       const pausedAt = Date.now();
-      let copied = false;
+      let copy: Copy = 'none';
       let flipped = false;
       try {
         await pause.start();
@@ -263,18 +263,19 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
 
         // Restored while it is dumped, in one transaction: a failure leaves nothing there.
         let at = Date.now();
-        copied = true;
+        copy = 'attempted';
         detail['copiedBytes'] = await pipeTools(
           { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(provisionerTarget(ctx, from)) },
           { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${provisionerTarget(ctx, to).database}`, '--no-password'], env: toolEnv(provisionerTarget(ctx, to)) },
           COPY_TIMEOUT_MS,
         );
+        copy = 'restored';
         phases.copy = Date.now() - at;
 
         at = Date.now();
         const [expected, restored] = await Promise.all([rowCounts(source, schema), rowCounts(target, schema)]);
         if (JSON.stringify(expected) !== JSON.stringify(restored)) {
-          throw new LifecycleError('failed', `the copy on ${placementLabel(to)} does not match the source (row counts per table differ)`, { source: expected, copy: restored });
+          throw new LifecycleError('failed', `the copy on ${placementLabel(to)} does not match the source (row counts per table differ)`, { sourceRows: expected, copyRows: restored });
         }
         detail['rows'] = expected;
         phases.verify = Date.now() - at;
@@ -299,7 +300,7 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
       } catch (error) {
         pause.stop();
         if (flipped) throw error;
-        const undone = await undoCopy(ctx, control, target, schema, copied, id, pause.move);
+        const undone = await undoCopy(ctx, control, target, schema, copy, id, pause.move);
         const failure = error instanceof LifecycleError ? error : new LifecycleError('failed', errorMessage(error));
         throw new LifecycleError(failure.outcome, `${failure.message}; tenant "${id}" stays on ${placementLabel(from)}`, { ...failure.detail, ...detail, ...undone, phasesMs: phases, move: pause.move });
       }
@@ -334,10 +335,18 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
   });
 }
 
-/** Before the flip: the partial copy dropped (it was not there before), the tenant resumed where it was. */
-async function undoCopy(ctx: LifecycleContext, control: pg.Client, target: pg.Client, schema: string, copied: boolean, id: string, move: string): Promise<Record<string, string>> {
+/** How far the copy got: a restore that failed left nothing (one transaction), a restored one is there. */
+type Copy = 'none' | 'attempted' | 'restored';
+
+/**
+ * Before the flip: the copy dropped when the restore had committed it (the schema was not there
+ * before; a failed restore is never followed by a drop, which could hit a schema someone made
+ * there meanwhile), the tenant resumed where it was.
+ */
+async function undoCopy(ctx: LifecycleContext, control: pg.Client, target: pg.Client, schema: string, copy: Copy, id: string, move: string): Promise<Record<string, string>> {
   const undone: Record<string, string> = {};
-  if (copied) {
+  if (copy === 'attempted') undone['copy'] = 'rolled back (pg_restore runs in one transaction)';
+  if (copy === 'restored') {
     await target.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`).then(
       () => (undone['copy'] = 'dropped'),
       (error: unknown) => (undone['copy'] = `the partial copy "${schema}" could not be dropped: ${errorMessage(error)}`),

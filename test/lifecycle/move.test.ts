@@ -186,11 +186,34 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
       expect((await withClient(locked.url, (c) => c.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_globex'"))).rows).toEqual([]);
       const failed = await setup.direct<{ detail: Record<string, unknown> }>("SELECT detail FROM pgfence.audit WHERE tenant_id = 'globex' AND action = 'move' AND outcome = 'failed'");
       expect(failed.rows).toHaveLength(1);
-      expect(failed.rows[0]?.detail).toMatchObject({ from: 'default', to: 'locked', copy: 'dropped', resume: 'announced' });
+      expect(failed.rows[0]?.detail).toMatchObject({ from: 'default', to: 'locked', copy: 'rolled back (pg_restore runs in one transaction)', resume: 'announced' });
       expect(proxy.running.pausedTenants()).toEqual([]);
       expect(await audits('globex')).toEqual(['create:ok', 'move-start:ok', 'move:failed']);
     } finally {
       await client.end();
+    }
+  });
+
+  it('a copy whose row counts differ from the source is dropped; the tenant stays where it was', async () => {
+    // Breaks the copy on purpose: a row appears in the restored table that the source does not have.
+    const trigger = `CREATE FUNCTION public.spoil_copy() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'tenant_globex.items') THEN
+          INSERT INTO tenant_globex.items (id, note) VALUES (-1, 'not in the source');
+        END IF;
+      END $$;
+      CREATE EVENT TRIGGER spoil_copy ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION public.spoil_copy();`;
+    await withClient(second.url, (c) => c.query(trigger));
+    try {
+      const result = await setup.cli(['move', 'globex', '--to', 'second', '--json']);
+      expect(result.code).toBe(1);
+      expect(result.json['error']).toBe('the copy on second does not match the source (row counts per table differ); tenant "globex" stays on default');
+      expect((await withClient(second.url, (c) => c.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_globex'"))).rows).toEqual([]);
+      const failed = await setup.direct<{ detail: Record<string, unknown> }>("SELECT detail FROM pgfence.audit WHERE tenant_id = 'globex' AND action = 'move' AND outcome = 'failed' ORDER BY id DESC LIMIT 1");
+      expect(failed.rows[0]?.detail).toEqual(expect.objectContaining({ to: 'second', copy: 'dropped', sourceRows: { items: 1, pgfence_migrations: 1 }, copyRows: { items: 2, pgfence_migrations: 1 } }));
+      expect(await placement('globex')).toBe(null);
+    } finally {
+      await withClient(second.url, (c) => c.query('DROP EVENT TRIGGER spoil_copy; DROP FUNCTION public.spoil_copy()'));
     }
   });
 
