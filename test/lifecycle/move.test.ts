@@ -84,7 +84,7 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
     await withClient(second.url, (c) => c.query(`GRANT CREATE ON DATABASE ${second.name} TO ${setup.provisioner}`));
     await setup.migration('0001_items.sql', 'CREATE TABLE items (id bigserial PRIMARY KEY, note text NOT NULL);');
     expect((await setup.cli(['init'])).code).toBe(0);
-    for (const id of ['acme', 'globex', 'initech']) expect((await setup.cli(['create', id])).code).toBe(0);
+    for (const id of ['acme', 'globex', 'initech', 'umbrella']) expect((await setup.cli(['create', id])).code).toBe(0);
     proxy = await setup.startProxy();
     sessionProxy = await startPgfence({ ...setup.config, pool: { ...setup.config.pool, mode: 'session' } }, pino({ level: 'silent' }), { processMetrics: false });
   });
@@ -214,6 +214,47 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
       expect(await placement('globex')).toBe(null);
     } finally {
       await withClient(second.url, (c) => c.query('DROP EVENT TRIGGER spoil_copy; DROP FUNCTION public.spoil_copy()'));
+    }
+  });
+
+  it('a proxy that starts during the copy (never paused before it) fails the move', async () => {
+    // The restore waits on an advisory lock the test holds: the copy is in progress until it lets go.
+    const holder = new pg.Client({ connectionString: second.url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock(4242)');
+    await holder.query(`CREATE FUNCTION public.hold_copy() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'tenant_umbrella.items') THEN
+          PERFORM pg_advisory_xact_lock(4242);
+        END IF;
+      END $$;
+      CREATE EVENT TRIGGER hold_copy ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION public.hold_copy();`);
+    let late: LifecycleProxy | undefined;
+    try {
+      const moving = setup.cli(['move', 'umbrella', '--to', 'second', '--json']);
+      await pollUntil('the restore waiting on the lock', async () =>
+        (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted")).rows[0]?.n === 1 ? true : undefined,
+      );
+      late = await setup.startProxy();
+      await holder.query('SELECT pg_advisory_unlock(4242)');
+      const result = await moving;
+      expect(result.code).toBe(1);
+      expect(result.json['error']).toBe('1 proxy was not paused for the whole copy (started meanwhile, or lost the pause): nothing was moved; tenant "umbrella" stays on default');
+      expect(await placement('umbrella')).toBe(null);
+      expect((await holder.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_umbrella'")).rows).toEqual([]);
+      // Both proxies serve it again, from where it was.
+      for (const running of [proxy, late]) {
+        const client = await running.connect('umbrella');
+        try {
+          expect(await servedFrom(client)).toBe(setup.db.name);
+        } finally {
+          await client.end();
+        }
+      }
+    } finally {
+      await late?.close();
+      await holder.query('DROP EVENT TRIGGER hold_copy; DROP FUNCTION public.hold_copy()');
+      await holder.end();
     }
   });
 
