@@ -258,6 +258,15 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
     }
   });
 
+  it('a tenant already there is unchanged; an unknown target or a missing --to is refused', async () => {
+    const again = await setup.cli(['move', 'acme', '--to', 'second', '--json']);
+    expect([again.code, again.json['outcome'], again.json['message']]).toEqual([0, 'unchanged', 'tenant "acme" is already on second']);
+    const unknown = await setup.cli(['move', 'globex', '--to', 'eu-9', '--json']);
+    expect([unknown.code, unknown.json['error']]).toEqual([3, 'placement eu-9: "eu-9" is not a backend target (default, or a key of backends)']);
+    const usage = await setup.cli(['move', 'globex', '--json']);
+    expect([usage.code, usage.json['error']]).toEqual([2, 'tenant move needs --to TARGET[/DATABASE]']);
+  });
+
   it('an unreachable target fails the move before anything is paused', async () => {
     const result = await setup.cli(['move', 'globex', '--to', 'down', '--json']);
     expect(result.code).toBe(1);
