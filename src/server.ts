@@ -43,6 +43,8 @@ export interface RunningPgfence {
   reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Disconnects every client of a tenant; returns how many. */
   killTenant(tenantId: string): number;
+  /** What /readyz answers for this process (a worker answers it for the primary's /readyz). */
+  ready(): Promise<ReadinessVerdict>;
   /** Tenants paused here for a move (`pgfence tenant move`), until it resumes them. */
   pausedTenants(): string[];
   /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
@@ -104,7 +106,13 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     pool,
     pools,
     cancels: cancelRegistry(config, metrics, log, worker),
-    authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
+    authThrottle: new AuthThrottle(
+      () => deps.config.listen.authThrottle,
+      log.child({ component: 'auth-throttle' }),
+      () => metrics.authThrottled(),
+      Date.now,
+      worker === undefined ? undefined : (key) => worker.loginFailed(key),
+    ),
     pauses: null,
     listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
     log,
@@ -112,6 +120,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     console: null,
     tls: config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls),
   };
+  if (worker !== undefined) worker.onLoginFailedElsewhere = (key) => deps.authThrottle.failedElsewhere(key);
   const sessions = new Set<ClientSession>();
 
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -281,6 +290,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     reload,
     killTenant,
+    ready: readyWithTargets,
     pausedTenants: () => pauses?.pausedTenants ?? [],
     shutdownRequested,
     close() {

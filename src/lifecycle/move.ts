@@ -8,7 +8,7 @@ import { CONTROL_EVENTS_APPLICATION } from '../tenancy/control-events.js';
 import { controlAckChannel, controlChannel } from '../tenancy/control.js';
 import { quoteIdent, roleForTenant } from '../tenancy/names.js';
 import { lockKeySql } from './control-schema.js';
-import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, provisionerTarget, refused } from './context.js';
+import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, refused } from './context.js';
 import { findPgDump, type FoundTool, toolVersion } from './dump.js';
 import { type ActionResult, requireControl, tenantRow, withAudit } from './tenants.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
@@ -265,8 +265,8 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         let at = Date.now();
         copy = 'attempted';
         detail['copiedBytes'] = await pipeTools(
-          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(provisionerTarget(ctx, from)) },
-          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${provisionerTarget(ctx, to).database}`, '--no-password'], env: toolEnv(provisionerTarget(ctx, to)) },
+          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(ctx.targetAt(from)) },
+          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${ctx.targetAt(to).database}`, '--no-password'], env: toolEnv(ctx.targetAt(to)) },
           COPY_TIMEOUT_MS,
         );
         copy = 'restored';

@@ -73,14 +73,14 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
     server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), authMethod: 'scram-sha-256', binaries: { initdb, postgres } });
     second = await createTestDatabase('move_second', { serverUrl: server.url });
     locked = await createTestDatabase('move_locked', { serverUrl: server.url });
-    setup = await setUpLifecycle({}, server.url, ({ serviceRole, password }) => ({
+    setup = await setUpLifecycle({}, server.url, { extraConfig: async ({ serviceRole, password }) => ({
       pool: { size: 4, acquireTimeoutMs: 5_000, mode: 'transaction' },
       backends: {
         second: { url: urlAs(second.url, { user: serviceRole, password }) },
         locked: { url: urlAs(locked.url, { user: serviceRole, password }) },
         down: { url: `postgres://${serviceRole}:${password}@127.0.0.1:1/nowhere`, connectTimeoutMs: 2_000 },
       },
-    }));
+    }) });
     await withClient(second.url, (c) => c.query(`GRANT CREATE ON DATABASE ${second.name} TO ${setup.provisioner}`));
     await setup.migration('0001_items.sql', 'CREATE TABLE items (id bigserial PRIMARY KEY, note text NOT NULL);');
     expect((await setup.cli(['init'])).code).toBe(0);
