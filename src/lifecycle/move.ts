@@ -2,16 +2,18 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type pg from 'pg';
 import type { ResolvedBackendTarget } from '../config/load.js';
-import { DEFAULT_TARGET, type Placement, placementFromRow, placementLabel } from '../placement/placement.js';
 import { type PauseAck, type PauseEvent } from '../placement/tenant-pauses.js';
 import { CONTROL_EVENTS_APPLICATION } from '../tenancy/control-events.js';
 import { controlAckChannel, controlChannel } from '../tenancy/control.js';
-import { quoteIdent, roleForTenant } from '../tenancy/names.js';
+import { quoteIdent } from '../tenancy/names.js';
 import { lockKeySql } from './control-schema.js';
 import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, refused } from './context.js';
 import { findPgDump, type FoundTool, toolVersion } from './dump.js';
+import { grantTenantSchema } from './provision.js';
+import { dropTenantDatabase, ensureTenantDatabase } from './tenant-database.js';
 import { type ActionResult, requireControl, tenantRow, withAudit } from './tenants.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
+import { type TenantPlacement, tenantPlacement } from './tenant-placement.js';
 import { pipeTools } from './tool-pipe.js';
 
 /** How often the mover renews the pause, and how long a proxy keeps one nobody renews. */
@@ -41,19 +43,6 @@ export interface MovePhases {
   verify: number;
   flip: number;
   paused: number;
-}
-
-function placementOf(text: string | null, tenantId: string): Placement {
-  try {
-    return placementFromRow({ placement: text }, tenantId).placement ?? { target: DEFAULT_TARGET, database: null };
-  } catch {
-    throw refused(`"${text}" is not a placement (TARGET or TARGET/DATABASE)`);
-  }
-}
-
-/** Where the registry stores a placement: NULL for the target default's own database. */
-function storedPlacement(placement: Placement): string | null {
-  return placement.target === DEFAULT_TARGET && placement.database === null ? null : placementLabel(placement);
 }
 
 /** libpq's environment for a tool run as the provisioner of a placement. */
@@ -203,50 +192,55 @@ class PauseRound {
  */
 export async function moveTenant(ctx: LifecycleContext, id: string, options: MoveOptions): Promise<ActionResult> {
   if (tenantSchema(ctx.config, id) === null) throw refused('tenancy.mode is row: a tenant has no schema of its own to move');
-  const to = placementOf(options.to, id);
   const pauseTimeoutMs = options.pauseTimeoutMs ?? 10_000;
   return withAudit(ctx, 'move', id, async (control) => {
+    const to = tenantPlacement(ctx, options.to);
     await requireControl(ctx, control);
     const row = await tenantRow(ctx, control, id);
     if (row === undefined) throw refused(`unknown tenant "${id}"`);
     if (row.status === 'provisioning') throw refused(`tenant "${id}" is still being provisioned`);
     const schema = registeredSchema(ctx.config, id, row.schema_name) as string;
-    const from = placementOf(row.placement, id);
-    const detail: Record<string, unknown> = { schema, from: placementLabel(from), to: placementLabel(to) };
-    if (placementLabel(from) === placementLabel(to)) {
+    const from = tenantPlacement(ctx, row.placement);
+    const detail: Record<string, unknown> = { schema, from: from.label, to: to.label };
+    if (from.label === to.label) {
       await audit(ctx, control, { action: 'move', tenant: id, outcome: 'unchanged', detail });
-      return { action: 'move', tenant: id, outcome: 'unchanged', message: `tenant "${id}" is already on ${placementLabel(to)}`, data: detail };
+      return { action: 'move', tenant: id, outcome: 'unchanged', message: `tenant "${id}" is already on ${to.label}`, data: detail };
     }
     const key = lockKeySql(ctx.control.schema);
     const locked = await control.query<{ ok: boolean }>(`SELECT pg_catalog.pg_try_advisory_lock(${key.sql}) AS ok`, key.params);
     if (locked.rows[0]?.ok !== true) throw refused('another lifecycle command (a migrate, a create or a move) holds the lifecycle lock: try again when it is done');
 
     const open: pg.Client[] = [];
-    const connect = async (placement: Placement, app: string): Promise<pg.Client> => {
+    const connect = async (where: TenantPlacement): Promise<pg.Client> => {
       try {
-        const client = await ctx.connectAt(placement, app);
+        const client = await where.connect(APPLICATION);
         open.push(client);
         return client;
       } catch (error) {
         if (error instanceof LifecycleError) throw error;
-        throw new LifecycleError('failed', `cannot reach ${placementLabel(placement)}: ${errorMessage(error)}`);
+        throw new LifecycleError('failed', `cannot reach ${where.label}: ${errorMessage(error)}`);
       }
     };
+    let madeDatabase = false;
     try {
-      const source = await connect(from, APPLICATION);
-      const target = await connect(to, APPLICATION);
-      const [sourceMajor, targetMajor] = [await serverMajor(source), await serverMajor(target)];
-      if (targetMajor < sourceMajor) throw refused(`${placementLabel(to)} runs PostgreSQL ${targetMajor}, older than the source's ${sourceMajor}: a dump does not restore into an older major`);
+      const source = await connect(from);
+      if (!(await schemaExists(source, schema))) throw refused(`the schema "${schema}" is not on ${from.label}, where the registry places tenant "${id}"`);
+      const sourceMajor = await serverMajor(source);
       const pgDump = await findPgDump(sourceMajor, options.pgDump);
       const pgRestore = await findPgRestore(pgDump);
+      // A database of its own (`--to eu-2/acme_db`) is made as `create` makes one, and dropped again if the move fails.
+      try {
+        madeDatabase = await ensureTenantDatabase(ctx, to, id);
+      } catch (error) {
+        throw new LifecycleError('failed', `cannot reach ${to.label}: ${errorMessage(error)}`);
+      }
+      if (madeDatabase) detail['database'] = 'made for the tenant';
+      const target = await connect(to);
+      const targetMajor = await serverMajor(target);
+      if (targetMajor < sourceMajor) throw refused(`${to.label} runs PostgreSQL ${targetMajor}, older than the source's ${sourceMajor}: a dump does not restore into an older major`);
       if (await schemaExists(target, schema)) {
-        throw refused(`the schema "${schema}" exists already on ${placementLabel(to)}: a copy from an earlier move? Drop it there (or move to another placement)`);
+        throw refused(`the schema "${schema}" exists already on ${to.label}: a copy from an earlier move? Drop it there (or move to another placement)`);
       }
-      const role = roleForTenant(ctx.config.tenancy, id);
-      if (role !== null && (await target.query('SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1', [role])).rows.length === 0) {
-        throw refused(`the role "${role}" (tenancy.roleTemplate) does not exist on ${placementLabel(to)}: create it there first (pgfence roles)`);
-      }
-      if (!(await schemaExists(source, schema))) throw refused(`the schema "${schema}" is not on ${placementLabel(from)}, where the registry places tenant "${id}"`);
       await audit(ctx, control, { action: 'move-start', tenant: id, outcome: 'ok', detail });
 
       const acks = await ctx.connect(`${APPLICATION}-acks`);
@@ -261,21 +255,23 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         const before = await pause.confirm(pausedAt + pauseTimeoutMs);
         phases.pause = Date.now() - pausedAt;
 
-        // Restored while it is dumped, in one transaction: a failure leaves nothing there.
+        // Restored while it is dumped, in one transaction: a failure leaves nothing there. The
+        // source's privileges stay behind: the target's service role (and the tenant's role) are granted as `create` does.
         let at = Date.now();
         copy = 'attempted';
         detail['copiedBytes'] = await pipeTools(
-          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(ctx.targetAt(from)) },
-          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', `--dbname=${ctx.targetAt(to).database}`, '--no-password'], env: toolEnv(ctx.targetAt(to)) },
+          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(ctx.targetAt(from.placement)) },
+          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', '--no-privileges', `--dbname=${ctx.targetAt(to.placement).database}`, '--no-password'], env: toolEnv(ctx.targetAt(to.placement)) },
           COPY_TIMEOUT_MS,
         );
         copy = 'restored';
+        await inTransaction(target, () => grantTenantSchema(ctx, target, id, schema, to.serviceRole));
         phases.copy = Date.now() - at;
 
         at = Date.now();
         const [expected, restored] = await Promise.all([rowCounts(source, schema), rowCounts(target, schema)]);
         if (JSON.stringify(expected) !== JSON.stringify(restored)) {
-          throw new LifecycleError('failed', `the copy on ${placementLabel(to)} does not match the source (row counts per table differ)`, { sourceRows: expected, copyRows: restored });
+          throw new LifecycleError('failed', `the copy on ${to.label} does not match the source (row counts per table differ)`, { sourceRows: expected, copyRows: restored });
         }
         detail['rows'] = expected;
         phases.verify = Date.now() - at;
@@ -289,7 +285,7 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         await inTransaction(control, async () => {
           const now = await tenantRow(ctx, control, id, true);
           if (now === undefined || now.placement !== row.placement) throw new LifecycleError('failed', `tenant "${id}" was dropped or re-placed during the move`);
-          await control.query(`UPDATE ${ctx.schemaSql}.tenants SET placement = $2, updated_at = now() WHERE id = $1`, [id, storedPlacement(to)]);
+          await control.query(`UPDATE ${ctx.schemaSql}.tenants SET placement = $2, updated_at = now() WHERE id = $1`, [id, to.stored]);
           const resume: PauseEvent = { tenant: id, action: 'resume', move: pause.move };
           await control.query('SELECT pg_catalog.pg_notify($1, $2)', [controlChannel(ctx.control.schema), JSON.stringify(resume)]);
           phases.flip = Date.now() - at;
@@ -301,9 +297,11 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         pause.stop();
         if (flipped) throw error;
         const undone = await undoCopy(ctx, control, target, schema, copy, id, pause.move);
+        if (madeDatabase) undone['database'] = `${to.label} was made for this move: dropped`;
         const failure = error instanceof LifecycleError ? error : new LifecycleError('failed', errorMessage(error));
-        throw new LifecycleError(failure.outcome, `${failure.message}; tenant "${id}" stays on ${placementLabel(from)}`, { ...failure.detail, ...detail, ...undone, phasesMs: phases, move: pause.move });
+        throw new LifecycleError(failure.outcome, `${failure.message}; tenant "${id}" stays on ${from.label}`, { ...failure.detail, ...detail, ...undone, phasesMs: phases, move: pause.move });
       }
+      madeDatabase = false;
       phases.paused = Date.now() - pausedAt;
 
       // The source is kept (renamed, so nothing still pointed at it writes there unnoticed) or dropped.
@@ -325,12 +323,14 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         action: 'move',
         tenant: id,
         outcome: 'ok',
-        message: `tenant "${id}" moved from ${placementLabel(from)} to ${placementLabel(to)} (paused ${phases.paused} ms: pause confirmed in ${phases.pause} ms, copy ${phases.copy} ms, verify ${phases.verify} ms, flip ${phases.flip} ms); the source schema on ${placementLabel(from)} is ${sourceFate}`,
+        message: `tenant "${id}" moved from ${from.label} to ${to.label} (paused ${phases.paused} ms: pause confirmed in ${phases.pause} ms, copy ${phases.copy} ms, verify ${phases.verify} ms, flip ${phases.flip} ms); the source schema on ${from.label} is ${sourceFate}`,
         data: { ...detail, phasesMs: phases, source: sourceFate },
       };
     } finally {
       await control.query(`SELECT pg_catalog.pg_advisory_unlock(${key.sql})`, key.params).catch(() => undefined);
       for (const client of open) await client.end().catch(() => undefined);
+      // Not moved: a database made for the tenant by this run goes again (after its connections end).
+      if (madeDatabase) await dropTenantDatabase(ctx, to).catch((error: unknown) => ctx.log.warn({ tenant: id, err: errorMessage(error) }, 'the database made for the move could not be dropped'));
     }
   });
 }

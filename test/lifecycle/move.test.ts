@@ -48,6 +48,7 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
   let locked: TestDatabase;
   let proxy: LifecycleProxy;
   let sessionProxy: RunningPgfence;
+  const ownDatabase = `move_own_${process.pid}`;
 
   const audits = async (tenant: string): Promise<string[]> =>
     (await setup.direct<{ action: string; outcome: string }>('SELECT action, outcome FROM pgfence.audit WHERE tenant_id = $1 ORDER BY id', [tenant])).rows.map((a) => `${a.action}:${a.outcome}`);
@@ -94,6 +95,7 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
     // Before the roles go: the provisioner owns the copies there.
     await second?.drop();
     await locked?.drop();
+    if (server !== undefined) await withClient(server.url, (c) => c.query(`DROP DATABASE IF EXISTS ${ownDatabase} WITH (FORCE)`));
     await setup?.close();
     await server?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
@@ -258,11 +260,29 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
     }
   });
 
+  it('moves a tenant into a database of its own, made for it as create makes one; its clients are served there', async () => {
+    await setup.direct(`ALTER ROLE ${setup.provisioner} CREATEDB`);
+    const client = await proxy.connect('initech');
+    try {
+      expect(await servedFrom(client)).toBe(second.name);
+      const result = await setup.cli(['move', 'initech', '--to', `default/${ownDatabase}`, '--drop-source', '--json']);
+      expect(result.code, result.out + result.err).toBe(0);
+      expect(result.json).toMatchObject({ outcome: 'ok', data: { from: 'second', to: `default/${ownDatabase}`, database: 'made for the tenant', source: 'dropped' } });
+      expect(await servedFrom(client)).toBe(ownDatabase);
+      expect((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 1 }]);
+      // Its own database: no other tenant's schema in its catalog.
+      expect((await client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%' ORDER BY 1")).rows).toEqual([{ nspname: 'tenant_initech' }]);
+      expect((await withClient(second.url, (c) => c.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_initech%'"))).rows).toEqual([]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('a tenant already there is unchanged; an unknown target or a missing --to is refused', async () => {
     const again = await setup.cli(['move', 'acme', '--to', 'second', '--json']);
     expect([again.code, again.json['outcome'], again.json['message']]).toEqual([0, 'unchanged', 'tenant "acme" is already on second']);
     const unknown = await setup.cli(['move', 'globex', '--to', 'eu-9', '--json']);
-    expect([unknown.code, unknown.json['error']]).toEqual([3, 'placement eu-9: "eu-9" is not a backend target (default, or a key of backends)']);
+    expect([unknown.code, unknown.json['error']]).toEqual([3, 'placement "eu-9": "eu-9" is not a backend target (default, or a key of backends)']);
     const usage = await setup.cli(['move', 'globex', '--json']);
     expect([usage.code, usage.json['error']]).toEqual([2, 'tenant move needs --to TARGET[/DATABASE]']);
   });
