@@ -21,7 +21,9 @@ import type { BackendPool, PoolOptions } from './pool/pool.js';
 import { ChannelListeners } from './placement/listeners.js';
 import { BackendPools } from './placement/pools.js';
 import { targetReadiness, unreachableTargets } from './placement/reachability.js';
-import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
+import { TenantPauses } from './placement/tenant-pauses.js';
+import { createTenantResolver, TenantRefused, type Tenant, type TenantResolver } from './tenancy/index.js';
+import { controlAckChannel } from './tenancy/control.js';
 import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
 export interface RunningPgfence {
@@ -43,6 +45,8 @@ export interface RunningPgfence {
   killTenant(tenantId: string): number;
   /** What /readyz answers for this process (a worker answers it for the primary's /readyz). */
   ready(): Promise<ReadinessVerdict>;
+  /** Tenants paused here for a move (`pgfence tenant move`), until it resumes them. */
+  pausedTenants(): string[];
   /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
   readonly shutdownRequested: Promise<void>;
   /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
@@ -109,6 +113,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
       Date.now,
       worker === undefined ? undefined : (key) => worker.loginFailed(key),
     ),
+    pauses: null,
     listeners: new ChannelListeners((name) => pools.spec(name), (spec) => spec.pool, log.child({ component: 'listener' })),
     log,
     metrics,
@@ -205,6 +210,40 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     return killed;
   }
 
+  // `pgfence tenant move`: the tenant's transactions wait while it is copied, then follow it.
+  const control = config.tenancy.control;
+  const pauses =
+    control === undefined
+      ? null
+      : new TenantPauses({
+          busy: (id) => [...sessions].some((s) => s.tenantId === id && s.holdsBackend),
+          endBoundSessions: (id) => {
+            if (deps.config.pool.mode !== 'session') return;
+            for (const session of sessions) if (session.tenantId === id) session.drain(clientErrors.tenantMoved(id));
+          },
+          rehome: (id) => rehome(id),
+          acknowledge: (ack) => controlEvents?.notify(controlAckChannel(control.schema), JSON.stringify(ack)),
+          log: log.child({ component: 'tenant-pauses' }),
+        });
+  deps.pauses = pauses;
+
+  /** After a pause: the tenant's row read again; its sessions follow it, or end when it is no longer served. */
+  async function rehome(tenantId: string): Promise<void> {
+    deps.tenants.forget(tenantId);
+    let tenant: Tenant;
+    try {
+      tenant = await deps.tenants.resolve(tenantId);
+    } catch (error) {
+      const gone = error instanceof TenantRefused && error.reason !== 'registry_unavailable';
+      log.warn({ tenant: tenantId, err: error instanceof Error ? error.message : String(error) }, 'tenant resumed but not served: its sessions are ended');
+      for (const session of sessions) {
+        if (session.tenantId === tenantId) session.terminate(gone ? clientErrors.tenantKilled(tenantId) : clientErrors.tenantMoved(tenantId));
+      }
+      return;
+    }
+    for (const session of sessions) if (session.tenantId === tenantId) session.rehome(tenant);
+  }
+
   // With the registry pgfence owns, `pgfence tenant suspend` ends live sessions here too.
   const controlEvents: ControlEvents | null =
     config.tenancy.control === undefined
@@ -216,6 +255,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
           resolver: () => deps.tenants,
           liveTenants: () => [...sessions].flatMap((s) => (s.tenantId === null ? [] : [s.tenantId])),
           killTenant,
+          onPause: (event) => pauses?.onEvent(event),
           log: log.child({ component: 'control-events' }),
         });
   await controlEvents?.ready;
@@ -255,12 +295,14 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     reload,
     killTenant,
     ready: readyWithTargets,
+    pausedTenants: () => pauses?.pausedTenants ?? [],
     shutdownRequested,
     close() {
       closing ??= (async () => {
         clearInterval(statsPeriod);
         // The admin endpoint stays up while clients drain: /readyz says 503 "draining", /metrics still answers.
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        pauses?.close();
         for (const session of sessions) session.drain();
         const deadline = Date.now() + deps.config.listen.shutdownTimeoutMs;
         while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));

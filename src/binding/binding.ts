@@ -49,6 +49,8 @@ export interface BindingDeps {
   /** Transaction pooling: the client's channels on the shared listener; null without one. */
   channels: ClientChannels | null;
   host: BindingHost;
+  /** While the tenant is paused for a move: resolves when it is served again (null: served now). */
+  paused?: () => Promise<void> | null;
   log: Logger;
 }
 
@@ -60,6 +62,7 @@ export abstract class Binding {
   protected searchPath: string | undefined;
   /** The pool the bound backend came from, which takes it back (null while none is bound). */
   private from: BackendPool | null = null;
+  private taking = false;
 
   constructor(protected readonly deps: BindingDeps) {}
 
@@ -82,6 +85,11 @@ export abstract class Binding {
     return this.from;
   }
 
+  /** Holds a backend, or has passed the tenant's pause and is taking one (a move waits for neither). */
+  get holdsBackend(): boolean {
+    return this.taking || this.deps.relay.backend !== null;
+  }
+
   /** Not inside a transaction, a batch or a wait: shutdown may end the client now. */
   get betweenTransactions(): boolean {
     return !this.waiting && (this.deps.relay.backend === null || this.deps.relay.idle);
@@ -93,13 +101,23 @@ export abstract class Binding {
    * another one taken, a few times at most.
    */
   protected async acquire(): Promise<BackendConnection | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.acquireOnce();
-      } catch (error) {
-        if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
-        this.deps.log.warn({ err: error, attempt }, 'backend died before use; taking another');
+    // A tenant paused for a move: the transaction waits, then takes a backend where the tenant is then.
+    for (let gate = this.deps.paused?.() ?? null; gate !== null; gate = this.deps.paused?.() ?? null) {
+      await gate;
+      if (this.deps.host.closed) return null;
+    }
+    this.taking = true;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.acquireOnce();
+        } catch (error) {
+          if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
+          this.deps.log.warn({ err: error, attempt }, 'backend died before use; taking another');
+        }
       }
+    } finally {
+      this.taking = false;
     }
   }
 

@@ -15,7 +15,7 @@ import { Relay, type RelayHost } from '../relay/relay.js';
 import { StatementInspector } from '../relay/statement-inspector.js';
 import { ClientStatements } from '../relay/statements.js';
 import { PlacementRefused } from '../placement/errors.js';
-import { DEFAULT_TARGET } from '../placement/placement.js';
+import { DEFAULT_TARGET, placementLabel } from '../placement/placement.js';
 import type { HeldPool } from '../placement/pools.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { Tenant } from '../tenancy/index.js';
@@ -67,8 +67,8 @@ export class ClientSession implements RelayHost, BindingHost {
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
   private held: FramedMessage[] | null = null;
   private draining = false;
-  /** What a drained session is told when it ends (shutdown, or its target removed by a reload). */
-  private drainFields: build.ErrorFields = clientErrors.shuttingDown();
+  /** What a drained session is told when it ends: the first reason given (shutdown, a reload that removed its target, a move). */
+  private drainFields: build.ErrorFields | null = null;
   private readonly connectedAt = new Date();
   /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
   private traffic: Traffic;
@@ -120,12 +120,12 @@ export class ClientSession implements RelayHost, BindingHost {
 
   /**
    * End the session as soon as it is between transactions (at once if it is now), with `fields`:
-   * shutdown, or a reload that removed the tenant's backend target.
+   * shutdown, a reload that removed the tenant's backend target, or a move. The first reason stays.
    */
   drain(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
     this.draining = true;
-    this.drainFields = fields;
-    if (this.betweenTransactions()) this.terminate(fields);
+    this.drainFields ??= fields;
+    if (this.betweenTransactions()) this.terminate(this.drainFields);
   }
 
   /**
@@ -148,6 +148,38 @@ export class ClientSession implements RelayHost, BindingHost {
   /** The pool this session takes its backends from now (the bound backend's, else its placement's); null before login. */
   get pool(): BackendPool | null {
     return this.binding?.boundPool ?? this.heldPool?.current ?? null;
+  }
+
+  /** Holds a backend, or is taking one: a tenant's move waits until none of its sessions does. */
+  get holdsBackend(): boolean {
+    return this.binding?.holdsBackend === true;
+  }
+
+  /**
+   * After the tenant's pause for a move: where it lives now. A transaction-pooling session
+   * between transactions follows it (its next transaction takes a backend there); a session
+   * bound to a server of the old placement (session pooling, or in a transaction) ends.
+   */
+  rehome(tenant: Tenant): void {
+    const current = this.tenant;
+    if (current === null || this.closed) return;
+    const label = (t: Tenant): string => (t.placement === undefined ? 'default' : placementLabel(t.placement));
+    if (label(current) === label(tenant)) return;
+    if (this.step !== 'ready' || this.deps.config.pool.mode !== 'transaction' || this.holdsBackend) {
+      this.terminate(clientErrors.tenantMoved(tenant.id));
+      return;
+    }
+    let next: HeldPool;
+    try {
+      next = this.deps.pools.forTenant(tenant);
+    } catch (error) {
+      this.refuse(error, false);
+      return;
+    }
+    this.heldPool?.letGo();
+    this.heldPool = next;
+    this.tenant = tenant;
+    this.log.info({ from: label(current), to: label(tenant) }, 'session follows its tenant to its new placement');
   }
 
   private betweenTransactions(): boolean {
@@ -347,7 +379,13 @@ export class ClientSession implements RelayHost, BindingHost {
 
   private async openTenantSession(who: Authenticated & { kind: 'tenant' }): Promise<void> {
     const { deps } = this;
-    const tenant = who.tenant;
+    let tenant = who.tenant;
+    // Paused for a move: the connection waits, then is served where the tenant lives by then.
+    for (let gate = deps.pauses?.whenServed(tenant.id) ?? null; gate !== null; gate = deps.pauses?.whenServed(tenant.id) ?? null) {
+      await gate;
+      if (this.closed) return;
+      tenant = await deps.tenants.resolve(tenant.id);
+    }
     this.tenant = tenant;
     this.heldPool = deps.pools.forTenant(tenant);
     this.user = who.user;
@@ -383,13 +421,25 @@ export class ClientSession implements RelayHost, BindingHost {
       repinSql: () => pinSql(deps.config.tenancy, tenant, who.settings),
     });
     this.relay = relay;
-    const held = this.heldPool;
-    // Notifications come from where the tenant's data lives: its placement's listener.
-    this.channels = transactionMode ? new ClientChannels(() => deps.listeners.hold(held.target, held.tenantDatabase), tenant.id, (message) => this.onNotification(message)) : null;
+    // Notifications come from where the tenant's data lives: its placement's listener (where it
+    // lives when the client first listens; see rehome).
+    const listenerHere = (): ReturnType<typeof deps.listeners.hold> => {
+      const held = session.heldPool as HeldPool;
+      return deps.listeners.hold(held.target, held.tenantDatabase);
+    };
+    this.channels = transactionMode ? new ClientChannels(listenerHere, tenant.id, (message) => this.onNotification(message)) : null;
     const bindingDeps = {
       config: () => deps.config,
-      pools: held,
-      tenant,
+      // Read per transaction: a move points the session to its tenant's new placement (rehome).
+      pools: {
+        get pool() {
+          return (session.heldPool as HeldPool).pool;
+        },
+      },
+      get tenant() {
+        return session.tenant as Tenant;
+      },
+      paused: () => deps.pauses?.whenServed(tenant.id) ?? null,
       fence: who.fence,
       settings: new ClientSettings(who.settings),
       relay,
@@ -480,7 +530,7 @@ export class ClientSession implements RelayHost, BindingHost {
   private afterServerBatch(out: readonly Buffer[]): void {
     this.writeClient(out);
     if (this.heldNotifications.length > 0 && this.binding?.betweenTransactions === true) this.writeClient(this.heldNotifications.splice(0));
-    if (this.draining && this.betweenTransactions()) this.terminate(this.drainFields);
+    if (this.draining && this.betweenTransactions()) this.terminate(this.drainFields ?? undefined);
   }
 
   onBackendLost(error: Error | undefined): void {

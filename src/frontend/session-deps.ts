@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { BackendPools } from '../placement/pools.js';
+import type { TenantPauses } from '../placement/tenant-pauses.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { CancelRegistry } from './cancel-registry.js';
@@ -30,6 +31,8 @@ export interface SessionDeps {
   cancels: CancelRegistry;
   /** Holds the error replies of addresses that keep failing to authenticate. */
   authThrottle: AuthThrottle;
+  /** Tenants paused for a move (`pgfence tenant move`); null without tenancy.control. */
+  pauses: TenantPauses | null;
   /** Transaction pooling's LISTEN: one server connection per placement in use, listening for every client there. */
   listeners: ChannelListeners;
   log: Logger;

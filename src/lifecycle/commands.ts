@@ -5,6 +5,7 @@ import { errorMessage, lifecycleContext, type LifecycleContext, LifecycleError }
 import { dumpTenant } from './dump.js';
 import { type MigrateReport, runMigrate } from './migrate.js';
 import { readMigrations } from './migrations.js';
+import { moveTenant } from './move.js';
 import { formatTable } from './table.js';
 import { type ActionResult, createTenant, dropTenant, initControl, type ListedTenant, listTenants, setStatus } from './tenants.js';
 
@@ -32,6 +33,12 @@ export const LIFECYCLE_HELP = `  pgfence init --config FILE [--json]
   pgfence tenant drop ID --confirm ID [--dump-first] [--out FILE]
                                      DROP SCHEMA ... CASCADE of a suspended tenant where it lives;
                                      its own database too if create made it for it
+  pgfence tenant move ID --to TARGET[/DATABASE] [--pause-timeout-ms N] [--drop-source]
+                      [--pg-dump PATH]
+                                     pause its transactions on every proxy, copy its schema there
+                                     (pg_dump | pg_restore, row counts checked), flip its placement,
+                                     resume; the source schema is kept renamed (or dropped with
+                                     --drop-source); any failure leaves it where it was
   pgfence tenant migrate [--dir migrations] [--canary N | --tenants a,b] [--concurrency K]
                          [--dry-run] [--wait]
                                      migrations/shared/*.sql once per database holding tenants,
@@ -125,8 +132,10 @@ export async function tenantCommand(args: string[], io: Io = STDIO): Promise<num
         return drop(rest, json, io);
       case 'migrate':
         return migrate(rest, json, io);
+      case 'move':
+        return move(rest, json, io);
       default:
-        throw new UsageError(`tenant needs a command: create, list, suspend, resume, dump, drop or migrate${sub === undefined ? '' : ` (got "${sub}")`}\n\n${LIFECYCLE_HELP}`);
+        throw new UsageError(`tenant needs a command: create, list, suspend, resume, dump, drop, move or migrate${sub === undefined ? '' : ` (got "${sub}")`}\n\n${LIFECYCLE_HELP}`);
     }
   });
 }
@@ -243,6 +252,27 @@ async function drop(args: string[], json: boolean, io: Io): Promise<number> {
         }
       : undefined;
   return printResult(await dropTenant(ctx, id, { confirm: values['confirm'] as string | undefined, before }), json, io);
+}
+
+async function move(args: string[], json: boolean, io: Io): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...COMMON,
+    to: { type: 'string' },
+    'pause-timeout-ms': { type: 'string' },
+    'drop-source': { type: 'boolean' },
+    'pg-dump': { type: 'string' },
+  });
+  const id = oneId(positionals, 'move');
+  const to = values['to'] as string | undefined;
+  if (to === undefined || to === '') throw new UsageError('tenant move needs --to TARGET[/DATABASE]');
+  const ctx = await contextFor(values['config'] as string | undefined, io);
+  const result = await moveTenant(ctx, id, {
+    to,
+    pauseTimeoutMs: positiveInt(values['pause-timeout-ms'] as string | undefined, '--pause-timeout-ms'),
+    dropSource: values['drop-source'] === true,
+    pgDump: values['pg-dump'] as string | undefined,
+  });
+  return printResult(result, json, io);
 }
 
 async function migrate(args: string[], json: boolean, io: Io): Promise<number> {

@@ -28,7 +28,7 @@ export interface FoundTool {
 }
 
 /** What `pg_dump --version` says: `pg_dump (PostgreSQL) 18.1 (Debian …)` → 18, "18.1". */
-async function toolVersion(file: string): Promise<FoundTool | null> {
+export async function toolVersion(file: string): Promise<FoundTool | null> {
   try {
     const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
     const match = /\(PostgreSQL\)\s+((\d+)\S*)/.exec(stdout);

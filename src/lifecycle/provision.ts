@@ -46,6 +46,18 @@ export async function provisionTenant(ctx: LifecycleContext, client: pg.Client, 
   return { role, applied, sharedApplied, version };
 }
 
+/**
+ * What `create` grants on a tenant's schema, for a schema that came otherwise (the restore of
+ * `pgfence tenant move`, made without the source's privileges): to the service role of the
+ * tenant's target, and with tenancy.roleTemplate the tenant's role (made if missing). In the
+ * current transaction of `client`, a connection as the provisioner there.
+ */
+export async function grantTenantSchema(ctx: LifecycleContext, client: pg.Client, id: string, schema: string, serviceRole: string): Promise<void> {
+  const me = await client.query<{ current_user: string }>('SELECT current_user');
+  if (serviceRole !== me.rows[0]?.current_user) for (const statement of serviceGrants(schema, serviceRole)) await client.query(statement);
+  if (roleForTenant(ctx.config.tenancy, id) !== null) for (const statement of roleStatements(ctx, id, schema, serviceRole)) await client.query(statement);
+}
+
 /** The service role serves the tenant: the schema, and what the provisioner creates in it later (the migrations). */
 function serviceGrants(schema: string, serviceRole: string): string[] {
   const s = quoteIdent(schema);
