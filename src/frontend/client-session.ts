@@ -180,6 +180,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.heldPool = next;
     this.tenant = tenant;
     this.log.info({ from: label(current), to: label(tenant) }, 'session follows its tenant to its new placement');
+    this.channels?.relisten().catch((error: unknown) => this.log.warn({ err: error }, 'could not listen on the new placement: the client\'s LISTENs there are lost'));
   }
 
   private betweenTransactions(): boolean {

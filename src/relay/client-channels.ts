@@ -48,6 +48,23 @@ export class ClientChannels {
     return Promise.all(commands).then(() => undefined);
   }
 
+  /**
+   * The tenant moved (`pgfence tenant move`): its channels are listened on where it lives now,
+   * through the listener `hold` gives from here on; the old one is let go.
+   */
+  relisten(): Promise<void> {
+    const old = this.held;
+    if (old === null) return Promise.resolve();
+    const held = this.hold();
+    this.held = held;
+    const commands = [...this.listening].map((channel) => {
+      old.listener.unsubscribe(channel, this.handler);
+      return held.listener.subscribe(channel, this.handler);
+    });
+    old.letGo();
+    return Promise.all(commands).then(() => undefined);
+  }
+
   /** UNLISTEN *, or the client is gone. */
   clear(): void {
     for (const channel of this.listening) this.held?.listener.unsubscribe(channel, this.handler);

@@ -263,18 +263,29 @@ describe.skipIf(cannotDump !== null)(`tenant move between databases of PostgreSQ
   it('moves a tenant into a database of its own, made for it as create makes one; its clients are served there', async () => {
     await setup.direct(`ALTER ROLE ${setup.provisioner} CREATEDB`);
     const client = await proxy.connect('initech');
+    const listening = await proxy.connect('initech');
+    const heard = (): Promise<string> => new Promise((resolve) => listening.once('notification', (n) => resolve(`${n.channel}:${n.payload ?? ''}`)));
     try {
       expect(await servedFrom(client)).toBe(second.name);
+      await listening.query('LISTEN jobs');
+      const before = heard();
+      await client.query("NOTIFY jobs, 'before the move'");
+      expect(await before).toBe('jobs:before the move');
       const result = await setup.cli(['move', 'initech', '--to', `default/${ownDatabase}`, '--drop-source', '--json']);
       expect(result.code, result.out + result.err).toBe(0);
       expect(result.json).toMatchObject({ outcome: 'ok', data: { from: 'second', to: `default/${ownDatabase}`, database: 'made for the tenant', source: 'dropped' } });
       expect(await servedFrom(client)).toBe(ownDatabase);
       expect((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 1 }]);
+      // A LISTEN from before the move follows the tenant: a NOTIFY where it lives now reaches it.
+      const after = heard();
+      await client.query("NOTIFY jobs, 'after the move'");
+      expect(await after).toBe('jobs:after the move');
       // Its own database: no other tenant's schema in its catalog.
       expect((await client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%' ORDER BY 1")).rows).toEqual([{ nspname: 'tenant_initech' }]);
       expect((await withClient(second.url, (c) => c.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_initech%'"))).rows).toEqual([]);
     } finally {
       await client.end();
+      await listening.end();
     }
   });
 
