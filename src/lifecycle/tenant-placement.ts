@@ -1,11 +1,9 @@
 import type pg from 'pg';
 import { resolveBackendTarget } from '../config/load.js';
-import { DEFAULT_TARGET, type Placement, placementLabel } from '../placement/placement.js';
+import { DEFAULT_TARGET, isDatabaseName, MAX_NAME_BYTES, type Placement, placementLabel, splitPlacementLabel } from '../placement/placement.js';
 import { NAME_PATTERN } from '../tenancy/names.js';
 import { type LifecycleContext, refused } from './context.js';
 
-/** Postgres's longest identifier (database names included), in bytes. */
-const NAMEDATALEN = 63;
 /** Databases no tenant may live in: CREATE DATABASE copies them. */
 const RESERVED_DATABASES = new Set(['template0', 'template1']);
 
@@ -55,15 +53,11 @@ export function tenantPlacement(ctx: LifecycleContext, label: string | null): Te
 
 function parsePlacement(label: string | null): Placement {
   if (label === null) return { target: DEFAULT_TARGET, database: null };
-  const slash = label.indexOf('/');
-  const target = slash < 0 ? label : label.slice(0, slash);
-  const database = slash < 0 ? null : label.slice(slash + 1);
+  const { target, database } = splitPlacementLabel(label);
   const shown = JSON.stringify(label.slice(0, 140));
   if (!NAME_PATTERN.test(target)) throw refused(`placement ${shown}: the target must be a name (^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$), as TARGET or TARGET/DATABASE`);
   if (database !== null) {
-    if (database.length === 0 || Buffer.byteLength(database) > NAMEDATALEN || database.includes('\0')) {
-      throw refused(`placement ${shown}: the database must be 1 to ${NAMEDATALEN} bytes`);
-    }
+    if (!isDatabaseName(database)) throw refused(`placement ${shown}: the database must be 1 to ${MAX_NAME_BYTES} bytes`);
     if (RESERVED_DATABASES.has(database)) throw refused(`placement ${shown}: a tenant cannot live in ${database}`);
   }
   return { target, database };
