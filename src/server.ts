@@ -1,13 +1,12 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { type AdminServer, livePoolView, Metrics, startAdminServer } from './admin/index.js';
+import { type AdminServer, livePoolsView, Metrics, startAdminServer } from './admin/index.js';
 import { createTokenVerifier } from './auth/index.js';
 import { resolveBackendTarget } from './config/load.js';
 import { planReload } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { Readiness, type ReadinessVerdict } from './admin/readiness.js';
 import { BackendConnection } from './backend/connection.js';
-import { ChannelListener } from './backend/listener.js';
 import { AuthThrottle } from './frontend/auth-throttle.js';
 import { cancelRegistry, type WorkerHooks } from './cluster/hooks.js';
 import { sharedPoolOptions } from './cluster/shares.js';
@@ -19,9 +18,12 @@ import type { SessionDeps } from './frontend/session-deps.js';
 import { clientTlsContext } from './frontend/tls.js';
 import { Guard } from './guard/index.js';
 import type { BackendPool, PoolOptions } from './pool/pool.js';
+import { ChannelListeners } from './placement/listeners.js';
 import { BackendPools } from './placement/pools.js';
 import { targetReadiness, unreachableTargets } from './placement/reachability.js';
-import { createTenantResolver, type TenantResolver } from './tenancy/index.js';
+import { TenantPauses } from './placement/tenant-pauses.js';
+import { createTenantResolver, TenantRefused, type Tenant, type TenantResolver } from './tenancy/index.js';
+import { controlAckChannel } from './tenancy/control.js';
 import { type ControlEvents, watchControlEvents } from './tenancy/control-events.js';
 
 export interface RunningPgfence {
@@ -41,6 +43,10 @@ export interface RunningPgfence {
   reload(next: Config): Promise<{ applied: string[]; notApplied: string[] }>;
   /** Disconnects every client of a tenant; returns how many. */
   killTenant(tenantId: string): number;
+  /** What /readyz answers for this process (a worker answers it for the primary's /readyz). */
+  ready(): Promise<ReadinessVerdict>;
+  /** Tenants paused here for a move (`pgfence tenant move`), until it resumes them. */
+  pausedTenants(): string[];
   /** Resolves when SHUTDOWN is issued in the admin console; the caller then calls close() (as for SIGTERM). */
   readonly shutdownRequested: Promise<void>;
   /** Stops accepting, lets transactions finish for `listen.shutdownTimeoutMs`, then closes everything. */
@@ -100,13 +106,21 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     pool,
     pools,
     cancels: cancelRegistry(config, metrics, log, worker),
-    authThrottle: new AuthThrottle(() => deps.config.listen.authThrottle, log.child({ component: 'auth-throttle' }), () => metrics.authThrottled()),
-    listener: new ChannelListener(target, () => ({ ...poolOptions(deps.config), connectTimeoutMs: deps.config.backend.connectTimeoutMs }), log.child({ component: 'listener' })),
+    authThrottle: new AuthThrottle(
+      () => deps.config.listen.authThrottle,
+      log.child({ component: 'auth-throttle' }),
+      () => metrics.authThrottled(),
+      Date.now,
+      worker === undefined ? undefined : (key) => worker.loginFailed(key),
+    ),
+    pauses: null,
+    listeners: new ChannelListeners((name) => pools.spec(name), (spec) => spec.pool, log.child({ component: 'listener' })),
     log,
     metrics,
     console: null,
     tls: config.listen.tls === undefined ? null : clientTlsContext(config.listen.tls),
   };
+  if (worker !== undefined) worker.onLoginFailedElsewhere = (key) => deps.authThrottle.failedElsewhere(key);
   const sessions = new Set<ClientSession>();
 
   const forget = (session: ClientSession): void => {
@@ -131,7 +145,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
 
   let closing: Promise<void> | null = null;
   metrics.setSources({
-    pools: () => livePoolView(sessions, pool, deps.config.pool.healthCheckAfterIdleMs),
+    pools: () => livePoolsView(sessions, pools.all(), deps.config.pool.healthCheckAfterIdleMs),
   });
   // PgBouncer's stats_period: SHOW STATS's averages cover the last minute.
   metrics.rollStatsPeriod();
@@ -176,7 +190,12 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     deps.tls = tls;
     deps.guard = guard;
     deps.config = effective;
-    pools.reconfigure(effective);
+    const targets = pools.reconfigure(effective);
+    deps.listeners.retarget(targets.replaced);
+    // Tenants of a removed target are refused from now on (08004); their sessions end after their transaction.
+    const removed = new Set(targets.removed);
+    for (const session of sessions) if (session.target !== null && removed.has(session.target)) session.targetRemoved();
+    if (targets.opened.length + targets.replaced.length + targets.removed.length > 0) log.info(targets, 'backend targets reloaded');
     log.level = effective.log.level;
     if (tenantsChanged) await oldTenants.close();
     log.info({ applied: plan.applied, notApplied: plan.notApplied }, 'configuration reloaded');
@@ -193,6 +212,40 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     return killed;
   }
 
+  // `pgfence tenant move`: the tenant's transactions wait while it is copied, then follow it.
+  const control = config.tenancy.control;
+  const pauses =
+    control === undefined
+      ? null
+      : new TenantPauses({
+          busy: (id) => [...sessions].some((s) => s.tenantId === id && s.holdsBackend),
+          endBoundSessions: (id) => {
+            if (deps.config.pool.mode !== 'session') return;
+            for (const session of sessions) if (session.tenantId === id) session.drain(clientErrors.tenantMoved(id));
+          },
+          rehome: (id) => rehome(id),
+          acknowledge: (ack) => controlEvents?.notify(controlAckChannel(control.schema), JSON.stringify(ack)),
+          log: log.child({ component: 'tenant-pauses' }),
+        });
+  deps.pauses = pauses;
+
+  /** After a pause: the tenant's row read again; its sessions follow it, or end when it is no longer served. */
+  async function rehome(tenantId: string): Promise<void> {
+    deps.tenants.forget(tenantId);
+    let tenant: Tenant;
+    try {
+      tenant = await deps.tenants.resolve(tenantId);
+    } catch (error) {
+      const gone = error instanceof TenantRefused && error.reason !== 'registry_unavailable';
+      log.warn({ tenant: tenantId, err: error instanceof Error ? error.message : String(error) }, 'tenant resumed but not served: its sessions are ended');
+      for (const session of sessions) {
+        if (session.tenantId === tenantId) session.terminate(gone ? clientErrors.tenantKilled(tenantId) : clientErrors.tenantMoved(tenantId));
+      }
+      return;
+    }
+    for (const session of sessions) if (session.tenantId === tenantId) session.rehome(tenant);
+  }
+
   // With the registry pgfence owns, `pgfence tenant suspend` ends live sessions here too.
   const controlEvents: ControlEvents | null =
     config.tenancy.control === undefined
@@ -204,6 +257,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
           resolver: () => deps.tenants,
           liveTenants: () => [...sessions].flatMap((s) => (s.tenantId === null ? [] : [s.tenantId])),
           killTenant,
+          onPause: (event) => pauses?.onEvent(event),
           log: log.child({ component: 'control-events' }),
         });
   await controlEvents?.ready;
@@ -214,7 +268,6 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   const local = consoleContext({
     deps,
     sessions,
-    pool,
     target: { host: target.host, port: target.port, database: target.database, user: target.user },
     listenPort: address.port,
     shutdown: () => {
@@ -243,12 +296,15 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
     },
     reload,
     killTenant,
+    ready: readyWithTargets,
+    pausedTenants: () => pauses?.pausedTenants ?? [],
     shutdownRequested,
     close() {
       closing ??= (async () => {
         clearInterval(statsPeriod);
         // The admin endpoint stays up while clients drain: /readyz says 503 "draining", /metrics still answers.
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        pauses?.close();
         for (const session of sessions) session.drain();
         const deadline = Date.now() + deps.config.listen.shutdownTimeoutMs;
         while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
@@ -256,7 +312,7 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
         await stopped;
         await admin?.close();
         await pools.close();
-        await deps.listener.close();
+        await deps.listeners.close();
         await controlEvents?.close();
         await deps.tenants.close();
         log.info('pgfence stopped');

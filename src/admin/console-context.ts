@@ -1,15 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import { liveKey } from '../config/reload.js';
-import { schemaAt } from '../config/reference.js';
+import { isSecretPath, schemaAt } from '../config/reference.js';
 import type { ClientSession } from '../frontend/client-session.js';
 import type { SessionDeps } from '../frontend/session-deps.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { ConsoleContext, ConsoleTenant, ConsoleTenantStats } from './console.js';
 import type { StatTotals } from './metrics.js';
-import { livePoolView, type PoolView } from './pool-view.js';
+import { placementLabel } from '../placement/placement.js';
+import type { ConsoleDatabase } from './console.js';
+import { livePoolsView, type PlacedPoolView, type PoolsView } from './pool-view.js';
 
-/** Configuration keys whose values the console never shows. */
-const SECRET_KEYS = new Set(['listen.tls.key', 'backend.url', 'backend.password', 'jwt.secret', 'jwt.jwk', 'jwt.privateKey', 'tenancy.control.provisioner.password']);
+/** What the console shows for the value of a key the schema marks secret (isSecretPath), at any depth: backends.NAME.url too. */
 const MASK = '********';
 
 function flatten(value: unknown, prefix: string, out: Array<[string, unknown]>): void {
@@ -50,8 +51,7 @@ export function statAverages(now: StatTotals, before: StatTotals | undefined, se
 export function consoleContext(parts: {
   deps: SessionDeps;
   sessions: ReadonlySet<ClientSession>;
-  pool: BackendPool;
-  /** The backend every pooled connection goes to. */
+  /** The target `default` (SHOW SERVERS's fallback; every pool says where it connects). */
   target: { host: string; port: number; database: string; user: string };
   /** The port pgfence listens on (SHOW DATABASES's row for the console database). */
   listenPort: number;
@@ -59,18 +59,19 @@ export function consoleContext(parts: {
   killTenant: (tenantId: string) => number;
   shutdown: () => void;
 }): ConsoleContext {
-  const { deps, sessions, pool, target } = parts;
+  const { deps, sessions, target } = parts;
   const clientsOf = (): Map<string, number> => {
     const counts = new Map<string, number>();
     for (const s of sessions) if (s.tenantId !== null) counts.set(s.tenantId, (counts.get(s.tenantId) ?? 0) + 1);
     return counts;
   };
-  const view = (): PoolView => livePoolView(sessions, pool, deps.config.pool.healthCheckAfterIdleMs);
+  // Every pool of every backend target (src/placement), the ones still draining after a reload included.
+  const view = (): PoolsView<PlacedPoolView> => livePoolsView(sessions, deps.pools.all(), deps.config.pool.healthCheckAfterIdleMs);
   return {
     target: () => target,
     pools() {
       const mode = deps.config.pool.mode;
-      return view().rows.map((row) => ({ ...row, database: target.database, user: target.user, poolMode: mode }));
+      return view().pools.flatMap((p) => p.rows.map((row) => ({ ...row, database: p.database, user: p.user, poolMode: mode, target: p.target })));
     },
     clients: () => [...sessions].map((s) => s.describe()),
     servers() {
@@ -81,37 +82,43 @@ export function consoleContext(parts: {
       }
       // Every target's pools, each backend with the target it belongs to (src/placement).
       return deps.pools.all().flatMap((placed) => {
-        const spec = deps.pools.spec(placed.target);
-        const where = spec === undefined ? target : { host: spec.target.host, port: spec.target.port, database: placed.database, user: spec.target.user };
+        const { host, port, user } = placed.spec.target;
+        const where = { host, port, database: placed.database, user };
         return placed.pool.describe().map((b) => ({ ...b, clientId: holders.get(b.id) ?? null, targetName: placed.target, where }));
       });
     },
     databases() {
       const config = deps.config;
-      const backends = pool.describe().length + pool.stats.connecting;
-      let tenantClients = 0;
+      const clients = new Map<BackendPool, number>();
       let consoleClients = 0;
       for (const s of sessions) {
         const state = s.clientState;
         if (state === 'console') consoleClients++;
-        else if (state !== 'login') tenantClients++;
+        else if (state !== 'login' && s.pool !== null) clients.set(s.pool, (clients.get(s.pool) ?? 0) + 1);
       }
-      return [
-        {
-          name: target.database,
-          host: target.host,
-          port: target.port,
-          database: target.database,
-          forceUser: target.user,
-          poolSize: config.pool.size,
+      // One row per pool: each backend target's own, then each tenant database's in use on it.
+      const rows = deps.pools.all().map((p): ConsoleDatabase => {
+        const limits = p.tenantDatabase ? p.spec.databasePool : p.spec.pool;
+        return {
+          name: placementLabel({ target: p.target, database: p.tenantDatabase ? p.database : null }),
+          host: p.spec.target.host,
+          port: p.spec.target.port,
+          database: p.database,
+          forceUser: p.spec.target.user,
+          poolSize: limits.size,
           serverLifetimeSeconds: Math.floor(config.pool.maxLifetimeMs / 1000),
           poolMode: config.pool.mode,
-          maxConnections: config.pool.size,
-          currentConnections: backends,
-          currentClientConnections: tenantClients,
-          paused: pool.isPaused,
-          maxPerTenant: config.pool.maxPerTenant,
-        },
+          maxConnections: limits.size,
+          currentConnections: p.pool.describe().length + p.pool.stats.connecting,
+          currentClientConnections: clients.get(p.pool) ?? 0,
+          paused: p.pool.isPaused,
+          disabled: p.retiring,
+          maxPerTenant: limits.maxPerTenant,
+          target: p.target,
+        };
+      });
+      return [
+        ...rows,
         {
           name: 'pgfence',
           host: null,
@@ -126,6 +133,7 @@ export function consoleContext(parts: {
           currentClientConnections: consoleClients,
           paused: false,
           maxPerTenant: 0,
+          target: null,
         },
       ];
     },
@@ -133,17 +141,19 @@ export function consoleContext(parts: {
       const v = view();
       const users = new Set<string>();
       for (const s of sessions) if (s.clientState !== 'login') users.add(s.describe().user ?? '');
+      const rows = v.pools.reduce((n, p) => n + p.rows.length, 0);
+      const servers = deps.pools.all().reduce((n, { pool: p }) => n + p.describe().length + p.stats.connecting, 0);
       return [
-        { list: 'databases', items: 2 },
+        { list: 'databases', items: this.databases().length },
         { list: 'users', items: users.size },
         { list: 'peers', items: 0 },
-        { list: 'pools', items: v.rows.length },
+        { list: 'pools', items: rows },
         { list: 'peer_pools', items: 0 },
         { list: 'free_clients', items: 0 },
         { list: 'used_clients', items: sessions.size },
         { list: 'login_clients', items: v.loginClients },
         { list: 'free_servers', items: 0 },
-        { list: 'used_servers', items: pool.describe().length + pool.stats.connecting },
+        { list: 'used_servers', items: servers },
         { list: 'dns_names', items: 0 },
         { list: 'dns_zones', items: 0 },
         { list: 'dns_queries', items: 0 },
@@ -185,7 +195,7 @@ export function consoleContext(parts: {
       const rows: Array<[string, unknown]> = [];
       flatten(deps.config, '', rows);
       return rows.map(([key, value]) => {
-        const secret = SECRET_KEYS.has(key) || key.startsWith('jwt.jwk.');
+        const secret = isSecretPath(key.split('.'));
         return {
           key,
           value: secret ? MASK : shown(value),
@@ -195,9 +205,10 @@ export function consoleContext(parts: {
       });
     },
     reload: parts.reload,
-    pause: () => pool.pause(),
-    resume: () => pool.resume(),
-    reconnect: () => pool.reconnect(),
+    // Every pool of every target: PAUSE, RESUME and RECONNECT act on all of them (BackendPools).
+    pause: () => deps.pools.pause(),
+    resume: () => deps.pools.resume(),
+    reconnect: () => deps.pools.reconnect(),
     shutdown: parts.shutdown,
     killTenant: parts.killTenant,
     onError: (command, error) => deps.log.error({ command, err: error }, 'admin console command failed'),

@@ -84,6 +84,7 @@ const POOL_COLUMNS: Column<Pool>[] = [
   text('pool_mode', (r) => r.poolMode),
   text('load_balance_hosts', () => null),
   text('tenant', (r) => r.tenant),
+  text('target', (r) => r.target ?? 'default'),
 ];
 
 const SOCKET_PREFIX = <R extends { state: string }>(type: 'C' | 'S', user: (r: R) => Cell, database: (r: R) => Cell): Column<R>[] => [
@@ -169,8 +170,9 @@ const DATABASE_COLUMNS: Column<Database>[] = [
   zero('max_client_connections'),
   int4('current_client_connections', (r) => r.currentClientConnections),
   int4('paused', (r) => (r.paused ? 1 : 0)),
-  zero('disabled'),
+  int4('disabled', (r) => (r.disabled === true ? 1 : 0)),
   int4('max_per_tenant', (r) => r.maxPerTenant),
+  text('target', (r) => (r.target === undefined ? 'default' : r.target)),
 ];
 
 const LIST_COLUMNS: Column<List>[] = [text('list', (r) => r.list), int4('items', (r) => r.items)];

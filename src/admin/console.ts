@@ -52,11 +52,13 @@ export interface ConsoleBackend extends BackendView {
   where?: ConsoleTarget;
 }
 
-/** One SHOW POOLS row: a tenant's share of the pool (see pool-view.ts). */
+/** One SHOW POOLS row: a tenant's share of one pool (see pool-view.ts). */
 export interface ConsolePool extends PoolRow {
   database: string;
   user: string;
   poolMode: string;
+  /** The backend target of the pool (src/placement); absent: `default`. */
+  target?: string;
 }
 
 /** What SHOW SERVERS and SHOW DATABASES say about where backends go. */
@@ -80,7 +82,11 @@ export interface ConsoleDatabase {
   currentConnections: number;
   currentClientConnections: number;
   paused: boolean;
+  /** PgBouncer's `disabled`: a pool draining after a reload removed or changed its target. */
+  disabled?: boolean;
   maxPerTenant: number;
+  /** The backend target (src/placement); null for the console's own row, absent: `default`. */
+  target?: string | null;
 }
 
 export interface ConsoleTenant {
@@ -127,10 +133,10 @@ export interface ConsoleContext {
   config(): Array<{ key: string; value: string; default: string; changeable: boolean }>;
   /** Rereads the configuration. A `ConfigError` is shown to the operator (it names keys, never secret values). */
   reload(): Promise<{ applied: string[]; notApplied: string[] }>;
-  /** Stops handing out backends to new transactions; resolves when active work has drained. */
+  /** Stops handing out backends to new transactions, on every target; resolves when active work has drained. */
   pause(): Promise<void>;
   resume(): void | Promise<void>;
-  /** Closes every backend as it is released (idle ones now); returns how many were open. */
+  /** Closes every backend of every target as it is released (idle ones now); returns how many were open. */
   reconnect(): number | Promise<number>;
   /** Starts pgfence's shutdown (as SIGTERM does) once the answer has been sent. */
   shutdown(): void;

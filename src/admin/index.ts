@@ -12,7 +12,8 @@ export {
   type RoundTripSink,
   type StatsPeriod,
   type StatTotals,
+  TargetSeries,
   type TenantMetrics,
   type Traffic,
 } from './metrics.js';
-export { type ClientState, livePoolView, type PoolRow, type PoolView, poolView } from './pool-view.js';
+export { type ClientState, livePoolsView, livePoolView, type PlacedPoolView, type PoolRow, type PoolsView, type PoolView, poolView, type TargetRows } from './pool-view.js';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { PoolView } from './pool-view.js';
+import type { PoolsView } from './pool-view.js';
 import { bump, Buckets, publishedCounter, publishedGauge, publishedHistogram, type Sample } from './published.js';
 
 /**
@@ -16,7 +16,10 @@ import { bump, Buckets, publishedCounter, publishedGauge, publishedHistogram, ty
  *
  * The `pgfence_pools_*` and `pgfence_stats_*` series are pgbouncer_exporter's `pgbouncer_pools_*`
  * and `pgbouncer_stats_*` with the `database` label replaced by `tenant`, so a PgBouncer dashboard
- * carries over by renaming.
+ * carries over by renaming. The pool series (the `pgfence_pools_*` gauges and the backend
+ * connection, reset, acquire timeout and wait series) also carry the backend `target` (src/placement);
+ * a tenant database's pool counts under its target. Targets come from the configuration, so that
+ * label is bounded; a target removed by a reload keeps its counters.
  *
  * Tenant label cardinality: tenant ids are operator-controlled (a static list or the registry),
  * but nothing bounds how many there are. The first `maxTenants` distinct tenants (default 1,000)
@@ -56,10 +59,10 @@ const CLIENT_RESULTS: readonly ClientConnectionResult[] = [
   'protocol_error',
 ];
 
-/** Read at scrape time only. A missing source leaves its gauges at 0 (unlabelled) or without samples. */
+/** Read at scrape time only. A missing source leaves its gauges without samples (0 for the unlabelled ones). */
 export interface GaugeSources {
-  /** The pool in PgBouncer's terms (see pool-view.ts). */
-  pools?: () => PoolView;
+  /** Every pool in PgBouncer's terms, with its target (see pool-view.ts). */
+  pools?: () => PoolsView;
 }
 
 export interface MetricsOptions {
@@ -170,6 +173,60 @@ class TenantSeries implements TenantMetrics, RoundTripSink {
   }
 }
 
+/** The target every pool event is counted under when no other is named (the `backend` key). */
+const DEFAULT_TARGET = 'default';
+
+/**
+ * The events of one backend target's pools, in plain fields: what a BackendPool reports (server
+ * connections, resets, acquire timeouts) and the waits of its acquires. Published when scraped.
+ */
+export class TargetSeries {
+  opened = 0;
+  failed = 0;
+  closed = 0;
+  resetsOk = 0;
+  resetsFailed = 0;
+  acquireTimeouts = 0;
+  readonly acquireWaits = new Buckets(ACQUIRE_BUCKETS);
+
+  constructor(
+    readonly target: string,
+    private readonly tenantSeries: (id: string) => TenantSeries,
+  ) {}
+
+  backendConnection(event: BackendConnectionEvent): void {
+    switch (event) {
+      case 'opened':
+        this.opened++;
+        return;
+      case 'failed':
+        this.failed++;
+        return;
+      case 'closed':
+        this.closed++;
+        return;
+    }
+  }
+
+  backendReset(result: BackendResetResult): void {
+    if (result === 'ok') this.resetsOk++;
+    else this.resetsFailed++;
+  }
+
+  acquireTimeout(): void {
+    this.acquireTimeouts++;
+  }
+
+  /** A backend handed to a client of `tenant` after `seconds` of waiting (0 when one was idle). */
+  acquireWait(seconds: number, tenant?: string): void {
+    this.acquireWaits.observe(seconds);
+    if (tenant === undefined) return;
+    const series = this.tenantSeries(tenant);
+    series.assignments++;
+    series.waitMicros += seconds * 1e6;
+  }
+}
+
 /** Where a QueryTimer reports each answered round trip (µs), and the transaction it ended (µs; -1: none ended). */
 export interface RoundTripSink {
   roundTrip(micros: number, transactionMicros: number): void;
@@ -259,14 +316,9 @@ export class Metrics {
   private readonly authFailures = new Map<string, number>();
   private readonly tripwires = new Map<string, number>();
   private readonly cancelRoutes = new Map<string, number>();
-  private backendsOpened = 0;
-  private backendsFailed = 0;
-  private backendsClosed = 0;
-  private resetsOk = 0;
-  private resetsFailed = 0;
-  private acquireTimeouts = 0;
+  /** Pool events by backend target; `default` from the start, so its fixed sets export zeros. */
+  private readonly targets = new Map<string, TargetSeries>();
   private authThrottledCount = 0;
-  private readonly acquireWaits = new Buckets(ACQUIRE_BUCKETS);
   /** Bytes of connections that have no tenant: startup, authentication, refusals, the admin console. */
   readonly unattributed: Traffic = { received: 0, sent: 0 };
 
@@ -280,6 +332,9 @@ export class Metrics {
     const labelled = <L extends string>(name: L, map: ReadonlyMap<string, number>) => (): Iterable<Sample<L>> =>
       [...map].map(([value, n]) => [{ [name]: value } as Record<L, string>, n] as const);
     const one = (read: () => number) => (): Iterable<Sample<never>> => [[{}, read()]];
+    this.target(DEFAULT_TARGET);
+    const targets = (): TargetSeries[] => [...this.targets.values()];
+    const perTarget = (read: (t: TargetSeries) => number) => (): Iterable<Sample<'target'>> => targets().map((t) => [{ target: t.target }, read(t)] as const);
 
     // ---- clients ----------------------------------------------------------------------------
     publishedCounter({
@@ -329,29 +384,32 @@ export class Metrics {
     // ---- backends ---------------------------------------------------------------------------
     publishedCounter({
       name: 'pgfence_backend_connection_attempts_total',
-      help: 'Attempts to open a server connection, by result (opened, failed).',
-      labelNames: ['result'],
+      help: 'Attempts to open a server connection, by result (opened, failed) and backend target.',
+      labelNames: ['result', 'target'],
       registry,
-      read: () => [
-        [{ result: 'opened' }, this.backendsOpened],
-        [{ result: 'failed' }, this.backendsFailed],
-      ],
+      read: () =>
+        targets().flatMap((t) => [
+          [{ result: 'opened', target: t.target }, t.opened] as const,
+          [{ result: 'failed', target: t.target }, t.failed] as const,
+        ]),
     });
     publishedCounter({
       name: 'pgfence_backend_connections_closed_total',
-      help: 'Server connections that ended, whoever ended them.',
+      help: 'Server connections that ended, whoever ended them, by backend target.',
+      labelNames: ['target'],
       registry,
-      read: one(() => this.backendsClosed),
+      read: perTarget((t) => t.closed),
     });
     publishedCounter({
       name: 'pgfence_backend_resets_total',
-      help: 'DISCARD ALL resets of released backends, by result (a failed reset closes the backend).',
-      labelNames: ['result'],
+      help: 'DISCARD ALL resets of released backends, by result (a failed reset closes the backend) and backend target.',
+      labelNames: ['result', 'target'],
       registry,
-      read: () => [
-        [{ result: 'ok' }, this.resetsOk],
-        [{ result: 'failed' }, this.resetsFailed],
-      ],
+      read: () =>
+        targets().flatMap((t) => [
+          [{ result: 'ok', target: t.target }, t.resetsOk] as const,
+          [{ result: 'failed', target: t.target }, t.resetsFailed] as const,
+        ]),
     });
     publishedCounter({
       name: 'pgfence_auth_throttled_total',
@@ -361,16 +419,18 @@ export class Metrics {
     });
     publishedCounter({
       name: 'pgfence_acquire_timeouts_total',
-      help: 'Backend acquires that gave up after pool.acquireTimeoutMs.',
+      help: 'Backend acquires that gave up after pool.acquireTimeoutMs, by backend target.',
+      labelNames: ['target'],
       registry,
-      read: one(() => this.acquireTimeouts),
+      read: perTarget((t) => t.acquireTimeouts),
     });
     publishedHistogram({
       name: 'pgfence_acquire_wait_seconds',
-      help: 'Time a client waited for a backend from the pool (successful acquires).',
+      help: 'Time a client waited for a backend from the pool (successful acquires), by backend target.',
+      labelNames: ['target'],
       buckets: ACQUIRE_BUCKETS,
       registry,
-      read: () => [[{}, this.acquireWaits]],
+      read: () => targets().map((t) => [{ target: t.target }, t.acquireWaits] as const),
     });
     publishedHistogram({
       name: 'pgfence_query_duration_seconds',
@@ -437,77 +497,101 @@ export class Metrics {
       read: one(() => this.traffic().sent),
     });
 
-    // ---- pgbouncer_exporter's pools: scrape-time gauges ---------------------------------------
-    const pools = (): PoolView | undefined => this.sources.pools?.();
-    const perRow = (read: (row: PoolView['rows'][number]) => number) => (): Iterable<Sample<'tenant'>> => {
-      const view = pools();
-      if (view === undefined) return [];
-      const byLabel = new Map<string, number>();
-      for (const row of view.rows) if (row.tenant !== null) bump(byLabel, this.tenant(row.tenant).label, read(row));
-      return [...byLabel].map(([tenant, n]) => [{ tenant }, n] as const);
+    // ---- pgbouncer_exporter's pools: scrape-time gauges, by target ---------------------------
+    const pools = (): PoolsView | undefined => this.sources.pools?.();
+    type Row = PoolsView['pools'][number]['rows'][number];
+    /** Summed by tenant label and target (a target's tenant databases' pools add into it). */
+    const perRow = (read: (row: Row) => number) => (): Iterable<Sample<'tenant' | 'target'>> => {
+      const byLabels = new Map<string, { tenant: string; target: string; n: number }>();
+      for (const pool of pools()?.pools ?? []) {
+        for (const row of pool.rows) {
+          if (row.tenant === null) continue;
+          const tenant = this.tenant(row.tenant).label;
+          const key = `${pool.target}\0${tenant}`;
+          const known = byLabels.get(key);
+          if (known === undefined) byLabels.set(key, { tenant, target: pool.target, n: read(row) });
+          else known.n += read(row);
+        }
+      }
+      return [...byLabels.values()].map(({ tenant, target, n }) => [{ tenant, target }, n] as const);
     };
-    const total = (read: (row: PoolView['rows'][number]) => number) => one(() => pools()?.rows.reduce((n, row) => n + read(row), 0) ?? 0);
+    /** Folded over every row of a target's pools: one sample per target in the view. */
+    const byTarget = (read: (row: Row) => number, fold: (a: number, b: number) => number = (a, b) => a + b) => (): Iterable<Sample<'target'>> => {
+      const out = new Map<string, number>();
+      for (const pool of pools()?.pools ?? []) {
+        let n = out.get(pool.target) ?? 0;
+        for (const row of pool.rows) n = fold(n, read(row));
+        out.set(pool.target, n);
+      }
+      return [...out].map(([target, n]) => [{ target }, n] as const);
+    };
     publishedGauge({
       name: 'pgfence_pools_client_active_connections',
-      help: 'Client sessions by tenant that hold a backend or are idle (PgBouncer cl_active); admin console sessions not included.',
-      labelNames: ['tenant'],
+      help: 'Client sessions by tenant and target that hold a backend or are idle (PgBouncer cl_active); admin console sessions not included.',
+      labelNames: ['tenant', 'target'],
       registry,
       read: perRow((r) => r.clActive),
     });
     publishedGauge({
       name: 'pgfence_pools_client_waiting_connections',
-      help: 'Client sessions by tenant waiting for a backend (PgBouncer cl_waiting).',
-      labelNames: ['tenant'],
+      help: 'Client sessions by tenant and target waiting for a backend (PgBouncer cl_waiting).',
+      labelNames: ['tenant', 'target'],
       registry,
       read: perRow((r) => r.clWaiting),
     });
     publishedGauge({
       name: 'pgfence_pools_client_login_connections',
-      help: 'Client connections in startup or authentication (no tenant yet).',
+      help: 'Client connections in startup or authentication (no tenant or target yet).',
       registry,
       read: one(() => pools()?.loginClients ?? 0),
     });
     publishedGauge({
       name: 'pgfence_pools_client_maxwait_seconds',
-      help: 'How long the oldest client waiting for a backend has waited (PgBouncer maxwait); 0 when none waits.',
+      help: 'How long the oldest client waiting for a backend of the target has waited (PgBouncer maxwait); 0 when none waits.',
+      labelNames: ['target'],
       registry,
       aggregator: 'max',
-      read: one(() => (pools()?.rows.reduce((n, row) => Math.max(n, row.maxWaitMs), 0) ?? 0) / 1000),
+      read: byTarget((r) => r.maxWaitMs / 1000, Math.max),
     });
     publishedGauge({
       name: 'pgfence_pools_server_active_connections',
-      help: 'Backends held by a client (PgBouncer sv_active), including those waiting for a cancel to be delivered.',
+      help: 'Backends of the target held by a client (PgBouncer sv_active), including those waiting for a cancel to be delivered.',
+      labelNames: ['target'],
       registry,
-      read: total((r) => r.svActive + r.svBeingCanceled),
+      read: byTarget((r) => r.svActive + r.svBeingCanceled),
     });
     publishedGauge({
       name: 'pgfence_pools_server_idle_connections',
-      help: 'Idle backends ready to hand out (PgBouncer sv_idle).',
+      help: 'Idle backends of the target ready to hand out (PgBouncer sv_idle).',
+      labelNames: ['target'],
       registry,
-      read: total((r) => r.svIdle),
+      read: byTarget((r) => r.svIdle),
     });
     publishedGauge({
       name: 'pgfence_pools_server_used_connections',
-      help: 'Idle backends past pool.healthCheckAfterIdleMs, checked with SELECT 1 before use (PgBouncer sv_used).',
+      help: 'Idle backends of the target past pool.healthCheckAfterIdleMs, checked with SELECT 1 before use (PgBouncer sv_used).',
+      labelNames: ['target'],
       registry,
-      read: total((r) => r.svUsed),
+      read: byTarget((r) => r.svUsed),
     });
     publishedGauge({
       name: 'pgfence_pools_server_testing_connections',
-      help: 'Backends running DISCARD ALL before reuse (PgBouncer sv_tested).',
+      help: 'Backends of the target running DISCARD ALL before reuse (PgBouncer sv_tested).',
+      labelNames: ['target'],
       registry,
-      read: total((r) => r.svTested),
+      read: byTarget((r) => r.svTested),
     });
     publishedGauge({
       name: 'pgfence_pools_server_login_connections',
-      help: 'Backends connecting and authenticating (PgBouncer sv_login).',
+      help: 'Backends of the target connecting and authenticating (PgBouncer sv_login).',
+      labelNames: ['target'],
       registry,
-      read: total((r) => r.svLogin),
+      read: byTarget((r) => r.svLogin),
     });
     publishedGauge({
       name: 'pgfence_pools_server_pinned_connections',
-      help: 'Backends held by or pinned to each tenant now (active, idle, used or resetting).',
-      labelNames: ['tenant'],
+      help: 'Backends of the target held by or pinned to each tenant now (active, idle, used or resetting).',
+      labelNames: ['tenant', 'target'],
       registry,
       read: perRow((r) => r.svActive + r.svBeingCanceled + r.svIdle + r.svUsed + r.svTested),
     });
@@ -558,23 +642,23 @@ export class Metrics {
     bump(this.authFailures, reason);
   }
 
-  backendConnection(event: BackendConnectionEvent): void {
-    switch (event) {
-      case 'opened':
-        this.backendsOpened++;
-        return;
-      case 'failed':
-        this.backendsFailed++;
-        return;
-      case 'closed':
-        this.backendsClosed++;
-        return;
+  /** The pool events of backend target `name`: each pool keeps the handle (created once per target). */
+  target(name: string): TargetSeries {
+    let series = this.targets.get(name);
+    if (series === undefined) {
+      series = new TargetSeries(name, (id) => this.series(id));
+      this.targets.set(name, series);
     }
+    return series;
+  }
+
+  /** A server connection event of the target `default`; a pool reports through its `target(name)` handle. */
+  backendConnection(event: BackendConnectionEvent): void {
+    this.target(DEFAULT_TARGET).backendConnection(event);
   }
 
   backendReset(result: BackendResetResult): void {
-    if (result === 'ok') this.resetsOk++;
-    else this.resetsFailed++;
+    this.target(DEFAULT_TARGET).backendReset(result);
   }
 
   /** Bytes a connection with no tenant sent (in) or received (out); sessions count into their Traffic directly. */
@@ -596,13 +680,9 @@ export class Metrics {
     bump(this.cancelRoutes, route);
   }
 
-  /** A backend handed to a client of `tenant` after `seconds` of waiting (0 when one was idle). */
+  /** A backend of the target `default` handed to a client of `tenant` after `seconds` of waiting (0 when one was idle). */
   acquireWait(seconds: number, tenant?: string): void {
-    this.acquireWaits.observe(seconds);
-    if (tenant === undefined) return;
-    const series = this.series(tenant);
-    series.assignments++;
-    series.waitMicros += seconds * 1e6;
+    this.target(DEFAULT_TARGET).acquireWait(seconds, tenant);
   }
 
   /** A failed login held by the per-address throttle. */
@@ -611,7 +691,7 @@ export class Metrics {
   }
 
   acquireTimeout(): void {
-    this.acquireTimeouts++;
+    this.target(DEFAULT_TARGET).acquireTimeout();
   }
 
   /** Bytes of every connection, tenant or not. */

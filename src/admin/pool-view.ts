@@ -1,13 +1,15 @@
+import type { PlacedPool } from '../placement/pools.js';
 import type { BackendPool, BackendView } from '../pool/pool.js';
 
 /**
- * The pool as PgBouncer's SHOW POOLS counts it, one row per tenant: what the admin console shows
+ * A pool as PgBouncer's SHOW POOLS counts it, one row per tenant: what the admin console shows
  * and what the scrape-time gauges export, computed from one snapshot by one function.
  *
- * pgfence has one backend pool shared by every tenant, so a row is a tenant's share of it: its
- * clients, and the backends it holds (active) or that are pinned to it (idle, used, resetting). The
- * row with tenant null holds what belongs to no tenant: unpinned idle backends and backends still
- * connecting. Summing the rows gives the whole pool.
+ * A pool (one per backend target, and one per tenant database in use) is shared by the tenants
+ * placed there, so a row is a tenant's share of it: its clients, and the backends it holds
+ * (active) or that are pinned to it (idle, used, resetting). The row with tenant null holds what
+ * belongs to no tenant: unpinned idle backends and backends still connecting. Summing a pool's
+ * rows gives the whole pool.
  */
 
 /** Where a client connection is, in PgBouncer's terms. */
@@ -107,7 +109,64 @@ export function poolView(inputs: PoolViewInputs): PoolView {
   return { rows: [...sorted, shared], loginClients, consoleClients };
 }
 
-/** The pool view of a running pgfence now: its client sessions and its pool. */
+/** One pool's rows and its backend target: what the scrape-time gauges read. */
+export interface TargetRows {
+  target: string;
+  rows: PoolRow[];
+}
+
+/** One pool's rows, with where the pool connects: what the admin console reads. */
+export interface PlacedPoolView extends TargetRows {
+  database: string;
+  /** The role its backends log in as. */
+  user: string;
+  /** A tenant database's pool (database per tenant) rather than the target's own. */
+  tenantDatabase: boolean;
+  /** Draining after a reload removed or changed its target. */
+  retiring: boolean;
+  pool: BackendPool;
+}
+
+/** Every pool of the process, and the clients that have none yet. */
+export interface PoolsView<P extends TargetRows = TargetRows> {
+  pools: P[];
+  loginClients: number;
+  consoleClients: number;
+}
+
+/** A client session as the pools view counts it: under the pool it takes its backends from (null: none yet). */
+export interface PooledClient {
+  readonly tenantId: string | null;
+  readonly clientState: ClientState;
+  readonly pool: BackendPool | null;
+}
+
+/** Every pool now, each with the clients that take their backends from it. */
+export function livePoolsView(clients: Iterable<PooledClient>, pools: readonly PlacedPool[], healthCheckAfterIdleMs: number): PoolsView<PlacedPoolView> {
+  const byPool = new Map<BackendPool, PooledClient[]>(pools.map((p) => [p.pool, []]));
+  let loginClients = 0;
+  let consoleClients = 0;
+  for (const client of clients) {
+    if (client.clientState === 'login') loginClients++;
+    else if (client.clientState === 'console') consoleClients++;
+    else if (client.pool !== null) byPool.get(client.pool)?.push(client);
+  }
+  return {
+    pools: pools.map((p) => ({
+      target: p.target,
+      database: p.database,
+      user: p.spec.target.user,
+      tenantDatabase: p.tenantDatabase,
+      retiring: p.retiring,
+      pool: p.pool,
+      rows: livePoolView(byPool.get(p.pool) ?? [], p.pool, healthCheckAfterIdleMs).rows,
+    })),
+    loginClients,
+    consoleClients,
+  };
+}
+
+/** The pool view of one pool now: the client sessions that take backends from it, and its backends. */
 export function livePoolView(clients: PoolViewInputs['clients'], pool: BackendPool, healthCheckAfterIdleMs: number): PoolView {
   return poolView({
     clients,

@@ -17,8 +17,9 @@ export type NotificationHandler = (notification: Notification) => void;
 const MAX_RETRY_MS = 5_000;
 
 /**
- * Transaction pooling's LISTEN: one server connection per backend target that LISTENs on every
- * channel some client listens on, and hands each notification to the clients of that channel.
+ * Transaction pooling's LISTEN: one server connection to one database (src/placement/listeners.ts
+ * keeps one per backend target and tenant database in use) that LISTENs on every channel some
+ * client listens on there, and hands each notification to the clients of that channel.
  * Clients never hold a backend between transactions, so their own LISTEN cannot outlive one.
  * Commands to the server go one at a time, in order; a lost connection is reopened and every
  * channel listened to again (notifications sent while it was down are lost, as on Postgres when
@@ -33,7 +34,8 @@ export class ChannelListener {
   private retryMs = 100;
 
   constructor(
-    private readonly target: BackendTarget,
+    /** Read at every (re)connect: a reload may change where the target is. */
+    private readonly target: () => BackendTarget,
     private readonly options: () => BackendOptions & { resetTimeoutMs: number },
     private readonly log: Logger,
   ) {}
@@ -72,6 +74,18 @@ export class ChannelListener {
     this.connection = null;
   }
 
+  /** Closes once the commands queued so far (the last UNLISTENs) have run. */
+  async closeWhenDone(): Promise<void> {
+    this.closed = true;
+    await this.chain;
+    await this.close();
+  }
+
+  /** The target's settings changed: reconnect (to where it is now) and listen again on every channel. */
+  reopen(): void {
+    this.connection?.destroy();
+  }
+
   /** Queues a LISTEN/UNLISTEN; failures are logged (the next reconnect listens again on what is wanted). */
   private command(sql: string): Promise<void> {
     this.chain = this.chain
@@ -95,7 +109,7 @@ export class ChannelListener {
 
   private async open(): Promise<BackendConnection> {
     if (this.closed) throw new Error('listener is closed');
-    const connection = await BackendConnection.connect(this.target, this.options());
+    const connection = await BackendConnection.connect(this.target(), this.options());
     this.connection = connection;
     this.retryMs = 100;
     connection.bindListener({

@@ -34,9 +34,14 @@ export interface BindingHost {
   violation(what: string): void;
 }
 
+/** Where a binding takes backends from: read at every acquire (a reload may replace the tenant's pool). */
+export interface PoolSource {
+  readonly pool: BackendPool;
+}
+
 export interface BindingDeps {
   config: () => Config;
-  pool: BackendPool;
+  pools: PoolSource;
   tenant: Tenant;
   fence: TenantFence;
   settings: ClientSettings;
@@ -44,6 +49,8 @@ export interface BindingDeps {
   /** Transaction pooling: the client's channels on the shared listener; null without one. */
   channels: ClientChannels | null;
   host: BindingHost;
+  /** While the tenant is paused for a move: resolves when it is served again (null: served now). */
+  paused?: () => Promise<void> | null;
   log: Logger;
 }
 
@@ -53,6 +60,9 @@ export interface BindingDeps {
  */
 export abstract class Binding {
   protected searchPath: string | undefined;
+  /** The pool the bound backend came from, which takes it back (null while none is bound). */
+  private from: BackendPool | null = null;
+  private taking = false;
 
   constructor(protected readonly deps: BindingDeps) {}
 
@@ -70,6 +80,16 @@ export abstract class Binding {
   /** Waiting for a backend to be free. */
   abstract get waiting(): boolean;
 
+  /** The pool of the bound backend; null while none is bound. */
+  get boundPool(): BackendPool | null {
+    return this.from;
+  }
+
+  /** Holds a backend, or has passed the tenant's pause and is taking one (a move waits for neither). */
+  get holdsBackend(): boolean {
+    return this.taking || this.deps.relay.backend !== null;
+  }
+
   /** Not inside a transaction, a batch or a wait: shutdown may end the client now. */
   get betweenTransactions(): boolean {
     return !this.waiting && (this.deps.relay.backend === null || this.deps.relay.idle);
@@ -81,13 +101,23 @@ export abstract class Binding {
    * another one taken, a few times at most.
    */
   protected async acquire(): Promise<BackendConnection | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.acquireOnce();
-      } catch (error) {
-        if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
-        this.deps.log.warn({ err: error, attempt }, 'backend died before use; taking another');
+    // A tenant paused for a move: the transaction waits, then takes a backend where the tenant is then.
+    for (let gate = this.deps.paused?.() ?? null; gate !== null; gate = this.deps.paused?.() ?? null) {
+      await gate;
+      if (this.deps.host.closed) return null;
+    }
+    this.taking = true;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.acquireOnce();
+        } catch (error) {
+          if (!(error instanceof BackendClosedError) || attempt >= DEAD_BACKEND_RETRIES || this.deps.host.closed) throw error;
+          this.deps.log.warn({ err: error, attempt }, 'backend died before use; taking another');
+        }
       }
+    } finally {
+      this.taking = false;
     }
   }
 
@@ -97,7 +127,8 @@ export abstract class Binding {
    * still runs on it.
    */
   private async acquireOnce(): Promise<BackendConnection | null> {
-    const { pool, tenant, settings, relay, host } = this.deps;
+    const { tenant, settings, relay, host } = this.deps;
+    const pool = this.deps.pools.pool;
     const backend = await pool.acquire(tenant.id);
     if (!backend.holdsPin(tenant.id, settings.key) && !host.closed) {
       const config = this.deps.config();
@@ -114,6 +145,7 @@ export abstract class Binding {
       return null;
     }
     backend.bind(relay);
+    this.from = pool;
     this.attach(backend);
     this.checkPin(backend);
     return backend;
@@ -121,10 +153,12 @@ export abstract class Binding {
 
   /** Transaction pooling, common case: an idle backend already pinned for this client, taken at once. */
   protected acquirePinnedNow(): BackendConnection | null {
-    const { pool, tenant, settings, relay } = this.deps;
+    const { tenant, settings, relay } = this.deps;
+    const pool = this.deps.pools.pool;
     const backend = pool.tryAcquirePinned(tenant.id, (b) => b.holdsPin(tenant.id, settings.key));
     if (backend === null) return null;
     backend.bind(relay);
+    this.from = pool;
     this.attach(backend);
     this.checkPin(backend);
     return backend;
@@ -178,8 +212,10 @@ export abstract class Binding {
    */
   protected giveBack(reusable: boolean, reset: boolean): void {
     const backend = this.deps.relay.detach();
-    if (backend === null) return;
-    this.deps.pool.release(backend, { reusable, reset, repin: reset && reusable ? this.repinSpec() : undefined });
+    const pool = this.from;
+    this.from = null;
+    if (backend === null || pool === null) return;
+    pool.release(backend, { reusable, reset, repin: reset && reusable ? this.repinSpec() : undefined });
   }
 
   private repin: { spec: RepinSpec; config: Config } | null = null;

@@ -36,7 +36,7 @@ export class TransactionModeBinding extends Binding {
       this.sendNow(messages);
       return;
     }
-    if (!this.waiting && messages[0]?.type !== F.Terminate) {
+    if (!this.waiting && messages[0]?.type !== F.Terminate && (this.deps.paused?.() ?? null) === null) {
       let ready = false;
       try {
         ready = this.acquirePinnedNow() !== null;

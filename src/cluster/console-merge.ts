@@ -57,6 +57,7 @@ export function consoleSnapshot(item: ShowItem, ctx: ConsoleContext, worker: num
       snapshot.clients = ctx.clients();
       snapshot.servers = ctx.servers();
       snapshot.tenants = ctx.tenants();
+      snapshot.databases = ctx.databases();
       break;
     case 'tenants':
       snapshot.tenants = ctx.tenants();
@@ -82,9 +83,10 @@ function sumBy<T>(rows: readonly T[], key: (row: T) => string, merge: (into: T, 
 }
 
 function mergePools(rows: readonly ConsolePool[]): ConsolePool[] {
+  // A row is a tenant's share of one pool: the same target, database and tenant in every worker.
   const merged = sumBy(
     rows,
-    (r) => r.tenant ?? '',
+    (r) => `${r.target ?? 'default'}\0${r.database}\0${r.tenant ?? ''}`,
     (into, r) => {
       into.clActive += r.clActive;
       into.clWaiting += r.clWaiting;
@@ -97,9 +99,16 @@ function mergePools(rows: readonly ConsolePool[]): ConsolePool[] {
       into.maxWaitMs = Math.max(into.maxWaitMs, r.maxWaitMs);
     },
   );
-  // As poolView sorts: tenants by id, then the shared row.
-  const tenants = merged.filter((r) => r.tenant !== null).sort((a, b) => ((a.tenant as string) < (b.tenant as string) ? -1 : 1));
-  return [...tenants, ...merged.filter((r) => r.tenant === null)];
+  // Pool by pool in the order the first worker listed them; in each, as poolView sorts: tenants by id, then the shared row.
+  const pools = new Map<string, ConsolePool[]>();
+  for (const row of merged) {
+    const key = `${row.target ?? 'default'}\0${row.database}`;
+    pools.set(key, [...(pools.get(key) ?? []), row]);
+  }
+  return [...pools.values()].flatMap((rows) => {
+    const tenants = rows.filter((r) => r.tenant !== null).sort((a, b) => ((a.tenant as string) < (b.tenant as string) ? -1 : 1));
+    return [...tenants, ...rows.filter((r) => r.tenant === null)];
+  });
 }
 
 const SOURCE_RANK: Record<ConsoleTenant['source'], number> = { config: 0, registry: 1, session: 2 };
@@ -143,7 +152,8 @@ function mergeDatabases(rows: readonly ConsoleDatabase[]): ConsoleDatabase[] {
   // pool_size and max_per_tenant come from the configuration: the instance's figures, the same in every worker.
   return sumBy(
     rows,
-    (r) => r.name,
+    // A draining pool (disabled) and its target's new one share a name.
+    (r) => `${r.name}\0${r.target ?? ''}\0${r.disabled === true ? 1 : 0}`,
     (into, r) => {
       into.currentConnections += r.currentConnections;
       into.currentClientConnections += r.currentClientConnections;
@@ -153,11 +163,11 @@ function mergeDatabases(rows: readonly ConsoleDatabase[]): ConsoleDatabase[] {
 }
 
 /** SHOW LISTS from the merged tables, counted as a single process counts them. */
-function listsOf(pools: readonly ConsolePool[], clients: readonly ConsoleSession[], servers: readonly ConsoleBackend[], tenants: readonly ConsoleTenant[]): Array<{ list: string; items: number }> {
+function listsOf(databases: number, pools: readonly ConsolePool[], clients: readonly ConsoleSession[], servers: readonly ConsoleBackend[], tenants: readonly ConsoleTenant[]): Array<{ list: string; items: number }> {
   const users = new Set(clients.filter((c) => c.state !== 'login').map((c) => c.user ?? ''));
   const connecting = pools.reduce((n, p) => n + p.svLogin, 0);
   return [
-    { list: 'databases', items: 2 },
+    { list: 'databases', items: databases },
     { list: 'users', items: users.size },
     { list: 'peers', items: 0 },
     { list: 'pools', items: pools.length },
@@ -192,7 +202,7 @@ export function mergeSnapshots(snapshots: readonly ConsoleSnapshot[]): ConsoleDa
     clients: () => clients,
     servers: () => servers,
     databases: () => mergeDatabases(all((s) => s.databases)),
-    lists: () => listsOf(pools, clients, servers, tenants),
+    lists: () => listsOf(mergeDatabases(all((s) => s.databases)).length, pools, clients, servers, tenants),
     tenants: () => tenants,
     stats: () => mergeStats(all((s) => s.stats)),
     config: () => first.config ?? [],

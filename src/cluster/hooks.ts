@@ -13,6 +13,10 @@ export interface WorkerHooks {
   count: number;
   /** Hands a cancel key that another worker issued to the primary, which passes it on. */
   toWorker(worker: number, key: CancelKey): void;
+  /** Tells the other workers of a failed login (the auth throttle counts per instance). */
+  loginFailed(address: string): void;
+  /** Set by the server: counts a failed login another worker saw. */
+  onLoginFailedElsewhere: ((address: string) => void) | null;
   /** This worker's console, made to answer for the whole instance. */
   console(local: ConsoleContext): ConsoleContext;
 }

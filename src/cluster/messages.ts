@@ -15,7 +15,8 @@ export type WorkerOp =
   | { kind: 'reconnect' }
   | { kind: 'kill-tenant'; tenant: string }
   | { kind: 'apply-config'; config: Config }
-  | { kind: 'metrics' };
+  | { kind: 'metrics' }
+  | { kind: 'ready' };
 
 /** What a worker's console asks the primary for: an op on every worker, or an instance-wide action. */
 export type InstanceOp = { kind: 'all'; op: WorkerOp } | { kind: 'reload' } | { kind: 'shutdown' };
@@ -29,6 +30,7 @@ export interface RemoteError {
 export type ToWorker =
   | { t: 'start'; index: number; count: number; config: Config }
   | { t: 'cancel'; key: CancelKey }
+  | { t: 'login-failed'; address: string }
   | { t: 'ask'; id: number; op: WorkerOp }
   | { t: 'reply'; id: number; answers: unknown[] }
   | { t: 'reply'; id: number; error: RemoteError }
@@ -39,6 +41,7 @@ export type ToPrimary =
   | { t: 'listening'; port: number; host: string }
   | { t: 'failed'; error: string }
   | { t: 'cancel'; worker: number; key: CancelKey }
+  | { t: 'login-failed'; address: string }
   | { t: 'answer'; id: number; value: unknown }
   | { t: 'answer'; id: number; error: RemoteError }
   | { t: 'request'; id: number; op: InstanceOp };

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { type AdminServer, startAdminServer } from '../admin/http.js';
+import type { ReadinessVerdict } from '../admin/readiness.js';
 import { ConfigError } from '../config/errors.js';
 import { planReload } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
@@ -19,7 +20,7 @@ import { shareProblem, workersFor } from './shares.js';
  *   - passes a CancelRequest that reached the wrong worker on to the one that owns the key;
  *   - fans the admin console's commands out to every worker and returns their answers;
  *   - serves the admin endpoint: /metrics sums every worker's metrics (prom-client's
- *     AggregatorRegistry), /readyz is ready while any worker listens;
+ *     AggregatorRegistry), /readyz is ready while any worker is (listening, its backend reachable);
  *   - on SIGHUP rereads the file and hands the result to every worker; on SIGTERM/SIGINT (or
  *     SHUTDOWN in the console) tells every worker to drain, and exits once they have.
  */
@@ -133,6 +134,9 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
         sendTo(owner, { t: 'cancel', key: message.key });
         return;
       }
+      case 'login-failed':
+        for (const other of slots) if (other !== slot && other.listening) sendTo(other, message);
+        return;
       case 'answer': {
         const fanout = fanouts.get(message.id);
         if (fanout === undefined) return;
@@ -252,6 +256,17 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
     return closing;
   }
 
+  /**
+   * Connections go only to live workers, so the instance is ready when one of them is (its
+   * backend probe included); one restarting worker leaves it ready.
+   */
+  async function instanceReadiness(): Promise<ReadinessVerdict> {
+    if (closing !== null) return { ready: false, reason: 'not ready: draining (pgfence is shutting down)' };
+    if (!slots.some((s) => s.listening)) return { ready: false, reason: 'not ready: no worker is listening for clients' };
+    const verdicts = (await askAll({ kind: 'ready' })) as ReadinessVerdict[];
+    return verdicts.find((v) => v.ready) ?? verdicts[0] ?? { ready: false, reason: 'not ready: no worker answered' };
+  }
+
   let requestStop: () => void = () => undefined;
   const stopRequested = new Promise<void>((resolve) => {
     requestStop = resolve;
@@ -286,8 +301,7 @@ export async function runPrimary(initial: Config, log: Logger, options: PrimaryO
             return AggregatorRegistry.aggregate([...workers, own]).metrics();
           },
         },
-        // Connections go only to live workers, so one restarting worker leaves the instance ready.
-        ready: async () => closing === null && slots.some((s) => s.listening),
+        ready: () => instanceReadiness(),
       },
       log.child({ component: 'admin' }),
     );

@@ -6,7 +6,8 @@ import { MAX_WORKERS } from './cancel-key.js';
 /**
  * How `workers: N` divides the figures that bound the whole instance. Each worker has a pool of its
  * own, so pool.size and pool.maxPerTenant are split into N shares that differ by at most one and
- * sum to the configured figure (20 over 3 workers: 7, 7, 6). A figure below N cannot be split
+ * sum to the configured figure (20 over 3 workers: 7, 7, 6); so are each backend target's
+ * (`backends.NAME.pool`), including targets a reload adds. A figure below N cannot be split
  * without a worker getting 0, so such a configuration is refused (schema.ts for a number of
  * workers, `workersFor` and `shareProblem` for `auto` and reloads).
  */
@@ -24,6 +25,10 @@ export function workersFor(config: Config, cores: number = os.availableParalleli
   if (config.workers !== 'auto') return config.workers;
   const caps = [cores, config.pool.size, MAX_WORKERS];
   if (config.pool.maxPerTenant > 0) caps.push(config.pool.maxPerTenant);
+  for (const target of Object.values(config.backends ?? {})) {
+    if (target.pool?.size !== undefined) caps.push(target.pool.size);
+    if (target.pool?.maxPerTenant !== undefined && target.pool.maxPerTenant > 0) caps.push(target.pool.maxPerTenant);
+  }
   return Math.max(1, Math.min(...caps));
 }
 
@@ -32,6 +37,14 @@ export function shareProblem(config: Config, count: number): string | null {
   if (config.pool.size < count) return `pool.size ${config.pool.size} is below the ${count} running workers: each needs at least one backend`;
   if (config.pool.maxPerTenant > 0 && config.pool.maxPerTenant < count) {
     return `pool.maxPerTenant ${config.pool.maxPerTenant} is below the ${count} running workers: each needs a share of at least one`;
+  }
+  for (const [name, target] of Object.entries(config.backends ?? {})) {
+    const size = target.pool?.size;
+    if (size !== undefined && size < count) return `backends.${name}.pool.size ${size} is below the ${count} running workers: each needs at least one backend`;
+    const cap = target.pool?.maxPerTenant;
+    if (cap !== undefined && cap > 0 && cap < count) {
+      return `backends.${name}.pool.maxPerTenant ${cap} is below the ${count} running workers: each needs a share of at least one`;
+    }
   }
   return null;
 }

@@ -52,6 +52,7 @@ export async function runWorker(): Promise<number> {
   let local: ConsoleContext | null = null;
   let index = -1;
   let log: Logger | null = null;
+  let hooks: WorkerHooks | null = null;
   let nextRequest = 1;
   const requests = new Map<number, { resolve(answers: unknown[]): void; reject(error: Error): void }>();
   let stopping: Promise<void> | null = null;
@@ -95,6 +96,8 @@ export async function runWorker(): Promise<number> {
         return running.reload(op.config);
       case 'metrics':
         return running.metrics.registry.getMetricsAsJSON();
+      case 'ready':
+        return running.ready();
     }
   }
 
@@ -106,6 +109,9 @@ export async function runWorker(): Promise<number> {
         return;
       case 'cancel':
         running?.cancels.cancelHere(message.key.processId, message.key.secretKey);
+        return;
+      case 'login-failed':
+        hooks?.onLoginFailedElsewhere?.(message.address);
         return;
       case 'ask': {
         const id = message.id;
@@ -140,10 +146,12 @@ export async function runWorker(): Promise<number> {
   const { index: given, count, config } = first;
   index = given;
   log = createLogger(config.log.level).child({ worker: index });
-  const hooks: WorkerHooks = {
+  hooks = {
     index,
     count,
     toWorker: (worker: number, key: CancelKey) => send({ t: 'cancel', worker, key }),
+    loginFailed: (address: string) => send({ t: 'login-failed', address }),
+    onLoginFailedElsewhere: null,
     console: (context) => {
       local = context;
       return instanceConsole(context, request);

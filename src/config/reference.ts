@@ -63,7 +63,9 @@ function nodesAlong(path: KeyPath): SchemaNode[] {
   let node: SchemaNode | undefined = configJsonSchema();
   for (const part of path) {
     nodes.push(node);
-    node = typeof part === 'number' ? node.items : node.properties?.[String(part)];
+    // A mapping by name (`backends`, `policy.tenants`): every key has the schema of its values.
+    const values: SchemaNode | undefined = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
+    node = typeof part === 'number' ? node.items : (node.properties?.[String(part)] ?? values);
     if (node === undefined) return nodes;
   }
   nodes.push(node);

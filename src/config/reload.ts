@@ -2,9 +2,10 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Config } from './schema.js';
 
 /**
- * Keys a running pgfence can take from a reloaded file. Everything else (where it listens, which
- * server it talks to, the pooling mode, how tenants map to schemas and GUCs) shapes sessions that
- * are already pinned, so it keeps its old value until a restart.
+ * Keys a running pgfence can take from a reloaded file. Everything else (where it listens, the
+ * target `default`, the pooling mode, how tenants map to schemas and GUCs) shapes sessions that
+ * are already pinned, so it keeps its old value until a restart. `backends` is live: a new target
+ * gets a pool, a removed or changed one's pool drains (src/placement/pools.ts).
  */
 const LIVE_KEYS = [
   'listen.allowPlaintextJwt',
@@ -17,6 +18,7 @@ const LIVE_KEYS = [
   'tenancy.tenants',
   'tenancy.statementTimeoutMs',
   'tenancy.registry',
+  'backends',
   'pool.reset',
   'pool.size',
   'pool.maxPerTenant',

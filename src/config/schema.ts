@@ -121,17 +121,20 @@ const targetPoolSchema = z
   })
   .strict();
 
+/** The role the lifecycle commands (`pgfence init`, `pgfence tenant`) log in as; `where` says where. */
+const provisionerSchema = (where: string) =>
+  z
+    .object({
+      user: z.string().min(1).describe(`Role the \`pgfence init\` and \`pgfence tenant\` commands log in as ${where}.`),
+      password: z.string().optional().meta(SECRET).describe('Password of the provisioner role; use ${ENV_VAR}.'),
+    })
+    .strict()
+    .optional();
+
 /** A named backend target (backends.NAME): the keys of `backend`, and pool limits of its own. */
 const backendTargetSchema = backendSchema.extend({
   pool: targetPoolSchema.optional().describe('Pool limits of this target; unset keys take the top-level pool\'s.'),
-  provisioner: z
-    .object({
-      user: z.string().min(1).describe('Role the `pgfence tenant` commands log in as on this target.'),
-      password: z.string().optional().meta(SECRET).describe('Password of that role; use ${ENV_VAR}.'),
-    })
-    .strict()
-    .optional()
-    .describe('The lifecycle commands\' identity on this target. Unset: tenancy.control.provisioner (a role of the same name on this server), else this target\'s user.'),
+  provisioner: provisionerSchema('on this target').describe('The lifecycle commands\' identity on this target. Unset: tenancy.control.provisioner (a role of the same name on this server), else this target\'s user.'),
 });
 
 /** Target names: the tenant-id alphabet; `default` is the `backend` key. */
@@ -228,14 +231,7 @@ const controlSchema = z
     cacheTtlMs: z
       .number().int().min(0).default(30_000)
       .describe('How long the proxy caches a tenant\'s row (an unknown tenant at most 5 s); `pgfence tenant suspend` and `resume` reach running proxies at once (NOTIFY), whatever this is.'),
-    provisioner: z
-      .object({
-        user: z.string().min(1).describe('Role the `pgfence init` and `pgfence tenant` commands log in as (same host, port and database as backend).'),
-        password: z.string().optional().meta(SECRET).describe('Password of the provisioner role; use ${ENV_VAR}.'),
-      })
-      .strict()
-      .optional()
-      .describe('The least-privilege identity that creates, migrates and drops tenants; the proxy never uses it. Unset: the commands run as backend.user, with a warning.'),
+    provisioner: provisionerSchema('(same host, port and database as backend)').describe('The least-privilege identity that creates, migrates and drops tenants; the proxy never uses it. Unset: the commands run as backend.user, with a warning.'),
   })
   .strict();
 
@@ -489,6 +485,18 @@ export const configSchema = z
     }
     if (typeof c.workers === 'number' && c.workers > 1 && c.pool.maxPerTenant > 0 && c.workers > c.pool.maxPerTenant) {
       ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share pool.maxPerTenant ${c.pool.maxPerTenant}: each worker needs a share of at least one backend per tenant` });
+    }
+    if (typeof c.workers === 'number' && c.workers > 1) {
+      for (const [name, target] of Object.entries(c.backends ?? {})) {
+        const size = target.pool?.size;
+        if (size !== undefined && c.workers > size) {
+          ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.size ${size}: each worker needs at least one backend` });
+        }
+        const cap = target.pool?.maxPerTenant;
+        if (cap !== undefined && cap > 0 && c.workers > cap) {
+          ctx.addIssue({ code: 'custom', path: ['workers'], message: `${c.workers} workers cannot share backends.${name}.pool.maxPerTenant ${cap}: each worker needs a share of at least one backend per tenant` });
+        }
+      }
     }
     if (c.peers.length > 0 && c.peerId === 0) {
       ctx.addIssue({ code: 'custom', path: ['peerId'], message: 'required (1..16383) when peers are listed' });

@@ -16,6 +16,9 @@ import type { Logger } from 'pino';
  * timeout, and a client that hangs up meanwhile costs nothing more. Postgres's auth_delay module
  * holds every failure for a fixed time; PgBouncer has no such brake.
  *
+ * With `workers: N`, each worker tells the others of its failures (`share`, through the primary)
+ * and counts theirs (`failedElsewhere`), so the free failures are per instance, not per worker.
+ *
  * Memory is bounded: at most `maxAddresses` addresses are remembered (least recently failed
  * dropped first), each for at most `windowMs` after its last failure. IPv4-mapped IPv6 addresses
  * count as their IPv4 address.
@@ -58,6 +61,8 @@ export class AuthThrottle {
     /** Called once per held failure (a metric). */
     private readonly onHeld: () => void = () => undefined,
     private readonly now: () => number = Date.now,
+    /** Told of every failure counted here, with its address key (workers pass it to the others). */
+    private readonly share: (key: string) => void = () => undefined,
   ) {}
 
   /** Addresses remembered now. */
@@ -69,17 +74,9 @@ export class AuthThrottle {
   failed(address: string | undefined): FailureVerdict {
     const opts = this.options();
     if (!opts.enabled || address === undefined) return AT_ONCE;
-    if (this.records?.max !== opts.maxAddresses) this.records = new LRUCache<string, AddressRecord>({ max: opts.maxAddresses });
-    const records = this.records;
     const key = addressKey(address);
-    const now = this.now();
-    let record = records.get(key);
-    if (record === undefined || now - record.lastFailure > opts.windowMs) {
-      record = { failures: 0, lastFailure: now };
-      records.set(key, record);
-    }
-    record.failures++;
-    record.lastFailure = now;
+    const record = this.count(key, opts);
+    this.share(key);
     const over = record.failures - opts.freeFailures;
     if (over <= 0) return AT_ONCE;
     if (over === 1) {
@@ -92,6 +89,25 @@ export class AuthThrottle {
     // over = 1 → delayMs, 2 → 2 × delayMs, ... capped (the exponent is bounded so it stays finite).
     const holdMs = Math.min(opts.maxDelayMs, opts.delayMs * 2 ** Math.min(over - 1, 30));
     return { holdMs, throttled: true };
+  }
+
+  /** A failure another worker of this instance answered: counted here, neither held nor logged. */
+  failedElsewhere(key: string): void {
+    const opts = this.options();
+    if (opts.enabled) this.count(key, opts);
+  }
+
+  private count(key: string, opts: AuthThrottleOptions): AddressRecord {
+    if (this.records?.max !== opts.maxAddresses) this.records = new LRUCache<string, AddressRecord>({ max: opts.maxAddresses });
+    const now = this.now();
+    let record = this.records.get(key);
+    if (record === undefined || now - record.lastFailure > opts.windowMs) {
+      record = { failures: 0, lastFailure: now };
+      this.records.set(key, record);
+    }
+    record.failures++;
+    record.lastFailure = now;
+    return record;
   }
 }
 

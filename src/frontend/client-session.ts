@@ -9,7 +9,10 @@ import { type FramedMessage, FramingError, MessageFramer } from '../protocol/fra
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
 import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
 import type { Relay } from '../relay/relay.js';
+import { PlacementRefused } from '../placement/errors.js';
+import { DEFAULT_TARGET, placementLabel } from '../placement/placement.js';
 import type { HeldPool } from '../placement/pools.js';
+import type { BackendPool } from '../pool/pool.js';
 import type { Tenant } from '../tenancy/index.js';
 import type { ClientChannels } from '../relay/client-channels.js';
 import { clientNotification } from './channels.js';
@@ -63,6 +66,8 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
   private held: FramedMessage[] | null = null;
   private draining = false;
+  /** What a drained session is told when it ends: the first reason given (shutdown, a reload that removed its target, a move). */
+  private drainFields: build.ErrorFields | null = null;
   private readonly connectedAtMs = Date.now();
   /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
   private traffic: Traffic;
@@ -116,6 +121,16 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
     return this.processId;
   }
 
+  get currentTenant(): Tenant {
+    if (this.tenant === null) throw new Error('no tenant yet');
+    return this.tenant;
+  }
+
+  get currentPool(): HeldPool {
+    if (this.heldPool === null) throw new Error('no pool yet');
+    return this.heldPool;
+  }
+
   /** The statement that pins this client's session again after its RESET ALL / DISCARD ALL. */
   repinSql(): string {
     const parts = this.parts;
@@ -140,10 +155,69 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
     this.fail(fields);
   }
 
-  /** Shutdown: end the session as soon as it is between transactions (at once if it is now). */
-  drain(): void {
+  /**
+   * End the session as soon as it is between transactions (at once if it is now), with `fields`:
+   * shutdown, a reload that removed the tenant's backend target, or a move. The first reason stays.
+   */
+  drain(fields: build.ErrorFields = clientErrors.shuttingDown()): void {
     this.draining = true;
-    if (this.betweenTransactions()) this.terminate();
+    this.drainFields ??= fields;
+    if (this.betweenTransactions()) this.terminate(this.drainFields);
+  }
+
+  /**
+   * A reload removed the backend target of this session's tenant: the session ends once its
+   * transaction is over, refused as a fresh connect is (08004, unknown target).
+   */
+  targetRemoved(): void {
+    const tenant = this.tenant;
+    if (tenant === null) return;
+    const refused = new PlacementRefused('unknown_target', tenant.id, tenant.placement ?? { target: DEFAULT_TARGET, database: null });
+    this.log.warn({ target: refused.placement.target }, 'backend target removed by a reload; ending the session after its transaction');
+    this.drain(clientErrors.placementRefused(refused.sqlstate, refused.message, refused.detail));
+  }
+
+  /** The backend target the session's tenant is served from; null before login and in the console. */
+  get target(): string | null {
+    return this.heldPool?.target ?? null;
+  }
+
+  /** The pool this session takes its backends from now (the bound backend's, else its placement's); null before login. */
+  get pool(): BackendPool | null {
+    return this.binding?.boundPool ?? this.heldPool?.current ?? null;
+  }
+
+  /** Holds a backend, or is taking one: a tenant's move waits until none of its sessions does. */
+  get holdsBackend(): boolean {
+    return this.binding?.holdsBackend === true;
+  }
+
+  /**
+   * After the tenant's pause for a move: where it lives now. A transaction-pooling session
+   * between transactions follows it (its next transaction takes a backend there); a session
+   * bound to a server of the old placement (session pooling, or in a transaction) ends.
+   */
+  rehome(tenant: Tenant): void {
+    const current = this.tenant;
+    if (current === null || this.closed) return;
+    const label = (t: Tenant): string => (t.placement === undefined ? 'default' : placementLabel(t.placement));
+    if (label(current) === label(tenant)) return;
+    if (this.step !== 'ready' || this.deps.config.pool.mode !== 'transaction' || this.holdsBackend) {
+      this.terminate(clientErrors.tenantMoved(tenant.id));
+      return;
+    }
+    let next: HeldPool;
+    try {
+      next = this.deps.pools.forTenant(tenant);
+    } catch (error) {
+      this.refuse(error, false);
+      return;
+    }
+    this.heldPool?.letGo();
+    this.heldPool = next;
+    this.tenant = tenant;
+    this.log.info({ from: label(current), to: label(tenant) }, 'session follows its tenant to its new placement');
+    this.channels?.relisten().catch((error: unknown) => this.log.warn({ err: error }, 'could not listen on the new placement: the client\'s LISTENs there are lost'));
   }
 
   private betweenTransactions(): boolean {
@@ -350,7 +424,13 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
 
   private async openTenantSession(who: Authenticated & { kind: 'tenant' }): Promise<void> {
     const { deps } = this;
-    const tenant = who.tenant;
+    let tenant = who.tenant;
+    // Paused for a move: the connection waits, then is served where the tenant lives by then.
+    for (let gate = deps.pauses?.whenServed(tenant.id) ?? null; gate !== null; gate = deps.pauses?.whenServed(tenant.id) ?? null) {
+      await gate;
+      if (this.closed) return;
+      tenant = await deps.tenants.resolve(tenant.id);
+    }
     this.tenant = tenant;
     this.params = null;
     this.heldPool = deps.pools.forTenant(tenant);
@@ -359,7 +439,7 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
     const tenantMetrics = deps.metrics.tenant(tenant.id);
     this.traffic = tenantMetrics;
     this.queryTimer = tenantMetrics.queryTimer();
-    this.parts = new TenantParts(this, deps, tenant, who.fence, who.settings, this.heldPool.pool, tenantMetrics, this.queryTimer, this.id);
+    this.parts = new TenantParts(this, deps, tenant, who.fence, who.settings, tenantMetrics, this.queryTimer, this.id);
     const params = await this.parts.binding.open();
     if (params === null || this.closed) return;
     this.becomeReady(params);
@@ -397,14 +477,14 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
     this.conn.resume();
   }
 
+  // ---- relay and binding hosts ----------------------------------------------------------
+
   /** BackendKeyData for the client, registered for CancelRequests. */
   private issueKey(): void {
     const key = this.deps.cancels.issue(this);
     this.processId = key.processId;
     this.secretKey = key.secretKey;
   }
-
-  // ---- relay and binding hosts ----------------------------------------------------------
 
   writeClient(parts: readonly Buffer[]): void {
     this.conn.write(parts, true);
@@ -456,7 +536,7 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
       this.heldNotifications = null;
       this.writeClient(notifications);
     }
-    if (this.draining && this.betweenTransactions()) this.terminate();
+    if (this.draining && this.betweenTransactions()) this.terminate(this.drainFields ?? undefined);
   }
 
   onBackendLost(error: Error | undefined): void {

@@ -45,6 +45,10 @@ export const clientErrors = {
   tripwire: (what: string) =>
     fatal('42501', `pgfence: the server session changed ${what} outside the tenant pin; connection closed`),
   tenantKilled: (tenant: string) => fatal('57P01', `pgfence: the connections of tenant "${tenant}" were terminated by an administrator`),
+  /** `pgfence tenant move`: a session bound to a server of the tenant's old placement; reconnecting reaches the new one. */
+  tenantMoved: (tenant: string) =>
+    fatal('57P01', `pgfence: tenant "${tenant}" is being moved to another placement; reconnect to be served there`,
+      'New connections and transactions of the tenant wait while it is paused, then go to its new placement.'),
   shuttingDown: () => fatal('57P01', 'pgfence: terminating connection because pgfence is shutting down'),
   internal: () => fatal('XX000', 'pgfence: internal error'),
   functionCallRefused: () => error('42501', 'pgfence: the fast-path function call protocol is not allowed'),

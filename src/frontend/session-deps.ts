@@ -7,10 +7,11 @@ import type { Config } from '../config/schema.js';
 import type { Guard } from '../guard/index.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { BackendPools } from '../placement/pools.js';
+import type { TenantPauses } from '../placement/tenant-pauses.js';
 import type { TenantResolver } from '../tenancy/index.js';
 import type { AuthThrottle } from './auth-throttle.js';
 import type { CancelRegistry } from './cancel-registry.js';
-import type { ChannelListener } from '../backend/listener.js';
+import type { ChannelListeners } from '../placement/listeners.js';
 
 /** What every client session reads; a reload replaces fields, reaching new connections and transactions. */
 export interface SessionDeps {
@@ -30,7 +31,9 @@ export interface SessionDeps {
   cancels: CancelRegistry;
   /** Holds the error replies of addresses that keep failing to authenticate. */
   authThrottle: AuthThrottle;
-  /** Transaction pooling's LISTEN: one server connection that listens for every client. */
-  listener: ChannelListener;
+  /** Tenants paused for a move (`pgfence tenant move`); null without tenancy.control. */
+  pauses: TenantPauses | null;
+  /** Transaction pooling's LISTEN: one server connection per placement in use, listening for every client there. */
+  listeners: ChannelListeners;
   log: Logger;
 }

@@ -5,6 +5,7 @@ import { errorMessage, lifecycleContext, type LifecycleContext, LifecycleError }
 import { dumpTenant } from './dump.js';
 import { type MigrateReport, runMigrate } from './migrate.js';
 import { readMigrations } from './migrations.js';
+import { moveTenant } from './move.js';
 import { formatTable } from './table.js';
 import { type ActionResult, createTenant, dropTenant, initControl, type ListedTenant, listTenants, setStatus } from './tenants.js';
 
@@ -17,22 +18,33 @@ import { type ActionResult, createTenant, dropTenant, initControl, type ListedTe
 
 export const LIFECYCLE_HELP = `  pgfence init --config FILE [--json]
                                      create the control schema of tenancy.control (tenants, audit,
-                                     shared_migrations); idempotent
+                                     shared_migrations) on the default target; idempotent
   pgfence tenant create ID [--dir migrations] [--adopt] [--placement TARGET[/DATABASE]]
                         [--statement-timeout-ms N]
                                      new schema (and role, with tenancy.roleTemplate), every
-                                     migration, registered active; all or nothing
-  pgfence tenant list                status, version (behind?), size of every tenant
+                                     migration, registered active; all or nothing. --placement:
+                                     the target (default, or a key of backends), and a database of
+                                     its own there (created, owned by the provisioner, if missing)
+  pgfence tenant list                status, placement, version (behind?), size of every tenant
   pgfence tenant suspend ID          refuse new connections, end live sessions on every proxy
   pgfence tenant resume ID           serve it again
   pgfence tenant dump ID [--out FILE] [--format custom|plain] [--pg-dump PATH]
-                                     pg_dump -n of its schema, with FILE.sha256
+                                     pg_dump -n of its schema where it lives, with FILE.sha256
   pgfence tenant drop ID --confirm ID [--dump-first] [--out FILE]
-                                     DROP SCHEMA ... CASCADE of a suspended tenant
+                                     DROP SCHEMA ... CASCADE of a suspended tenant where it lives;
+                                     its own database too if create made it for it
+  pgfence tenant move ID --to TARGET[/DATABASE] [--pause-timeout-ms N] [--drop-source]
+                      [--pg-dump PATH]
+                                     pause its transactions on every proxy, copy its schema there
+                                     (pg_dump | pg_restore, row counts checked), flip its placement,
+                                     resume; the source schema is kept renamed (or dropped with
+                                     --drop-source); any failure leaves it where it was
   pgfence tenant migrate [--dir migrations] [--canary N | --tenants a,b] [--concurrency K]
                          [--dry-run] [--wait]
-                                     migrations/shared/*.sql once, then migrations/*.sql in every
-                                     tenant schema, one transaction per tenant
+                                     migrations/shared/*.sql once per database holding tenants,
+                                     then migrations/*.sql in every tenant schema where it lives,
+                                     one transaction per tenant; a placement that cannot be
+                                     reached fails its own tenants only
                                      (every tenant command takes --config FILE and --json;
                                      exit codes: 0 done, 1 failed, 2 usage, 3 refused)
 `;
@@ -120,8 +132,10 @@ export async function tenantCommand(args: string[], io: Io = STDIO): Promise<num
         return drop(rest, json, io);
       case 'migrate':
         return migrate(rest, json, io);
+      case 'move':
+        return move(rest, json, io);
       default:
-        throw new UsageError(`tenant needs a command: create, list, suspend, resume, dump, drop or migrate${sub === undefined ? '' : ` (got "${sub}")`}\n\n${LIFECYCLE_HELP}`);
+        throw new UsageError(`tenant needs a command: create, list, suspend, resume, dump, drop, move or migrate${sub === undefined ? '' : ` (got "${sub}")`}\n\n${LIFECYCLE_HELP}`);
     }
   });
 }
@@ -167,7 +181,7 @@ async function list(args: string[], json: boolean, io: Io): Promise<number> {
     io.out.write(JSON.stringify({ outcome: 'ok', latest: migrations.tenant.at(-1)?.name ?? null, tenants }) + '\n');
     return 0;
   }
-  io.out.write(formatTable(tenants.map(listRow), ['id', 'status', 'schema', 'version', 'size', 'updated']));
+  io.out.write(formatTable(tenants.map(listRow), ['id', 'status', 'placement', 'schema', 'version', 'size', 'updated']));
   return 0;
 }
 
@@ -175,6 +189,7 @@ function listRow(t: ListedTenant): Record<string, string> {
   return {
     id: t.id,
     status: t.status,
+    placement: t.placement,
     schema: t.schema_name ?? '-',
     version: `${t.version ?? 'none'}${t.behind ? ' (behind)' : ''}`,
     size: t.size_bytes === null ? '-' : humanBytes(t.size_bytes),
@@ -239,6 +254,27 @@ async function drop(args: string[], json: boolean, io: Io): Promise<number> {
   return printResult(await dropTenant(ctx, id, { confirm: values['confirm'] as string | undefined, before }), json, io);
 }
 
+async function move(args: string[], json: boolean, io: Io): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...COMMON,
+    to: { type: 'string' },
+    'pause-timeout-ms': { type: 'string' },
+    'drop-source': { type: 'boolean' },
+    'pg-dump': { type: 'string' },
+  });
+  const id = oneId(positionals, 'move');
+  const to = values['to'] as string | undefined;
+  if (to === undefined || to === '') throw new UsageError('tenant move needs --to TARGET[/DATABASE]');
+  const ctx = await contextFor(values['config'] as string | undefined, io);
+  const result = await moveTenant(ctx, id, {
+    to,
+    pauseTimeoutMs: positiveInt(values['pause-timeout-ms'] as string | undefined, '--pause-timeout-ms'),
+    dropSource: values['drop-source'] === true,
+    pgDump: values['pg-dump'] as string | undefined,
+  });
+  return printResult(result, json, io);
+}
+
 async function migrate(args: string[], json: boolean, io: Io): Promise<number> {
   const { values, positionals } = parse(args, {
     ...COMMON,
@@ -279,14 +315,17 @@ function progressBar(done: number, total: number): string {
 
 function formatReport(report: MigrateReport): string {
   const would = report.dryRun ? 'would apply' : 'applied';
-  const lines = [`shared chain: ${report.shared.length === 0 ? 'nothing to apply' : `${would} ${report.shared.join(', ')}`}`];
+  const chain = (applied: readonly string[]): string => (applied.length === 0 ? 'nothing to apply' : `${would} ${applied.join(', ')}`);
+  const lines = [`shared chain: ${chain(report.shared)}`];
+  for (const s of report.sharedElsewhere) lines.push(`shared chain on ${s.placement}: ${s.error === undefined ? chain(s.applied) : `failed: ${s.error}`}`);
   const rows = report.tenants.map((t) => ({
     tenant: t.tenant,
+    placement: t.placement,
     result: report.dryRun && t.status === 'migrated' ? 'pending' : t.status,
     files: t.applied.join(', ') || '-',
     error: t.error ?? '',
   }));
   const c = report.counts;
   const summary = `${report.dryRun ? 'dry run: ' : ''}${c.migrated} ${report.dryRun ? 'pending' : 'migrated'}, ${c.current} current, ${c.failed} failed, ${c.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)} s`;
-  return `${lines.join('\n')}\n${formatTable(rows, ['tenant', 'result', 'files', 'error'])}${summary}\n`;
+  return `${lines.join('\n')}\n${formatTable(rows, ['tenant', 'placement', 'result', 'files', 'error'])}${summary}\n`;
 }

@@ -45,6 +45,8 @@ export interface LifecycleContext {
    * database there. An unknown target is refused.
    */
   connectAt(placement: Placement, applicationName?: string): Promise<pg.Client>;
+  /** Where connectAt logs in (what pg_dump is pointed at); an unknown target is refused. */
+  targetAt(placement: Placement): ResolvedBackendTarget;
 }
 
 export function lifecycleContext(config: Config, log: Logger): LifecycleContext {
@@ -58,6 +60,10 @@ export function lifecycleContext(config: Config, log: Logger): LifecycleContext 
   if (control.provisioner === undefined) {
     log.warn({ user: backend.user }, 'tenancy.control.provisioner is not set: running as the service role (backend.user); give the lifecycle commands their own role');
   }
+  const targetAt = (placement: Placement): ResolvedBackendTarget => {
+    const at = placement.target === DEFAULT_TARGET ? provisioner : otherTarget(config, placement, control);
+    return placement.database === null ? at : { ...at, database: placement.database };
+  };
   return {
     config,
     control,
@@ -70,9 +76,9 @@ export function lifecycleContext(config: Config, log: Logger): LifecycleContext 
       return open(provisioner, applicationName);
     },
     connectAt(placement, applicationName = 'pgfence-lifecycle') {
-      const at = placement.target === DEFAULT_TARGET ? provisioner : otherTarget(config, placement, control);
-      return open(placement.database === null ? at : { ...at, database: placement.database }, applicationName);
+      return open(targetAt(placement), applicationName);
     },
+    targetAt,
   };
 
   async function open(target: ResolvedBackendTarget, applicationName: string): Promise<pg.Client> {

@@ -8,7 +8,10 @@ import { quoteIdent, quoteLiteral } from '../tenancy/names.js';
  *   applied, created/updated timestamps;
  * - audit: one row per lifecycle action: when, who (the database role and the OS user), what,
  *   which tenant, the outcome and details;
- * - shared_migrations: the shared chain (migrations/shared/*.sql) applied once to the shared schemas.
+ * - shared_migrations: the shared chain (migrations/shared/*.sql) applied once to the shared schemas
+ *   of this database. Every other database that holds tenants (another target's, a tenant's own)
+ *   keeps its own: a schema of the same name there holding only that table, so the bookkeeping
+ *   commits with the change it records.
  *
  * Every tenant schema holds its own version table, pgfence_migrations (name, checksum, applied_at),
  * so a dump of the schema carries its version with it.
@@ -44,16 +47,21 @@ export function controlSchemaStatements(schema: string, serviceRole: string, pro
   detail jsonb NOT NULL DEFAULT '{}'::jsonb
 )`,
     `CREATE INDEX IF NOT EXISTS audit_tenant_at ON ${s}.audit (tenant_id, at)`,
-    `CREATE TABLE IF NOT EXISTS ${s}.shared_migrations (
-  name text PRIMARY KEY,
-  checksum text NOT NULL,
-  applied_at timestamptz NOT NULL DEFAULT now()
-)`,
+    sharedMigrationsTable(schema),
   ];
   if (serviceRole !== provisioner) {
     statements.push(`GRANT USAGE ON SCHEMA ${s} TO ${quoteIdent(serviceRole)}`, `GRANT SELECT ON ${s}.tenants TO ${quoteIdent(serviceRole)}`);
   }
   return statements;
+}
+
+/** The shared chain's bookkeeping, in the control schema and in a schema of that name in every other database holding tenants. */
+export function sharedMigrationsTable(schema: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.shared_migrations (
+  name text PRIMARY KEY,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`;
 }
 
 /** The per-tenant version table, created with the tenant's schema. */

@@ -9,6 +9,7 @@ import { audit, type LifecycleContext, LifecycleError, refused } from './context
 import type { ActionResult } from './tenants.js';
 import { requireControl, tenantRow, withAudit } from './tenants.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
+import { type TenantPlacement, tenantPlacement } from './tenant-placement.js';
 
 const run = promisify(execFile);
 
@@ -27,7 +28,7 @@ export interface FoundTool {
 }
 
 /** What `pg_dump --version` says: `pg_dump (PostgreSQL) 18.1 (Debian …)` → 18, "18.1". */
-async function toolVersion(file: string): Promise<FoundTool | null> {
+export async function toolVersion(file: string): Promise<FoundTool | null> {
   try {
     const { stdout } = await run(file, ['--version'], { timeout: 10_000 });
     const match = /\(PostgreSQL\)\s+((\d+)\S*)/.exec(stdout);
@@ -70,6 +71,17 @@ export async function findPgDump(serverMajor: number, given?: string): Promise<F
   );
 }
 
+/** The major of the server a placement is on (pg_dump must be of it or newer). */
+async function placementMajor(where: TenantPlacement): Promise<number> {
+  const client = await where.connect('pgfence-dump');
+  try {
+    const version = await client.query<{ server_version_num: string }>('SHOW server_version_num');
+    return Math.floor(Number(version.rows[0]?.server_version_num) / 10_000);
+  } finally {
+    await client.end();
+  }
+}
+
 async function sha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -77,8 +89,8 @@ async function sha256(file: string): Promise<string> {
 }
 
 /**
- * `pgfence tenant dump ID`: pg_dump -n of the tenant's schema (as the provisioner), then the
- * file's sha256, written next to it as FILE.sha256 (`sha256sum -c` reads it). Any registered
+ * `pgfence tenant dump ID`: pg_dump -n of the tenant's schema where it lives (its target and
+ * database, as the provisioner logs in there), then the file's sha256, written next to it as FILE.sha256 (`sha256sum -c` reads it). Any registered
  * tenant, whatever its status; only the schema its template gives.
  */
 export async function dumpTenant(ctx: LifecycleContext, id: string, options: DumpOptions): Promise<ActionResult> {
@@ -89,12 +101,12 @@ export async function dumpTenant(ctx: LifecycleContext, id: string, options: Dum
     const row = await tenantRow(ctx, client, id);
     if (row === undefined) throw refused(`unknown tenant "${id}"`);
     const schema = registeredSchema(ctx.config, id, row.schema_name) as string;
-    const version = await client.query<{ server_version_num: string }>('SHOW server_version_num');
-    const serverMajor = Math.floor(Number(version.rows[0]?.server_version_num) / 10_000);
+    const where = tenantPlacement(ctx, row.placement);
+    const serverMajor = await placementMajor(where);
     const tool = await findPgDump(serverMajor, options.pgDump);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const out = path.resolve(options.out ?? `${id}-${stamp}.${options.format === 'plain' ? 'sql' : 'dump'}`);
-    const p = ctx.provisioner;
+    const p = ctx.targetAt(where.placement);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       PGHOST: p.host,
@@ -117,8 +129,8 @@ export async function dumpTenant(ctx: LifecycleContext, id: string, options: Dum
     const checksum = await sha256(out);
     await writeFile(`${out}.sha256`, `${checksum}  ${path.basename(out)}\n`);
     const bytes = (await stat(out)).size;
-    const detail = { schema, file: out, bytes, sha256: checksum, format: options.format, pgDump: `${tool.path} (${tool.version})`, status: row.status, version: row.version };
+    const detail = { schema, placement: where.label, file: out, bytes, sha256: checksum, format: options.format, pgDump: `${tool.path} (${tool.version})`, status: row.status, version: row.version };
     await audit(ctx, client, { action: 'dump', tenant: id, outcome: 'ok', detail });
-    return { action: 'dump', tenant: id, outcome: 'ok', message: `tenant "${id}" dumped to ${out} (${bytes} bytes, sha256 ${checksum})`, data: detail };
+    return { action: 'dump', tenant: id, outcome: 'ok', message: `tenant "${id}" dumped from ${where.label} to ${out} (${bytes} bytes, sha256 ${checksum})`, data: detail };
   });
 }

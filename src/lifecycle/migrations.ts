@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadModule, parseSync } from 'libpg-query';
 import type pg from 'pg';
 import { quoteIdent } from '../tenancy/names.js';
-import { TENANT_VERSION_TABLE } from './control-schema.js';
+import { sharedMigrationsTable, TENANT_VERSION_TABLE } from './control-schema.js';
 import { type LifecycleContext, refused } from './context.js';
 
 /**
@@ -121,25 +121,35 @@ function searchPath(schemas: readonly string[]): string {
 
 /**
  * The shared chain, in the current transaction of `client`: search_path set to the shared schemas,
- * recorded in the control schema's shared_migrations. Returns the files applied (or, with
- * `dryRun`, those that would be).
+ * recorded in the shared_migrations table of the control schema's name in that database (created
+ * there when missing: the control database has it from `pgfence init`, every other database that
+ * holds tenants gets a schema of that name holding only this table). Returns the files applied
+ * (or, with `dryRun`, those that would be).
  */
 export async function applySharedChain(ctx: LifecycleContext, client: pg.Client, set: MigrationSet, dryRun: boolean): Promise<string[]> {
-  const rows = await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${ctx.schemaSql}.shared_migrations`);
+  const table = `${ctx.schemaSql}.shared_migrations`;
+  const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+  const present = (exists.rows[0] as { present: boolean }).present;
+  const rows = present ? await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${table}`) : { rows: [] };
   const pending = pendingFiles(set.shared, new Map(rows.rows.map((r) => [r.name, r.checksum])));
   if (dryRun || pending.length === 0) return pending.map((f) => f.name);
+  if (!present) {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${ctx.schemaSql}`);
+    await client.query(sharedMigrationsTable(ctx.control.schema));
+  }
   await client.query(`SET LOCAL search_path TO ${searchPath(ctx.config.tenancy.sharedSchemas)}`);
   await runFiles(client, pending, async (file) => {
-    await client.query(`INSERT INTO ${ctx.schemaSql}.shared_migrations (name, checksum) VALUES ($1, $2)`, [file.name, file.checksum]);
+    await client.query(`INSERT INTO ${table} (name, checksum) VALUES ($1, $2)`, [file.name, file.checksum]);
   });
   return pending.map((f) => f.name);
 }
 
 /**
- * The tenant chain for one tenant, in the current transaction of `client`: search_path set to the
- * tenant's schema then the shared ones (as its sessions see them), the tenant GUC set, each file
- * recorded in the schema's own pgfence_migrations and the newest name in the tenants row.
- * Returns the files applied (with `dryRun`, those that would be, and nothing runs).
+ * The tenant chain for one tenant, in the current transaction of `client` (a connection to where
+ * the tenant lives): search_path set to the tenant's schema then the shared ones (as its sessions
+ * see them), the tenant GUC set, each file recorded in the schema's own pgfence_migrations.
+ * Returns the files applied (with `dryRun`, those that would be, and nothing runs). The registry's
+ * copy of the version (tenants.version) is the caller's to write, on the control connection.
  */
 export async function applyTenantChain(
   ctx: LifecycleContext,
@@ -160,9 +170,14 @@ export async function applyTenantChain(
   await runFiles(client, pending, async (file) => {
     await client.query(`INSERT INTO ${s}.${TENANT_VERSION_TABLE} (name, checksum) VALUES ($1, $2)`, [file.name, file.checksum]);
   });
-  await client.query(
-    `UPDATE ${ctx.schemaSql}.tenants SET version = (SELECT max(name) FROM ${s}.${TENANT_VERSION_TABLE}), updated_at = now() WHERE id = $1`,
-    [tenant.id],
-  );
   return pending.map((f) => f.name);
+}
+
+/** The newest migration recorded in a tenant schema's own version table (null: none, or no table). */
+export async function tenantVersion(client: pg.Client, schema: string): Promise<string | null> {
+  const table = `${quoteIdent(schema)}.${TENANT_VERSION_TABLE}`;
+  const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+  if (!(exists.rows[0] as { present: boolean }).present) return null;
+  const r = await client.query<{ version: string | null }>(`SELECT max(name) AS version FROM ${table}`);
+  return r.rows[0]?.version ?? null;
 }

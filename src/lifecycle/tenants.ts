@@ -2,11 +2,13 @@ import type pg from 'pg';
 import { CONTROL_EVENTS_APPLICATION } from '../tenancy/control-events.js';
 import { controlChannel } from '../tenancy/control.js';
 import { quoteIdent, quoteLiteral, roleForTenant } from '../tenancy/names.js';
-import { recipeStatements, roleRecipe } from '../tenancy/roles.js';
-import { controlSchemaStatements, lockKeySql, tenantVersionTable } from './control-schema.js';
+import { controlSchemaStatements, lockKeySql } from './control-schema.js';
 import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, type Outcome, refused } from './context.js';
-import { applySharedChain, applyTenantChain, latestVersion, type MigrationSet } from './migrations.js';
+import { latestVersion, type MigrationSet } from './migrations.js';
+import { type Provisioned, provisionTenant } from './provision.js';
+import { dropTenantDatabase, ensureTenantDatabase, tenantDatabaseFate } from './tenant-database.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
+import { type TenantPlacement, tenantPlacement } from './tenant-placement.js';
 
 /** What a lifecycle command did, for the human line and for --json. */
 export interface ActionResult {
@@ -112,123 +114,224 @@ export interface CreateOptions {
 }
 
 /**
- * `pgfence tenant create ID`: in one transaction, under the lifecycle lock, registers the tenant,
- * creates its schema (granted to the service role) and version table, its role (with
- * tenancy.roleTemplate), applies the shared chain if behind and every tenant migration, then marks
- * it active. A failure rolls everything back: no half-made tenant is left. An existing tenant is
- * left as it is (outcome unchanged).
+ * `pgfence tenant create ID [--placement TARGET[/DATABASE]]`: registers the tenant and makes, where
+ * it is placed, its schema (granted to that target's service role) and version table, its role
+ * (with tenancy.roleTemplate), the shared chain of that database if behind and every tenant
+ * migration, then marks it active, under the lifecycle lock. All or nothing:
+ *
+ * - on the control schema's own database, all of it is one transaction;
+ * - elsewhere (another target, a database of its own) there are two connections: the row is
+ *   committed as `provisioning` first (the proxy does not serve it), then the tenant's database is
+ *   created if needed and everything else is one transaction there, then the row turns `active`.
+ *   A failure there rolls that transaction back, drops a database this run created and deletes
+ *   the row; if the registry cannot be updated at the end, the schema (or database) is dropped
+ *   again. Only a crash in between leaves a `provisioning` row, which a second run finishes.
+ *
+ * An existing tenant is left as it is (outcome unchanged); asking for another placement than its
+ * own is refused.
  */
 export async function createTenant(ctx: LifecycleContext, id: string, options: CreateOptions): Promise<ActionResult> {
   const schema = tenantSchema(ctx.config, id);
-  return withAudit(ctx, 'create', id, async (client) => {
-    await requireControl(ctx, client);
-    const key = lockKeySql(ctx.control.schema);
-    return inTransaction(client, async () => {
-      await client.query(`SELECT pg_catalog.pg_advisory_xact_lock(${key.sql})`, key.params);
-      const existing = await tenantRow(ctx, client, id, true);
-      if (existing !== undefined && existing.status !== 'provisioning') {
-        registeredSchema(ctx.config, id, existing.schema_name);
-        await audit(ctx, client, { action: 'create', tenant: id, outcome: 'unchanged', detail: { status: existing.status } });
-        return { action: 'create', tenant: id, outcome: 'unchanged', message: `tenant "${id}" exists already (${existing.status}, version ${existing.version ?? 'none'})`, data: { status: existing.status, schema, version: existing.version } };
-      }
-      let adopted = false;
-      let grants = true;
-      if (schema !== null) {
-        const found = await client.query<{ owned: boolean }>('SELECT nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS owned FROM pg_catalog.pg_namespace WHERE nspname = $1', [schema]);
-        if (found.rows.length > 0 && existing === undefined) {
-          if (!options.adopt) throw refused(`the schema "${schema}" exists but tenant "${id}" is not registered: pass --adopt to register that schema as the tenant's`);
-          adopted = true;
-          grants = found.rows[0]?.owned === true;
-        }
-      }
-      await client.query(
-        `INSERT INTO ${ctx.schemaSql}.tenants (id, status, schema_name, placement, statement_timeout_ms) VALUES ($1, 'provisioning', $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET schema_name = EXCLUDED.schema_name, placement = EXCLUDED.placement, statement_timeout_ms = EXCLUDED.statement_timeout_ms, updated_at = now()`,
-        [id, schema, options.placement ?? null, options.statementTimeoutMs ?? null],
-      );
-      if (schema !== null) {
-        const s = quoteIdent(schema);
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
-        if (grants) for (const statement of serviceGrants(ctx, schema)) await client.query(statement);
-        await client.query(tenantVersionTable(schema));
-      }
-      const role = roleForTenant(ctx.config.tenancy, id);
-      if (role !== null) for (const statement of roleStatements(ctx, id, schema)) await client.query(statement);
-      const shared = await applySharedChain(ctx, client, options.migrations, false);
-      const applied = schema === null ? [] : await applyTenantChain(ctx, client, { id, schema }, options.migrations, false);
-      await client.query(`UPDATE ${ctx.schemaSql}.tenants SET status = 'active', updated_at = now() WHERE id = $1`, [id]);
-      await notifyChange(ctx, client, id, 'create');
-      const detail = { schema, role, adopted, applied, sharedApplied: shared };
-      await audit(ctx, client, { action: 'create', tenant: id, outcome: 'ok', detail });
-      const version = applied.at(-1) ?? latestVersion(options.migrations);
-      return {
-        action: 'create',
-        tenant: id,
-        outcome: 'ok',
-        message: `tenant "${id}" ${adopted ? 'adopted' : 'created'}${schema === null ? '' : ` in schema "${schema}"`}${role === null ? '' : ` with role "${role}"`}, ${applied.length} migration(s) applied, active`,
-        data: { ...detail, version },
-      };
-    });
+  return withAudit(ctx, 'create', id, async (control) => {
+    await requireControl(ctx, control);
+    const where = tenantPlacement(ctx, options.placement ?? null);
+    return where.controlDatabase ? createOnControl(ctx, control, id, schema, where, options) : createElsewhere(ctx, control, id, schema, where, options);
   });
 }
 
-/** The service role (backend.user) serves the tenant: the schema, and what the provisioner creates in it later (the migrations). */
-function serviceGrants(ctx: LifecycleContext, schema: string): string[] {
-  if (ctx.serviceRole === ctx.provisioner.user) return [];
-  const s = quoteIdent(schema);
-  const r = quoteIdent(ctx.serviceRole);
-  return [
-    `GRANT USAGE, CREATE ON SCHEMA ${s} TO ${r}`,
-    `GRANT ALL ON ALL TABLES IN SCHEMA ${s} TO ${r}`,
-    `GRANT ALL ON ALL SEQUENCES IN SCHEMA ${s} TO ${r}`,
-    `GRANT ALL ON ALL ROUTINES IN SCHEMA ${s} TO ${r}`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON TABLES TO ${r}`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON SEQUENCES TO ${r}`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON FUNCTIONS TO ${r}`,
-  ];
+async function createOnControl(ctx: LifecycleContext, control: pg.Client, id: string, schema: string | null, where: TenantPlacement, options: CreateOptions): Promise<ActionResult> {
+  const key = lockKeySql(ctx.control.schema);
+  return inTransaction(control, async () => {
+    await control.query(`SELECT pg_catalog.pg_advisory_xact_lock(${key.sql})`, key.params);
+    const existing = await tenantRow(ctx, control, id, true);
+    const done = await existingTenant(ctx, control, id, existing, where, options);
+    if (done !== null) return done;
+    const { adopted, grants } = await adoption(control, id, schema, existing !== undefined, options.adopt);
+    await registerProvisioning(ctx, control, id, schema, where, options);
+    const made = await provisionTenant(ctx, control, { id, schema, serviceRole: where.serviceRole, grants }, options.migrations);
+    return activate(ctx, control, id, schema, where, adopted, made);
+  });
+}
+
+async function createElsewhere(ctx: LifecycleContext, control: pg.Client, id: string, schema: string | null, where: TenantPlacement, options: CreateOptions): Promise<ActionResult> {
+  const key = lockKeySql(ctx.control.schema);
+  // A session lock: it spans the control connection's transactions, as migrate's does.
+  await control.query(`SELECT pg_catalog.pg_advisory_lock(${key.sql})`, key.params);
+  try {
+    const first = await inTransaction(control, async () => {
+      const existing = await tenantRow(ctx, control, id, true);
+      const done = await existingTenant(ctx, control, id, existing, where, options);
+      if (done === null) await registerProvisioning(ctx, control, id, schema, where, options);
+      return { done, registered: existing !== undefined };
+    });
+    if (first.done !== null) return first.done;
+    const forgetRow = async (): Promise<void> => {
+      if (first.registered) return;
+      await control.query(`DELETE FROM ${ctx.schemaSql}.tenants WHERE id = $1 AND status = 'provisioning'`, [id]).catch((error: unknown) => {
+        ctx.log.error({ tenant: id, err: errorMessage(error) }, 'the provisioning row could not be deleted');
+      });
+    };
+    let createdDatabase = false;
+    let adopted = false;
+    let made: Provisioned;
+    try {
+      createdDatabase = await ensureTenantDatabase(ctx, where, id);
+      const client = await where.connect();
+      try {
+        const found = await adoption(client, id, schema, first.registered, options.adopt);
+        adopted = found.adopted;
+        made = await inTransaction(client, () => provisionTenant(ctx, client, { id, schema, serviceRole: where.serviceRole, grants: found.grants }, options.migrations));
+      } finally {
+        await client.end();
+      }
+    } catch (error) {
+      if (createdDatabase) await undo(ctx, id, 'the database this run created', () => dropTenantDatabase(ctx, where));
+      await forgetRow();
+      throw error;
+    }
+    try {
+      return await inTransaction(control, () => activate(ctx, control, id, schema, where, adopted, made, createdDatabase));
+    } catch (error) {
+      // The placement committed, the registry did not: take the tenant away from the placement again.
+      if (createdDatabase) await undo(ctx, id, 'the database this run created', () => dropTenantDatabase(ctx, where));
+      else if (!adopted && schema !== null) await undo(ctx, id, `the schema "${schema}"`, () => dropSchemaAt(where, schema));
+      await forgetRow();
+      throw error;
+    }
+  } finally {
+    await control.query(`SELECT pg_catalog.pg_advisory_unlock(${key.sql})`, key.params).catch(() => undefined);
+  }
+}
+
+async function undo(ctx: LifecycleContext, id: string, what: string, step: () => Promise<void>): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    ctx.log.error({ tenant: id, err: errorMessage(error) }, `create failed and ${what} could not be dropped again: drop it by hand`);
+  }
+}
+
+async function dropSchemaAt(where: TenantPlacement, schema: string): Promise<void> {
+  const client = await where.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /**
- * With tenancy.roleTemplate: `pgfence roles`' recipe for this tenant (the provisioner must be a
- * member of the service role for its default privileges), plus the same rights on what the
- * provisioner itself creates in the schema (the migrations).
+ * A registered tenant: unchanged when it is done (and no other placement was asked for), refused
+ * when another placement was asked for, or when a row left `provisioning` names another placement.
+ * Null: go on (none yet, or one to finish here).
  */
-function roleStatements(ctx: LifecycleContext, id: string, schema: string | null): string[] {
-  const recipe = roleRecipe({ tenancy: ctx.config.tenancy, policy: ctx.config.policy, poolUser: ctx.serviceRole, tenantIds: [id] });
-  const statements = recipeStatements(recipe);
-  const role = roleForTenant(ctx.config.tenancy, id);
-  if (schema !== null && role !== null) {
-    const s = quoteIdent(schema);
-    const r = quoteIdent(role);
-    statements.push(
-      `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON TABLES TO ${r}`,
-      `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON SEQUENCES TO ${r}`,
-      `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT ALL ON FUNCTIONS TO ${r}`,
-    );
+async function existingTenant(ctx: LifecycleContext, control: pg.Client, id: string, existing: TenantRow | undefined, where: TenantPlacement, options: CreateOptions): Promise<ActionResult | null> {
+  if (existing === undefined) return null;
+  const registered = placementOfRow(ctx, existing.placement);
+  if (existing.status === 'provisioning') {
+    if (registered !== where.label) throw refused(`tenant "${id}" is being provisioned on ${registered}: run \`pgfence tenant create ${id} --placement ${registered}\` to finish it there`);
+    return null;
   }
-  return statements;
+  const schema = registeredSchema(ctx.config, id, existing.schema_name);
+  if (options.placement !== undefined && registered !== where.label) {
+    throw refused(`tenant "${id}" exists already on ${registered}, not ${where.label}: create does not move a tenant`);
+  }
+  await audit(ctx, control, { action: 'create', tenant: id, outcome: 'unchanged', detail: { status: existing.status, placement: registered } });
+  return {
+    action: 'create',
+    tenant: id,
+    outcome: 'unchanged',
+    message: `tenant "${id}" exists already (${existing.status}, version ${existing.version ?? 'none'}, on ${registered})`,
+    data: { status: existing.status, schema, version: existing.version, placement: registered },
+  };
+}
+
+/** A row's placement as the report names it; an unusable one (unknown target) as it is written. */
+function placementOfRow(ctx: LifecycleContext, stored: string | null): string {
+  try {
+    return tenantPlacement(ctx, stored).label;
+  } catch {
+    return stored ?? 'default';
+  }
+}
+
+/** A schema already there: refused unless --adopt (then granted only when the provisioner owns it). */
+async function adoption(client: pg.Client, id: string, schema: string | null, registered: boolean, adopt: boolean): Promise<{ adopted: boolean; grants: boolean }> {
+  if (schema === null || registered) return { adopted: false, grants: true };
+  const found = await client.query<{ owned: boolean }>(
+    'SELECT nspowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) AS owned FROM pg_catalog.pg_namespace WHERE nspname = $1',
+    [schema],
+  );
+  if (found.rows.length === 0) return { adopted: false, grants: true };
+  if (!adopt) throw refused(`the schema "${schema}" exists but tenant "${id}" is not registered: pass --adopt to register that schema as the tenant's`);
+  return { adopted: true, grants: found.rows[0]?.owned === true };
+}
+
+async function registerProvisioning(ctx: LifecycleContext, control: pg.Client, id: string, schema: string | null, where: TenantPlacement, options: CreateOptions): Promise<void> {
+  await control.query(
+    `INSERT INTO ${ctx.schemaSql}.tenants (id, status, schema_name, placement, statement_timeout_ms) VALUES ($1, 'provisioning', $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET schema_name = EXCLUDED.schema_name, placement = EXCLUDED.placement, statement_timeout_ms = EXCLUDED.statement_timeout_ms, updated_at = now()`,
+    [id, schema, where.stored, options.statementTimeoutMs ?? null],
+  );
+}
+
+/** The row turns active with the tenant's version, announced and audited, in the control transaction. */
+async function activate(
+  ctx: LifecycleContext,
+  control: pg.Client,
+  id: string,
+  schema: string | null,
+  where: TenantPlacement,
+  adopted: boolean,
+  made: Provisioned,
+  createdDatabase = false,
+): Promise<ActionResult> {
+  await control.query(`UPDATE ${ctx.schemaSql}.tenants SET status = 'active', version = $2, updated_at = now() WHERE id = $1`, [id, made.version]);
+  await notifyChange(ctx, control, id, 'create');
+  const detail = {
+    schema,
+    placement: where.label,
+    ...(where.placement.database === null ? {} : { database: where.placement.database, createdDatabase }),
+    role: made.role,
+    adopted,
+    applied: made.applied,
+    sharedApplied: made.sharedApplied,
+  };
+  await audit(ctx, control, { action: 'create', tenant: id, outcome: 'ok', detail });
+  const on = where.controlDatabase ? '' : ` on ${where.label}${createdDatabase ? ` (database "${where.placement.database}" created)` : ''}`;
+  return {
+    action: 'create',
+    tenant: id,
+    outcome: 'ok',
+    message: `tenant "${id}" ${adopted ? 'adopted' : 'created'}${schema === null ? '' : ` in schema "${schema}"`}${on}${made.role === null ? '' : ` with role "${made.role}"`}, ${made.applied.length} migration(s) applied, active`,
+    data: { ...detail, version: made.version },
+  };
 }
 
 export interface ListedTenant extends TenantRow {
+  /** Where it lives: `default`, `TARGET` or `TARGET/DATABASE`. */
+  placement: string;
+  /** On disk, where it lives; null when it has no tables or its placement cannot be reached. */
   size_bytes: number | null;
   behind: boolean;
 }
 
-/** `pgfence tenant list`: every tenant with its status, version (behind or not) and size on disk. */
+/**
+ * `pgfence tenant list`: every tenant with its status, placement, version (behind or not) and
+ * size on disk, which is read where each tenant lives (one connection per placement; one that
+ * cannot be reached leaves its tenants' sizes unknown, with a warning).
+ */
 export async function listTenants(ctx: LifecycleContext, migrations: MigrationSet): Promise<ListedTenant[]> {
   const client = await ctx.connect();
   try {
     await requireControl(ctx, client);
-    const r = await client.query<TenantRow & { size_bytes: string | null }>(
-      `SELECT t.*, (SELECT sum(pg_catalog.pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c
-                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = t.schema_name AND c.relkind IN ('r', 'm')) AS size_bytes
-         FROM ${ctx.schemaSql}.tenants t ORDER BY t.id`,
-    );
+    const r = await client.query<TenantRow>(`SELECT * FROM ${ctx.schemaSql}.tenants ORDER BY id`);
+    const sizes = await schemaSizes(ctx, client, r.rows);
     const latest = latestVersion(migrations);
     const listed = r.rows.map((row) => ({
       ...row,
-      size_bytes: row.size_bytes === null ? null : Number(row.size_bytes),
+      placement: placementOfRow(ctx, row.placement),
+      size_bytes: sizes.get(row.id) ?? null,
       behind: latest !== null && row.schema_name !== null && (row.version === null || row.version < latest),
     }));
     ctx.log.info({ action: 'list', tenants: listed.length }, 'tenant lifecycle: list');
@@ -236,6 +339,45 @@ export async function listTenants(ctx: LifecycleContext, migrations: MigrationSe
   } finally {
     await client.end();
   }
+}
+
+async function schemaSizes(ctx: LifecycleContext, control: pg.Client, rows: readonly TenantRow[]): Promise<Map<string, number>> {
+  const groups = new Map<string, { where: TenantPlacement; rows: TenantRow[] }>();
+  for (const row of rows) {
+    if (row.schema_name === null) continue;
+    let where: TenantPlacement;
+    try {
+      where = tenantPlacement(ctx, row.placement);
+    } catch {
+      continue;
+    }
+    const group = groups.get(where.label) ?? { where, rows: [] };
+    group.rows.push(row);
+    groups.set(where.label, group);
+  }
+  const sizes = new Map<string, number>();
+  for (const { where, rows: placed } of groups.values()) {
+    let client = control;
+    try {
+      if (!where.controlDatabase) client = await where.connect('pgfence-list');
+      const r = await client.query<{ schema: string; bytes: string }>(
+        `SELECT n.nspname AS schema, sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'm') GROUP BY n.nspname`,
+        [placed.map((row) => row.schema_name)],
+      );
+      const bySchema = new Map(r.rows.map((s) => [s.schema, Number(s.bytes)]));
+      for (const row of placed) {
+        const bytes = bySchema.get(row.schema_name as string);
+        if (bytes !== undefined) sizes.set(row.id, bytes);
+      }
+    } catch (error) {
+      ctx.log.warn({ placement: where.label, err: errorMessage(error) }, 'tenant list: the placement cannot be read; its tenants\' sizes are unknown');
+    } finally {
+      if (client !== control) await client.end();
+    }
+  }
+  return sizes;
 }
 
 /** `suspend` and `resume`: the status change and its announcement (NOTIFY) commit together. */
@@ -275,8 +417,13 @@ export interface DropOptions {
 
 /**
  * `pgfence tenant drop ID --confirm ID`: only a suspended tenant, only the schema the template
- * gives for its id; DROP SCHEMA ... CASCADE, its role (with tenancy.roleTemplate) when it can be
- * dropped, and its row, in one transaction. A tenant already gone is `unchanged`.
+ * gives for its id, where the tenant lives: DROP SCHEMA ... CASCADE and its role (with
+ * tenancy.roleTemplate) when it can be dropped, then its row, under the lifecycle lock. On the
+ * control schema's database that is one transaction; elsewhere the placement's transaction commits
+ * first, then the row goes (a failure in between leaves the suspended row, and a second run
+ * finishes). A tenant in a database of its own that `create` made for it (and no other tenant is
+ * placed in) loses the whole database (DROP DATABASE ... WITH (FORCE)); a database the operator
+ * made is kept. A tenant already gone is `unchanged`.
  */
 export async function dropTenant(ctx: LifecycleContext, id: string, options: DropOptions): Promise<ActionResult> {
   const schema = tenantSchema(ctx.config, id);
@@ -293,8 +440,10 @@ export async function dropTenant(ctx: LifecycleContext, id: string, options: Dro
     const checkRow = (row: TenantRow): void => {
       if (row.status !== 'suspended') throw refused(`tenant "${id}" is ${row.status}: suspend it first (\`pgfence tenant suspend ${id}\`)`);
       registeredSchema(ctx.config, id, row.schema_name);
+      if (row.placement !== first.placement) throw refused(`tenant "${id}" was moved meanwhile (now on ${placementOfRow(ctx, row.placement)}): run drop again`);
     };
     checkRow(first);
+    const where = tenantPlacement(ctx, first.placement);
     const before = options.before === undefined ? {} : await options.before();
     const key = lockKeySql(ctx.control.schema);
     return inTransaction(client, async () => {
@@ -302,34 +451,75 @@ export async function dropTenant(ctx: LifecycleContext, id: string, options: Dro
       const row = await tenantRow(ctx, client, id, true);
       if (row === undefined) throw refused(`tenant "${id}" was dropped meanwhile`);
       checkRow(row);
-      if (schema !== null) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
       const role = roleForTenant(ctx.config.tenancy, id);
-      let roleDropped: boolean | string = false;
-      if (role !== null) {
-        await client.query('SAVEPOINT drop_role');
-        try {
-          const r = quoteIdent(role);
-          await client.query(`DO $pgfence$ BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${quoteLiteral(role)}) THEN EXECUTE 'DROP OWNED BY ${r.replaceAll("'", "''")}'; EXECUTE 'DROP ROLE ${r.replaceAll("'", "''")}'; END IF; END $pgfence$`);
-          await client.query('RELEASE SAVEPOINT drop_role');
-          roleDropped = true;
-        } catch (error) {
-          await client.query('ROLLBACK TO SAVEPOINT drop_role');
-          roleDropped = `kept: ${errorMessage(error)}`;
-        }
-      }
+      const removed = where.controlDatabase ? await dropHere(client, schema, role) : await dropAt(ctx, client, where, id, schema, role);
       await client.query(`DELETE FROM ${ctx.schemaSql}.tenants WHERE id = $1`, [id]);
       await notifyChange(ctx, client, id, 'drop');
-      const detail = { schema, role, roleDropped, ...before };
+      const detail = { schema, placement: where.label, role, ...removed, ...before };
       await audit(ctx, client, { action: 'drop', tenant: id, outcome: 'ok', detail });
+      const what =
+        removed.database === 'dropped'
+          ? ` (database "${where.placement.database}" on ${where.placement.target}, which create made for it, and everything in it)`
+          : schema === null
+            ? ''
+            : ` (schema "${schema}" and everything in it${where.controlDatabase ? '' : ` on ${where.label}`}${typeof removed.database === 'string' && removed.database.startsWith('kept') ? `; database ${removed.database}` : ''})`;
       return {
         action: 'drop',
         tenant: id,
         outcome: 'ok',
-        message: `tenant "${id}" dropped${schema === null ? '' : ` (schema "${schema}" and everything in it)`}${typeof roleDropped === 'string' ? `; role "${role}" ${roleDropped}` : ''}`,
+        message: `tenant "${id}" dropped${what}${typeof removed.roleDropped === 'string' ? `; role "${role}" ${removed.roleDropped}` : ''}`,
         data: detail,
       };
     });
   });
 }
 
-export { tenantRow, requireControl, withAudit };
+interface Removed {
+  roleDropped: boolean | string;
+  /** Database per tenant: `dropped`, `gone` (already), or `kept: why`. */
+  database?: string;
+}
+
+/** On the control schema's database, in its transaction. */
+async function dropHere(client: pg.Client, schema: string | null, role: string | null): Promise<Removed> {
+  if (schema !== null) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+  return { roleDropped: await dropTenantRole(client, role) };
+}
+
+/** Where the tenant lives, committed there before the control transaction commits. */
+async function dropAt(ctx: LifecycleContext, control: pg.Client, where: TenantPlacement, id: string, schema: string | null, role: string | null): Promise<Removed> {
+  const fate = await tenantDatabaseFate(ctx, control, where, id);
+  if (fate.fate === 'drop' || fate.fate === 'gone') {
+    if (fate.fate === 'drop') await dropTenantDatabase(ctx, where);
+    const target = await ctx.connectAt({ target: where.placement.target, database: null });
+    try {
+      return { roleDropped: await inTransaction(target, () => dropTenantRole(target, role)), database: fate.fate === 'drop' ? 'dropped' : 'gone' };
+    } finally {
+      await target.end();
+    }
+  }
+  const kept = where.placement.database === null ? {} : { database: `kept: ${fate.why}` };
+  const client = await where.connect();
+  try {
+    return await inTransaction(client, async () => ({ ...(await dropHere(client, schema, role)), ...kept }));
+  } finally {
+    await client.end();
+  }
+}
+
+/** The tenant's role (tenancy.roleTemplate), in the current transaction; kept (and why) when it cannot go. */
+async function dropTenantRole(client: pg.Client, role: string | null): Promise<boolean | string> {
+  if (role === null) return false;
+  await client.query('SAVEPOINT drop_role');
+  try {
+    const r = quoteIdent(role);
+    await client.query(`DO $pgfence$ BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${quoteLiteral(role)}) THEN EXECUTE 'DROP OWNED BY ${r.replaceAll("'", "''")}'; EXECUTE 'DROP ROLE ${r.replaceAll("'", "''")}'; END IF; END $pgfence$`);
+    await client.query('RELEASE SAVEPOINT drop_role');
+    return true;
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT drop_role');
+    return `kept: ${errorMessage(error)}`;
+  }
+}
+
+export { tenantRow, requireControl, withAudit, placementOfRow };

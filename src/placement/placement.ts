@@ -4,8 +4,19 @@ import { NAME_PATTERN } from '../tenancy/names.js';
 /** The target every tenant without a placement lives on: the `backend` key of the configuration. */
 export const DEFAULT_TARGET = 'default';
 
-/** Postgres's longest identifier (database names included), in bytes. */
-const NAMEDATALEN = 63;
+/** Postgres's longest identifier (database names included), in bytes: NAMEDATALEN - 1. */
+export const MAX_NAME_BYTES = 63;
+
+/** A name Postgres takes for a database: 1 to 63 bytes, no NUL. */
+export function isDatabaseName(name: string): boolean {
+  return name.length > 0 && Buffer.byteLength(name) <= MAX_NAME_BYTES && !name.includes('\0');
+}
+
+/** `TARGET` or `TARGET/DATABASE`, split at the first slash (the label of placementLabel). */
+export function splitPlacementLabel(label: string): { target: string; database: string | null } {
+  const slash = label.indexOf('/');
+  return slash < 0 ? { target: label, database: null } : { target: label.slice(0, slash), database: label.slice(slash + 1) };
+}
 
 /**
  * Where a tenant lives: a backend target by name, and the tenant's own database there (database
@@ -37,11 +48,11 @@ export function placementFromRow(row: Record<string, unknown>, tenantId: string)
   let database = text(row['database'], () => bad('database'));
   const combined = text(row['placement'], () => bad('placement'));
   if (combined !== undefined) {
-    const slash = combined.indexOf('/');
-    target ??= slash < 0 ? combined : combined.slice(0, slash);
-    if (slash >= 0) database ??= combined.slice(slash + 1);
+    const split = splitPlacementLabel(combined);
+    target ??= split.target;
+    if (split.database !== null) database ??= split.database;
   }
-  if (database !== undefined && (database.length === 0 || Buffer.byteLength(database) > NAMEDATALEN || database.includes('\0'))) throw bad('database');
+  if (database !== undefined && !isDatabaseName(database)) throw bad('database');
   const schema = text(row['schema'], () => bad('schema'));
   if (schema !== undefined && !NAME_PATTERN.test(schema)) throw bad('schema');
   const placement = target === undefined && database === undefined ? undefined : { target: target ?? DEFAULT_TARGET, database: database ?? null };

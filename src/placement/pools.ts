@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/index.js';
 import type { Config } from '../config/schema.js';
@@ -15,23 +16,56 @@ export interface PlacedPool {
   /** True for a tenant database's pool (database per tenant). */
   tenantDatabase: boolean;
   pool: BackendPool;
+  /** The target as this pool connects to it (a retiring pool keeps the settings it was opened with). */
+  spec: TargetSpec;
+  /** A reload removed or changed its target: it serves no new transaction and closes once empty. */
+  retiring: boolean;
 }
 
 interface TargetPools {
   spec: TargetSpec;
   own: BackendPool;
-  /** `own` as sessions hold it: never closed, so one object serves them all. */
-  ownHeld: HeldPool;
   /** Tenant databases' pools by database name, least recently opened first. */
   databases: Map<string, BackendPool>;
   /** Sessions holding each tenant database's pool: a pool someone holds is never closed. */
   holders: Map<BackendPool, number>;
+  /** A reload removed or replaced this target: its pools drain. */
+  retired: boolean;
 }
 
 /** A session's pool, until it lets go of it (when it ends). */
 export interface HeldPool {
+  /**
+   * The pool to take the next backend from: the tenant's placement's, or after a reload changed
+   * its target's settings, the new pool's. Throws PlacementRefused (08004) once a reload removed
+   * the target, as a fresh connect is refused.
+   */
   readonly pool: BackendPool;
+  /** The pool last handed out, without the reload check (what SHOW POOLS counts the session under). */
+  readonly current: BackendPool;
+  /** Where the tenant is served: its target and the database there. */
+  readonly target: string;
+  readonly database: string;
+  /** The tenant's own database on the target (database per tenant); null when it lives in the target's database. */
+  readonly tenantDatabase: string | null;
   /** Idempotent. */
+  letGo(): void;
+}
+
+/** What a reload did to the targets, by name. */
+export interface TargetChanges {
+  opened: string[];
+  /** Connection settings changed: a new pool serves new transactions, the old one drains. */
+  replaced: string[];
+  /** No longer configured: its pools drain, its tenants are refused (08004). */
+  removed: string[];
+}
+
+interface Taken {
+  entry: TargetPools;
+  pool: BackendPool;
+  database: string;
+  tenantDatabase: string | null;
   letGo(): void;
 }
 
@@ -39,11 +73,16 @@ export interface HeldPool {
  * Every backend pool of the process: one per target (its configured database), and one per tenant
  * database in use on a target (database per tenant), at most `maxDatabases` of those per target.
  * A session asks `forTenant` for the pool of its tenant's placement; an unknown target is refused
- * (PlacementRefused), never replaced by the default.
+ * (PlacementRefused), never replaced by the default. A reload (`reconfigure`) opens new targets and
+ * lets the pools of removed or changed ones drain.
  */
 export class BackendPools {
   private readonly targets = new Map<string, TargetPools>();
+  /** Pools of removed or replaced targets until they have drained. */
+  private readonly retiring: PlacedPool[] = [];
   private closed = false;
+  /** PAUSE is in force: pools opened meanwhile start paused. */
+  private paused = false;
 
   constructor(
     config: Config,
@@ -52,10 +91,7 @@ export class BackendPools {
     /** With `workers: N`, this worker's share of each pool's figures. */
     private readonly share: (options: PoolOptions) => PoolOptions = (options) => options,
   ) {
-    for (const spec of targetSpecs(config).values()) {
-      const own = this.open(spec, spec.target.database, false);
-      this.targets.set(spec.name, { spec, own, ownHeld: { pool: own, letGo: () => undefined }, databases: new Map(), holders: new Map() });
-    }
+    for (const spec of targetSpecs(config).values()) this.targets.set(spec.name, this.openTarget(spec));
   }
 
   /** The pool of the target `default` (the `backend` key). */
@@ -79,15 +115,124 @@ export class BackendPools {
    */
   forTenant(tenant: Tenant): HeldPool {
     const placement: Placement = tenant.placement ?? { target: DEFAULT_TARGET, database: null };
+    let taken = this.take(tenant.id, placement);
+    let gone = false;
+    const take = (): Taken => this.take(tenant.id, placement);
+    return {
+      get pool(): BackendPool {
+        if (taken.entry.retired && !gone) {
+          taken.letGo();
+          taken = take();
+        }
+        return taken.pool;
+      },
+      get current(): BackendPool {
+        return taken.pool;
+      },
+      target: placement.target,
+      get database(): string {
+        return taken.database;
+      },
+      get tenantDatabase(): string | null {
+        return taken.tenantDatabase;
+      },
+      letGo: () => {
+        gone = true;
+        taken.letGo();
+      },
+    };
+  }
+
+  /** Every pool now, target by target, the target's own first, then the pools still draining. */
+  all(): PlacedPool[] {
+    const out: PlacedPool[] = [];
+    for (const { spec, own, databases } of this.targets.values()) {
+      out.push({ target: spec.name, database: spec.target.database, tenantDatabase: false, pool: own, spec, retiring: false });
+      for (const [database, pool] of databases) out.push({ target: spec.name, database, tenantDatabase: true, pool, spec, retiring: false });
+    }
+    return [...out, ...this.retiring];
+  }
+
+  /**
+   * A reload: new limits and timeouts for every target that stays; a new target gets its pool; a
+   * target whose connection settings changed gets a new pool for new transactions while the old
+   * one drains (transactions running on it finish there); a removed target's pools drain and its
+   * tenants are refused from their next transaction on.
+   */
+  reconfigure(config: Config): TargetChanges {
+    const specs = targetSpecs(config);
+    const changes: TargetChanges = { opened: [], replaced: [], removed: [] };
+    for (const [name, entry] of [...this.targets]) {
+      const next = specs.get(name);
+      if (next === undefined) {
+        this.targets.delete(name);
+        this.retire(entry);
+        changes.removed.push(name);
+      } else if (!isDeepStrictEqual(next.target, entry.spec.target)) {
+        this.targets.set(name, this.openTarget(next));
+        this.retire(entry);
+        changes.replaced.push(name);
+      } else {
+        entry.spec = next;
+        entry.own.reconfigure(this.share(next.pool));
+        for (const pool of entry.databases.values()) pool.reconfigure(this.share(next.databasePool));
+      }
+    }
+    for (const spec of specs.values()) {
+      if (this.targets.has(spec.name)) continue;
+      this.targets.set(spec.name, this.openTarget(spec));
+      changes.opened.push(spec.name);
+    }
+    return changes;
+  }
+
+  /** PAUSE: every pool of every target stops handing out backends; resolves once none is in use. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    await Promise.all(this.all().map(({ pool }) => pool.pause()));
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const { pool } of this.all()) pool.resume();
+  }
+
+  /** RECONNECT on every pool of every target; returns how many backends were marked. */
+  reconnect(): number {
+    return this.all().reduce((n, { pool }) => n + pool.reconnect(), 0);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.all().map(({ pool }) => pool.close()));
+  }
+
+  private openTarget(spec: TargetSpec): TargetPools {
+    return { spec, own: this.open(spec, spec.target.database, false), databases: new Map(), holders: new Map(), retired: false };
+  }
+
+  private open(spec: TargetSpec, database: string, tenantDatabase: boolean): BackendPool {
+    const log = this.log.child({ component: 'pool', target: spec.name, ...(tenantDatabase ? { database } : {}) });
+    const metrics = this.metrics?.target(spec.name) ?? null;
+    const pool = new BackendPool({ ...spec.target, database }, this.share(tenantDatabase ? spec.databasePool : spec.pool), log, metrics);
+    if (metrics !== null) pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
+    if (this.paused) void pool.pause();
+    return pool;
+  }
+
+  /** The pool of a placement now, counted as held when it is a tenant database's. */
+  private take(tenantId: string, placement: Placement): Taken {
     const entry = this.targets.get(placement.target);
-    if (entry === undefined) throw new PlacementRefused('unknown_target', tenant.id, placement);
+    if (entry === undefined) throw new PlacementRefused('unknown_target', tenantId, placement);
     const database = placement.database;
-    if (database === null || database === entry.spec.target.database) return entry.ownHeld;
+    if (database === null || database === entry.spec.target.database) {
+      return { entry, pool: entry.own, database: entry.spec.target.database, tenantDatabase: null, letGo: () => undefined };
+    }
     if (this.closed) throw new Error('pools are closing');
     let pool = entry.databases.get(database);
     if (pool === undefined) {
       if (entry.databases.size >= entry.spec.maxDatabases && !this.evictUnused(entry)) {
-        throw new PlacementRefused('too_many_databases', tenant.id, placement);
+        throw new PlacementRefused('too_many_databases', tenantId, placement);
       }
       pool = this.open(entry.spec, database, true);
       entry.databases.set(database, pool);
@@ -96,7 +241,10 @@ export class BackendPools {
     entry.holders.set(held, (entry.holders.get(held) ?? 0) + 1);
     let gone = false;
     return {
+      entry,
       pool: held,
+      database,
+      tenantDatabase: database,
       letGo: () => {
         if (gone) return;
         gone = true;
@@ -107,39 +255,23 @@ export class BackendPools {
     };
   }
 
-  /** Every pool now, target by target, the target's own first. */
-  all(): PlacedPool[] {
-    const out: PlacedPool[] = [];
-    for (const { spec, own, databases } of this.targets.values()) {
-      out.push({ target: spec.name, database: spec.target.database, tenantDatabase: false, pool: own });
-      for (const [database, pool] of databases) out.push({ target: spec.name, database, tenantDatabase: true, pool });
+  /** Lets a removed or replaced target's pools drain; each is closed once it holds nothing. */
+  private retire(entry: TargetPools): void {
+    entry.retired = true;
+    const { spec } = entry;
+    const placed: PlacedPool[] = [
+      { target: spec.name, database: spec.target.database, tenantDatabase: false, pool: entry.own, spec, retiring: true },
+      ...[...entry.databases].map(([database, pool]) => ({ target: spec.name, database, tenantDatabase: true, pool, spec, retiring: true })),
+    ];
+    this.log.info({ target: spec.name, pools: placed.length }, 'backend target removed or changed by a reload; its pools drain');
+    for (const p of placed) {
+      this.retiring.push(p);
+      void p.pool.retire().then(() => {
+        const i = this.retiring.indexOf(p);
+        if (i >= 0) this.retiring.splice(i, 1);
+        this.log.info({ target: p.target, database: p.database }, 'pool of a retired backend target drained and closed');
+      });
     }
-    return out;
-  }
-
-  /** New limits and timeouts from a reload (targets themselves are not reloaded). */
-  reconfigure(config: Config): void {
-    const specs = targetSpecs(config);
-    for (const entry of this.targets.values()) {
-      const next = specs.get(entry.spec.name);
-      if (next === undefined) continue;
-      entry.spec = { ...next, target: entry.spec.target };
-      entry.own.reconfigure(this.share(entry.spec.pool));
-      for (const pool of entry.databases.values()) pool.reconfigure(this.share(entry.spec.databasePool));
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.all().map(({ pool }) => pool.close()));
-  }
-
-  private open(spec: TargetSpec, database: string, tenantDatabase: boolean): BackendPool {
-    const log = this.log.child({ component: 'pool', target: spec.name, ...(tenantDatabase ? { database } : {}) });
-    const pool = new BackendPool({ ...spec.target, database }, this.share(tenantDatabase ? spec.databasePool : spec.pool), log, this.metrics);
-    const metrics = this.metrics;
-    if (metrics !== null) pool.onAcquired = (seconds, tenant) => metrics.acquireWait(seconds, tenant);
-    return pool;
   }
 
   /** Closes the oldest tenant-database pool no session holds; false when every one is held. */

@@ -125,6 +125,8 @@ export class BackendPool {
   onAcquired: ((waitSeconds: number, tenant: string) => void) | null = null;
   /** Bumped by reconnect(): backends of an older generation are closed instead of reused. */
   private generation = 0;
+  /** Set by retire(): called once the pool holds nothing (then it is closed). */
+  private onDrained: (() => void) | null = null;
 
   constructor(
     private readonly target: BackendTarget,
@@ -171,6 +173,7 @@ export class BackendPool {
           if (!this.waiters.remove(waiter)) return;
           this.metrics?.acquireTimeout();
           reject(new PoolTimeoutError(this.options.acquireTimeoutMs));
+          this.closeIfDrained();
         }, this.options.acquireTimeoutMs),
       };
       this.waiters.push(waiter);
@@ -203,7 +206,7 @@ export class BackendPool {
     if (record === undefined || record.place !== 'active') throw new Error(`backend ${backend.id} released but not active`);
     this.leaveTenant(record);
     backend.unbind();
-    const tooOld = (this.options.maxLifetimeMs > 0 && Date.now() - record.born > this.options.maxLifetimeMs) || record.generation < this.generation;
+    const tooOld = (this.options.maxLifetimeMs > 0 && Date.now() - record.born > this.options.maxLifetimeMs) || record.generation < this.generation || this.retiring;
     if (!opts.reusable || this.closing || backend.closed || backend.txnStatus !== 'I' || tooOld) {
       this.log.debug({ backend: backend.id, reusable: opts.reusable, txn: backend.txnStatus, tooOld }, 'closing backend instead of reuse');
       this.destroy(record);
@@ -219,7 +222,7 @@ export class BackendPool {
     this.move(record, 'resetting');
     void afterCancel.then(() => (opts.reset ? this.reset(backend, opts.repin) : undefined)).then(
       () => {
-        if (backend.closed || this.closing || record.generation < this.generation) {
+        if (backend.closed || this.closing || record.generation < this.generation || this.retiring) {
           this.destroy(record);
           this.serveWaiters();
           return;
@@ -289,6 +292,23 @@ export class BackendPool {
     return marked;
   }
 
+  /**
+   * A reload removed or changed this pool's target: every backend closes as it comes back (idle
+   * ones now), as after RECONNECT; clients already waiting are still served. Resolves once the
+   * pool holds no backend and no waiter, when it is closed.
+   */
+  retire(): Promise<void> {
+    const drained = new Promise<void>((resolve) => (this.onDrained = resolve));
+    this.reconnect();
+    this.closeIfDrained();
+    return drained;
+  }
+
+  /** retire() was called: the pool only drains. */
+  get retiring(): boolean {
+    return this.onDrained !== null;
+  }
+
   /** The longest a client has been waiting for a backend, in ms. */
   get maxWaitMs(): number {
     const first = this.waiters.first;
@@ -315,6 +335,13 @@ export class BackendPool {
 
   private get inUse(): number {
     return this.activeCount + this.resettingCount;
+  }
+
+  private closeIfDrained(): void {
+    const drained = this.onDrained;
+    if (drained === null || this.closing || this.records.size > 0 || this.connecting > 0 || this.waiters.size > 0) return;
+    void this.close();
+    drained();
   }
 
   private async reset(backend: BackendConnection, repin: RepinSpec | undefined): Promise<void> {
@@ -428,6 +455,11 @@ export class BackendPool {
           backend.destroy();
           return;
         }
+        if (this.retiring && this.waiters.size === 0) {
+          backend.destroy();
+          this.closeIfDrained();
+          return;
+        }
         this.records.set(backend, record);
         backend.lastUsed = now;
         this.idle.push(record);
@@ -444,6 +476,7 @@ export class BackendPool {
           clearTimeout(waiter.timer);
           waiter.reject(new BackendUnavailableError(error));
         }
+        this.closeIfDrained();
       },
     );
   }
@@ -489,6 +522,7 @@ export class BackendPool {
     } else if (record.place === 'active') this.activeCount--;
     else this.resettingCount--;
     this.wakePause();
+    this.closeIfDrained();
   }
 
   private wakePause(): void {

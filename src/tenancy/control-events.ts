@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { nodePostgresTarget } from '../backend/node-postgres.js';
 import type { ResolvedBackendTarget } from '../config/load.js';
+import { type PauseEvent, readPauseEvent } from '../placement/tenant-pauses.js';
 import { changedTenant, controlChannel } from './control.js';
 import { TenantRefused } from './errors.js';
 import { quoteIdent } from './names.js';
@@ -23,12 +24,16 @@ export interface ControlEventsOptions {
   liveTenants: () => Iterable<string>;
   /** Ends every session of a tenant; returns how many. */
   killTenant: (tenantId: string) => number;
+  /** A tenant's pause or resume by `pgfence tenant move` (src/placement/tenant-pauses.ts). */
+  onPause?: (event: PauseEvent) => void;
   log: Logger;
 }
 
 export interface ControlEvents {
   /** Resolves once the first LISTEN is in place (or the first attempt failed and a retry is scheduled). */
   readonly ready: Promise<void>;
+  /** NOTIFY from the listening connection (its pid names this proxy); dropped when not connected. */
+  notify(channel: string, payload: string): void;
   close(): Promise<void>;
 }
 
@@ -64,6 +69,11 @@ export function watchControlEvents(options: ControlEventsOptions): ControlEvents
 
   const onNotification = (message: pg.Notification): void => {
     if (message.channel !== channel) return;
+    const pause = readPauseEvent(message.payload);
+    if (pause !== null) {
+      options.onPause?.(pause);
+      return;
+    }
     const tenantId = changedTenant(message.payload);
     options.resolver().forget(tenantId);
     const live = new Set(options.liveTenants());
@@ -117,6 +127,11 @@ export function watchControlEvents(options: ControlEventsOptions): ControlEvents
   const ready = connect();
   return {
     ready,
+    notify(to, payload) {
+      client?.query('SELECT pg_catalog.pg_notify($1, $2)', [to, payload]).catch((error: unknown) => {
+        log.warn({ err: error instanceof Error ? error.message : String(error), channel: to }, 'could not notify on the control database');
+      });
+    },
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -28,6 +28,17 @@ export function controlChannel(schema: string): string {
   return `${schema.slice(0, NAMEDATALEN - CHANNEL_SUFFIX.length)}${CHANNEL_SUFFIX}`;
 }
 
+const ACK_SUFFIX = '_acks';
+
+/**
+ * The channel on which each proxy acknowledges a tenant's pause for `pgfence tenant move`
+ * (src/placement/tenant-pauses.ts): `<schema>_acks`, sent from its listening connection, so the
+ * mover knows which proxy answered by the notifying backend's pid.
+ */
+export function controlAckChannel(schema: string): string {
+  return `${schema.slice(0, NAMEDATALEN - ACK_SUFFIX.length)}${ACK_SUFFIX}`;
+}
+
 /** What a notification payload says: the tenant whose row changed, or null (anything else: read everything again). */
 export function changedTenant(payload: string | undefined): string | null {
   if (payload === undefined) return null;

@@ -216,6 +216,7 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext {
     pools: () => [
       { ...ZERO_ROW, tenant: 'acme', clActive: 2, clWaiting: 4, svActive: 1, svIdle: 3, svUsed: 1, maxWaitMs: 1250.5, database: 'app', user: 'pgfence_pool', poolMode: 'transaction' },
       { ...ZERO_ROW, tenant: null, svIdle: 1, svLogin: 2, database: 'app', user: 'pgfence_pool', poolMode: 'transaction' },
+      { ...ZERO_ROW, tenant: 'globex', clActive: 1, svActive: 1, database: 'eu_app', user: 'eu_pool', poolMode: 'transaction', target: 'eu' },
     ],
     clients: () => [
       client({ id: 1, tenant: 'acme', user: 'acme-dba', database: 'app', applicationName: 'psql', state: 'active', backendId: 7, tls: true }),
@@ -243,6 +244,39 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext {
         currentClientConnections: 2,
         paused: true,
         maxPerTenant: 5,
+      },
+      {
+        name: 'eu',
+        host: 'db.eu',
+        port: 5433,
+        database: 'eu_app',
+        forceUser: 'eu_pool',
+        poolSize: 4,
+        serverLifetimeSeconds: 3600,
+        poolMode: 'transaction',
+        maxConnections: 4,
+        currentConnections: 1,
+        currentClientConnections: 1,
+        paused: false,
+        disabled: true,
+        maxPerTenant: 0,
+        target: 'eu',
+      },
+      {
+        name: 'pgfence',
+        host: null,
+        port: 6432,
+        database: 'pgfence',
+        forceUser: null,
+        poolSize: 0,
+        serverLifetimeSeconds: 0,
+        poolMode: 'statement',
+        maxConnections: 0,
+        currentConnections: 0,
+        currentClientConnections: 1,
+        paused: false,
+        maxPerTenant: 0,
+        target: null,
       },
     ],
     lists: () => [
@@ -320,16 +354,17 @@ describe('admin console: SHOW', () => {
     expect(version).toEqual({ columns: ['version'], rows: [[`pgfence ${VERSION}`]], tag: 'SHOW' });
   });
 
-  it("SHOW POOLS: PgBouncer's columns in its order and types, one row per tenant, then the tenant", async () => {
+  it("SHOW POOLS: PgBouncer's columns in its order and types, one row per pool and tenant, then the tenant and target", async () => {
     const ctx = fakeContext();
     expect(await show('SHOW POOLS', ctx)).toEqual({
       columns: [
         'database', 'user', 'cl_active', 'cl_waiting', 'cl_active_cancel_req', 'cl_waiting_cancel_req', 'sv_active', 'sv_active_cancel',
-        'sv_being_canceled', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'load_balance_hosts', 'tenant',
+        'sv_being_canceled', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'maxwait_us', 'pool_mode', 'load_balance_hosts', 'tenant', 'target',
       ],
       rows: [
-        ['app', 'pgfence_pool', '2', '4', '0', '0', '1', '0', '0', '3', '1', '0', '0', '1', '250500', 'transaction', null, 'acme'],
-        ['app', 'pgfence_pool', '0', '0', '0', '0', '0', '0', '0', '1', '0', '0', '2', '0', '0', 'transaction', null, null],
+        ['app', 'pgfence_pool', '2', '4', '0', '0', '1', '0', '0', '3', '1', '0', '0', '1', '250500', 'transaction', null, 'acme', 'default'],
+        ['app', 'pgfence_pool', '0', '0', '0', '0', '0', '0', '0', '1', '0', '0', '2', '0', '0', 'transaction', null, null, 'default'],
+        ['eu_app', 'eu_pool', '1', '0', '0', '0', '1', '0', '0', '0', '0', '0', '0', '0', '0', 'transaction', null, 'globex', 'eu'],
       ],
       tag: 'SHOW',
     });
@@ -366,14 +401,19 @@ describe('admin console: SHOW', () => {
     expect(result.rows[0]?.slice(0, 9)).toEqual(['S', 'pgfence_pool', 'app', 'none', 'active', 'db.internal', '5432', '', '0']);
   });
 
-  it('SHOW DATABASES and SHOW LISTS: PgBouncer columns, integers typed int4', async () => {
+  it('SHOW DATABASES and SHOW LISTS: PgBouncer columns, integers typed int4, then the target', async () => {
     const dbs = await show('SHOW DATABASES', fakeContext());
     expect(dbs.columns).toEqual([
       'name', 'host', 'port', 'database', 'force_user', 'pool_size', 'min_pool_size', 'reserve_pool_size', 'server_lifetime', 'pool_mode',
       'load_balance_hosts', 'max_connections', 'current_connections', 'max_client_connections', 'current_client_connections', 'paused', 'disabled',
-      'max_per_tenant',
+      'max_per_tenant', 'target',
     ]);
-    expect(dbs.rows).toEqual([['app', 'db.internal', '5432', 'app', 'pgfence_pool', '20', '0', '0', '3600', 'transaction', null, '20', '4', '0', '2', '1', '0', '5']]);
+    // One row per target (a draining one is `disabled`), the console's own last with target NULL.
+    expect(dbs.rows).toEqual([
+      ['app', 'db.internal', '5432', 'app', 'pgfence_pool', '20', '0', '0', '3600', 'transaction', null, '20', '4', '0', '2', '1', '0', '5', 'default'],
+      ['eu', 'db.eu', '5433', 'eu_app', 'eu_pool', '4', '0', '0', '3600', 'transaction', null, '4', '1', '0', '1', '0', '1', '0', 'eu'],
+      ['pgfence', null, '6432', 'pgfence', null, '0', '0', '0', '0', 'statement', null, '0', '0', '0', '1', '0', '0', '0', null],
+    ]);
     const lists = await show('SHOW LISTS', fakeContext());
     expect(lists).toEqual({ columns: ['list', 'items'], rows: [['databases', '2'], ['used_clients', '3']], tag: 'SHOW' });
     expect(await columnTypes('SHOW LISTS', fakeContext())).toEqual({ list: 'text', items: 'int4' });

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type AdminServer, Metrics, type AdminDeps, type PoolRow, type PoolView, startAdminServer } from '../../src/admin/index.js';
+import { type AdminServer, Metrics, type AdminDeps, type PoolRow, type PoolsView, startAdminServer } from '../../src/admin/index.js';
 import { parseExposition, valueOf } from './exposition.js';
 
 const silent = pino({ level: 'silent' });
@@ -95,7 +95,7 @@ describe('admin endpoint', () => {
     expect(valueOf(text, 'pgfence_statements_total', { tenant: 'acme' })).toBe(2);
     expect(valueOf(text, 'pgfence_statements_rejected_total', { tenant: 'acme', reason: 'foreign_schema' })).toBe(1);
     expect(valueOf(text, 'pgfence_query_duration_seconds_bucket', { tenant: 'acme', le: '0.005' })).toBe(1);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count')).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count', { target: 'default' })).toBe(1);
   });
 
   it('computes the gauges from the sources on every scrape', async () => {
@@ -113,24 +113,24 @@ describe('admin endpoint', () => {
       maxWaitMs: 0,
       ...fields,
     });
-    let view: PoolView = { rows: [row('acme', { clActive: 3, svIdle: 1 }), row(null, { svIdle: 3, svLogin: 1 })], loginClients: 2, consoleClients: 0 };
+    let view: PoolsView = { pools: [{ target: 'default', rows: [row('acme', { clActive: 3, svIdle: 1 }), row(null, { svIdle: 3, svLogin: 1 })] }], loginClients: 2, consoleClients: 0 };
     metrics.setSources({ pools: () => view });
 
     let text = parseExposition(await (await fetch(`${url}/metrics`)).text());
-    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme', target: 'default' })).toBe(3);
     expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(4);
-    expect(valueOf(text, 'pgfence_pools_server_login_connections')).toBe(1);
-    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(0);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'default' })).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_server_login_connections', { target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme', target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme', target: 'default' })).toBe(1);
 
-    view = { rows: [row('acme', { clWaiting: 9, svActive: 6, svTested: 2, maxWaitMs: 1500 }), row(null, {})], loginClients: 0, consoleClients: 1 };
+    view = { pools: [{ target: 'default', rows: [row('acme', { clWaiting: 9, svActive: 6, svTested: 2, maxWaitMs: 1500 }), row(null, {})] }], loginClients: 0, consoleClients: 1 };
     text = parseExposition(await (await fetch(`${url}/metrics`)).text());
-    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(0);
-    expect(valueOf(text, 'pgfence_pools_server_active_connections')).toBe(6);
-    expect(valueOf(text, 'pgfence_pools_server_testing_connections')).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(9);
-    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(1.5);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme', target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections', { target: 'default' })).toBe(6);
+    expect(valueOf(text, 'pgfence_pools_server_testing_connections', { target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme', target: 'default' })).toBe(9);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'default' })).toBe(1.5);
   });
 
   it('ignores a query string on a known path', async () => {

@@ -1,6 +1,6 @@
 import { AggregatorRegistry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import { Metrics, OTHER_TENANT, type PoolRow, type PoolView, QueryTimer } from '../../src/admin/index.js';
+import { Metrics, OTHER_TENANT, type PoolRow, type PoolsView, QueryTimer } from '../../src/admin/index.js';
 import { type Exposition, parseExposition, samplesOf, valueOf } from './exposition.js';
 
 async function scrape(metrics: Metrics): Promise<Exposition> {
@@ -61,10 +61,10 @@ describe('Metrics: names and types', () => {
     for (const result of ['accepted', 'auth_failed', 'tenant_refused', 'startup_refused', 'backend_unavailable', 'protocol_error']) {
       expect(valueOf(text, 'pgfence_client_connections_total', { result }), result).toBe(0);
     }
-    for (const result of ['opened', 'failed']) expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result })).toBe(0);
-    expect(valueOf(text, 'pgfence_backend_connections_closed_total')).toBe(0);
-    for (const result of ['ok', 'failed']) expect(valueOf(text, 'pgfence_backend_resets_total', { result })).toBe(0);
-    expect(valueOf(text, 'pgfence_acquire_timeouts_total')).toBe(0);
+    for (const result of ['opened', 'failed']) expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result, target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_backend_connections_closed_total', { target: 'default' })).toBe(0);
+    for (const result of ['ok', 'failed']) expect(valueOf(text, 'pgfence_backend_resets_total', { result, target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_acquire_timeouts_total', { target: 'default' })).toBe(0);
     expect(samplesOf(text, 'pgfence_statements_total')).toEqual([]);
   });
 
@@ -118,13 +118,13 @@ describe('Metrics: counters', () => {
     expect(valueOf(text, 'pgfence_client_connections_total', { result: 'startup_refused' })).toBe(0);
     expect(valueOf(text, 'pgfence_auth_failures_total', { reason: 'expired' })).toBe(1);
     expect(valueOf(text, 'pgfence_auth_failures_total', { reason: 'suspended_tenant' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'opened' })).toBe(2);
-    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'failed' })).toBe(1);
-    expect(valueOf(text, 'pgfence_backend_connections_closed_total')).toBe(1);
-    expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'ok' })).toBe(2);
-    expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'failed' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'opened', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'failed', target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connections_closed_total', { target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'ok', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'failed', target: 'default' })).toBe(1);
     expect(valueOf(text, 'pgfence_tripwires_total', { what: 'search_path' })).toBe(1);
-    expect(valueOf(text, 'pgfence_acquire_timeouts_total')).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_timeouts_total', { target: 'default' })).toBe(1);
   });
 
   it('counts statements and rejections per tenant and reason', async () => {
@@ -162,13 +162,13 @@ describe('Metrics: histograms', () => {
     metrics.acquireWait(2);
 
     const text = await scrape(metrics);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '0.001' })).toBe(1);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '0.005' })).toBe(2);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '1' })).toBe(2);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '2.5' })).toBe(3);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '+Inf' })).toBe(3);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count')).toBe(3);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_sum')).toBeCloseTo(2.0035, 6);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '0.001', target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '0.005', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '1', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '2.5', target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { le: '+Inf', target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count', { target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_sum', { target: 'default' })).toBeCloseTo(2.0035, 6);
   });
 
   it('records query durations per tenant with a small bucket set', async () => {
@@ -304,8 +304,8 @@ function row(tenant: string | null, fields: Partial<PoolRow> = {}): PoolRow {
 describe('Metrics: gauges computed at scrape time', () => {
   it('reads the pool view when scraped, not before, and sums the server states over the rows', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    let view: PoolView = {
-      rows: [row('acme', { clActive: 2, clWaiting: 1, svActive: 2, svBeingCanceled: 1, maxWaitMs: 250 }), row('globex', { svIdle: 1, svUsed: 2, svTested: 1 }), row(null, { svIdle: 3, svLogin: 1 })],
+    let view: PoolsView = {
+      pools: [{ target: 'default', rows: [row('acme', { clActive: 2, clWaiting: 1, svActive: 2, svBeingCanceled: 1, maxWaitMs: 250 }), row('globex', { svIdle: 1, svUsed: 2, svTested: 1 }), row(null, { svIdle: 3, svLogin: 1 })] }],
       loginClients: 4,
       consoleClients: 1,
     };
@@ -320,46 +320,107 @@ describe('Metrics: gauges computed at scrape time', () => {
 
     let text = await scrape(metrics);
     expect(reads).toBeGreaterThan(0);
-    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'acme', target: 'default' })).toBe(1);
     expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(4);
-    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0.25);
-    expect(valueOf(text, 'pgfence_pools_server_active_connections')).toBe(3);
-    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(4);
-    expect(valueOf(text, 'pgfence_pools_server_used_connections')).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_server_testing_connections')).toBe(1);
-    expect(valueOf(text, 'pgfence_pools_server_login_connections')).toBe(1);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(3);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex' })).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'default' })).toBe(0.25);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections', { target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'default' })).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_server_used_connections', { target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_testing_connections', { target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_login_connections', { target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme', target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex', target: 'default' })).toBe(4);
 
-    view = { rows: [row('acme', { clActive: 1 }), row(null)], loginClients: 0, consoleClients: 0 };
+    view = { pools: [{ target: 'default', rows: [row('acme', { clActive: 1 }), row(null)] }], loginClients: 0, consoleClients: 0 };
     text = await scrape(metrics);
-    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme', target: 'default' })).toBe(1);
     expect(samplesOf(text, 'pgfence_pools_client_active_connections').map((s) => s.labels['tenant'])).toEqual(['acme']);
-    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(0);
-    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'default' })).toBe(0);
   });
 
   it('folds tenants beyond the cap into (other)', async () => {
     const metrics = new Metrics({ maxTenants: 2, processMetrics: false });
-    const view: PoolView = {
-      rows: [row('acme', { svIdle: 2 }), row('globex', { svIdle: 1 }), row('hooli', { svIdle: 1 }), row('initech', { svActive: 3 }), row(null)],
+    const view: PoolsView = {
+      pools: [{ target: 'default', rows: [row('acme', { svIdle: 2 }), row('globex', { svIdle: 1 }), row('hooli', { svIdle: 1 }), row('initech', { svActive: 3 }), row(null)] }],
       loginClients: 0,
       consoleClients: 0,
     };
     metrics.setSources({ pools: () => view });
     const text = await scrape(metrics);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme' })).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex' })).toBe(1);
-    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: OTHER_TENANT })).toBe(4);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'acme', target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex', target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: OTHER_TENANT, target: 'default' })).toBe(4);
   });
 
-  it('exports zeros and no labelled samples while nothing is wired in', async () => {
+  it('exports no per-pool samples while nothing is wired in, and 0 login clients', async () => {
     const text = await scrape(new Metrics({ processMetrics: false }));
     expect(samplesOf(text, 'pgfence_pools_client_active_connections')).toEqual([]);
     expect(samplesOf(text, 'pgfence_pools_server_pinned_connections')).toEqual([]);
-    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(0);
-    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(0);
+    expect(samplesOf(text, 'pgfence_pools_server_idle_connections')).toEqual([]);
+    expect(samplesOf(text, 'pgfence_pools_client_maxwait_seconds')).toEqual([]);
+    expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(0);
+  });
+
+  it('labels every pool series with its backend target; a tenant database pool adds into its target', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    metrics.setSources({
+      pools: () => ({
+        pools: [
+          { target: 'default', rows: [row('acme', { clActive: 1, svActive: 1 }), row(null, { svIdle: 2 })] },
+          { target: 'eu', rows: [row('globex', { clActive: 2, clWaiting: 1, svActive: 2, maxWaitMs: 3000 }), row(null, { svLogin: 1 })] },
+          // A tenant database on eu: its own pool, counted under eu.
+          { target: 'eu', rows: [row('hooli', { clActive: 1, svIdle: 1 }), row('globex', { svIdle: 1 }), row(null, { svIdle: 1 })] },
+        ],
+        loginClients: 3,
+        consoleClients: 0,
+      }),
+    });
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme', target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'globex', target: 'eu' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_client_active_connections', { tenant: 'hooli', target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_waiting_connections', { tenant: 'globex', target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_pinned_connections', { tenant: 'globex', target: 'eu' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections', { target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_server_active_connections', { target: 'eu' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'default' })).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'eu' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_server_login_connections', { target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'eu' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_client_login_connections')).toBe(3);
+    expect(samplesOf(text, 'pgfence_pools_client_active_connections', { tenant: 'acme' }).map((s) => s.labels['target'])).toEqual(['default']);
+  });
+
+  it("counts each target's backend connections, resets, acquire timeouts and waits under its own label", async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const eu = metrics.target('eu');
+    expect(metrics.target('eu')).toBe(eu);
+    eu.backendConnection('opened');
+    eu.backendConnection('failed');
+    eu.backendConnection('closed');
+    eu.backendReset('ok');
+    eu.acquireTimeout();
+    eu.acquireWait(0.002, 'globex');
+    metrics.backendConnection('opened');
+    metrics.acquireWait(0.5, 'acme');
+    const text = await scrape(metrics);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'opened', target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'failed', target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'opened', target: 'default' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_connection_attempts_total', { result: 'failed', target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_backend_connections_closed_total', { target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_backend_resets_total', { result: 'ok', target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_timeouts_total', { target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_timeouts_total', { target: 'default' })).toBe(0);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count', { target: 'eu' })).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_bucket', { target: 'eu', le: '0.005' })).toBe(1);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count', { target: 'default' })).toBe(1);
+    // The wait also counts into the tenant's PgBouncer stats, whatever its target.
+    expect(valueOf(text, 'pgfence_stats_server_assignments_total', { tenant: 'globex' })).toBe(1);
+    expect(valueOf(text, 'pgfence_stats_client_wait_seconds_total', { tenant: 'globex' })).toBe(0.002);
   });
 });
 
@@ -408,7 +469,7 @@ describe('Metrics: PgBouncer stats per tenant', () => {
     expect(valueOf(text, 'pgfence_stats_server_assignments_total', { tenant: 'acme' })).toBe(2);
     expect(valueOf(text, 'pgfence_stats_client_wait_seconds_total', { tenant: 'acme' })).toBe(0.5);
     expect(valueOf(text, 'pgfence_stats_client_wait_seconds_total', { tenant: 'globex' })).toBe(0.25);
-    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count')).toBe(3);
+    expect(valueOf(text, 'pgfence_acquire_wait_seconds_count', { target: 'default' })).toBe(3);
     expect(valueOf(text, 'pgfence_stats_received_bytes_total')).toBe(108);
     expect(valueOf(text, 'pgfence_stats_sent_bytes_total')).toBe(1020);
   });
@@ -447,6 +508,12 @@ describe('Metrics: nothing touches prom-client until a scrape', () => {
     }
     metrics.acquireWait(0.001, 'acme');
     metrics.backendReset('ok');
+    // A pool of another target counts through its handle, the same way.
+    const eu = metrics.target('eu');
+    for (let i = 0; i < 1_000; i++) {
+      eu.acquireWait(0.001, 'acme');
+      eu.backendReset('ok');
+    }
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
     const text = await scrape(metrics);
     expect(valueOf(text, 'pgfence_statements_total', { tenant: 'acme' })).toBe(1_000_000);
@@ -459,13 +526,13 @@ describe('Metrics: nothing touches prom-client until a scrape', () => {
     workers[0]?.tenant('acme').statement();
     workers[1]?.tenant('acme').statement();
     workers[1]?.tenant('acme').queryDuration(0.002);
-    workers[0]?.setSources({ pools: () => ({ rows: [row('acme', { maxWaitMs: 2000, svIdle: 1 }), row(null)], loginClients: 0, consoleClients: 0 }) });
-    workers[1]?.setSources({ pools: () => ({ rows: [row('acme', { maxWaitMs: 500, svIdle: 2 }), row(null)], loginClients: 0, consoleClients: 0 }) });
+    workers[0]?.setSources({ pools: () => ({ pools: [{ target: 'default', rows: [row('acme', { maxWaitMs: 2000, svIdle: 1 }), row(null)] }], loginClients: 0, consoleClients: 0 }) });
+    workers[1]?.setSources({ pools: () => ({ pools: [{ target: 'default', rows: [row('acme', { maxWaitMs: 500, svIdle: 2 }), row(null)] }], loginClients: 0, consoleClients: 0 }) });
     const merged = AggregatorRegistry.aggregate(await Promise.all(workers.map((w) => w?.registry.getMetricsAsJSON())));
     const text = parseExposition(await merged.metrics());
     expect(valueOf(text, 'pgfence_statements_total', { tenant: 'acme' })).toBe(2);
-    expect(valueOf(text, 'pgfence_pools_server_idle_connections')).toBe(3);
-    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds')).toBe(2);
+    expect(valueOf(text, 'pgfence_pools_server_idle_connections', { target: 'default' })).toBe(3);
+    expect(valueOf(text, 'pgfence_pools_client_maxwait_seconds', { target: 'default' })).toBe(2);
     expect(valueOf(text, 'pgfence_query_duration_seconds_bucket', { tenant: 'acme', le: '0.005' })).toBe(1);
     expect(valueOf(text, 'pgfence_query_duration_seconds_count', { tenant: 'acme' })).toBe(1);
   });

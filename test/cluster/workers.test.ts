@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
@@ -22,7 +23,7 @@ const opened: pg.Client[] = [];
 
 const yaml = (umbrella: 'active' | 'suspended'): string => `
 workers: 2
-listen: { host: 127.0.0.1, port: 0, shutdownTimeoutMs: 2000 }
+listen: { host: 127.0.0.1, port: 0, shutdownTimeoutMs: 2000, authThrottle: { freeFailures: 4, delayMs: 1 } }
 backend: { url: "${db.directUrl}" }
 jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
 tenancy: { tenants: [{ id: acme }, { id: globex }, { id: umbrella, status: ${umbrella} }] }
@@ -152,7 +153,7 @@ describe('workers: 2', () => {
     const accepted = valueOf(metrics, 'pgfence_client_connections_total', { result: 'accepted' }) ?? 0;
     // Every client of this file so far, of both workers, the console included.
     expect(accepted).toBe(opened.length);
-    expect(valueOf(metrics, 'pgfence_pools_client_active_connections', { tenant: 'umbrella' })).toBe(umbrellaClients.length);
+    expect(valueOf(metrics, 'pgfence_pools_client_active_connections', { tenant: 'umbrella', target: 'default' })).toBe(umbrellaClients.length);
     expect(valueOf(metrics, 'pgfence_workers')).toBe(2);
 
     const killed = await console.query('KILL TENANT umbrella');
@@ -161,6 +162,11 @@ describe('workers: 2', () => {
       const rows = (await console.query('SHOW CLIENTS')).rows.filter((r) => r.tenant === 'umbrella');
       return rows.length === 0 ? true : undefined;
     });
+  });
+
+  it('answers /readyz with a worker\'s verdict, backend probe included', async () => {
+    const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    expect([response.status, await response.text()]).toEqual([200, expect.stringMatching(/^ready: backend 127\.0\.0\.1:\d+\/\S+ accepts connections\n$/)]);
   });
 
   it('reloads every worker on SIGHUP', async () => {
@@ -172,6 +178,26 @@ describe('workers: 2', () => {
       const refused = await connect('umbrella').catch((e: pg.DatabaseError) => e);
       expect((refused as pg.DatabaseError).message).toContain('suspended');
     }
+  });
+
+  it('throttles failed logins per instance: the free failures are not multiplied by the workers', async () => {
+    const throttled = async (): Promise<number> => valueOf(await scrape(adminPort), 'pgfence_auth_throttled_total') ?? 0;
+    const before = await throttled();
+    const failedAt = new Set<number>();
+    for (let i = 0; i < 8; i++) {
+      const client = new pg.Client({ host: '127.0.0.1', port, user: 'acme', database: 'app', password: 'not-a-token' });
+      client.on('error', () => undefined);
+      const error = await client.connect().then(
+        () => null,
+        (e: pg.DatabaseError) => e,
+      );
+      expect(error?.code).toBe('28P01');
+    }
+    for (const r of serve.records) if (r.msg === 'authentication failed' && typeof r['worker'] === 'number') failedAt.add(r['worker']);
+    // Node's round robin spread the failures over both workers; each counted the other's, so the
+    // four free failures were for the instance and the four after them were held.
+    expect([...failedAt].sort()).toEqual([0, 1]);
+    expect((await throttled()) - before).toBe(4);
   });
 
   it('restarts a worker that dies; its clients lose their connection, the others go on', async () => {
@@ -194,5 +220,34 @@ describe('workers: 2', () => {
     serve.child.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
     expect(serve.count(isMsg('pgfence stopped'))).toBe(3);
+  });
+});
+
+describe('workers: 2 with a backend that cannot be reached', () => {
+  it('is not ready, and /readyz says why (the workers probe the backend)', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const down = await ServeProcess.start(
+      `
+workers: 2
+listen: { host: 127.0.0.1, port: 0 }
+backend: { url: "postgres://nobody@127.0.0.1:${deadPort}/app", connectTimeoutMs: 1000 }
+jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
+tenancy: { tenants: [{ id: acme }] }
+admin: { enabled: true, port: 0 }
+log: { level: info }
+`,
+      { TEST_JWT_SECRET: db.config.jwt.secret as string },
+    );
+    try {
+      const admin = (await down.logged(isMsg('admin endpoint listening')))['port'] as number;
+      const response = await fetch(`http://127.0.0.1:${admin}/readyz`);
+      expect(response.status).toBe(503);
+      expect(await response.text()).toContain(`not ready: backend 127.0.0.1:${deadPort}/app cannot be reached`);
+    } finally {
+      await down.stop();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { AuthThrottle, type AuthThrottleOptions } from '../../src/frontend/auth-
 const DEFAULTS = configSchema.shape.listen.parse({}).authThrottle;
 
 /** A throttle on a clock the test moves, logging into `lines`. */
-function throttle(overrides: Partial<AuthThrottleOptions> = {}): { t: AuthThrottle; clock: { now: number }; lines: string[]; held: { n: number } } {
+function throttle(overrides: Partial<AuthThrottleOptions> = {}): { t: AuthThrottle; clock: { now: number }; lines: string[]; held: { n: number }; shared: string[] } {
   const clock = { now: 1_000_000 };
   const lines: string[] = [];
   const held = { n: 0 };
@@ -18,8 +18,9 @@ function throttle(overrides: Partial<AuthThrottleOptions> = {}): { t: AuthThrott
     },
   });
   const options = { ...DEFAULTS, ...overrides };
-  const t = new AuthThrottle(() => options, pino({ level: 'info' }, sink), () => held.n++, () => clock.now);
-  return { t, clock, lines, held };
+  const shared: string[] = [];
+  const t = new AuthThrottle(() => options, pino({ level: 'info' }, sink), () => held.n++, () => clock.now, (key) => shared.push(key));
+  return { t, clock, lines, held, shared };
 }
 
 describe('AuthThrottle', () => {
@@ -79,5 +80,23 @@ describe('AuthThrottle', () => {
     const on = throttle({ freeFailures: 0 });
     expect(on.t.failed(undefined).holdMs).toBe(0);
     expect(held.n).toBe(0);
+  });
+
+  it('shares each failure it counts, and counts the failures other workers share, without holding or logging them', () => {
+    const { t, held, lines, shared } = throttle({ freeFailures: 3 });
+    t.failed('::ffff:203.0.113.7');
+    expect(shared).toEqual(['203.0.113.7']);
+    t.failedElsewhere('203.0.113.7');
+    t.failedElsewhere('203.0.113.7');
+    expect([held.n, lines.length, shared.length]).toEqual([0, 0, 1]);
+    // Three failures counted in all: the next one here is the first held.
+    expect(t.failed('203.0.113.7').holdMs).toBe(250);
+    expect(t.failed('198.51.100.1').holdMs).toBe(0);
+  });
+
+  it('counts nothing from other workers while disabled', () => {
+    const { t } = throttle({ enabled: false });
+    t.failedElsewhere('203.0.113.7');
+    expect(t.size).toBe(0);
   });
 });

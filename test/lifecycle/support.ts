@@ -32,6 +32,8 @@ export interface LifecycleSetup {
   migrationsDir: string;
   workDir: string;
   config: Config;
+  /** Changes the config file (and `config`) for the commands and proxies that come after. */
+  rewriteConfig(change: (raw: Record<string, unknown>) => void): Promise<void>;
   /** Runs `pgfence init ...` (when args[0] is 'init') or `pgfence tenant ...` in this process. */
   cli(args: string[]): Promise<CliRun>;
   /** A file in the migrations directory (`shared/x.sql` for the shared chain). */
@@ -55,12 +57,17 @@ function collector(): { stream: PassThrough; text: () => string } {
   return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
+export interface LifecycleOptions {
+  /** More top-level keys of the config (e.g. `backends`), made once the roles exist. */
+  extraConfig?: (roles: { serviceRole: string; provisioner: string; password: string }) => Promise<Record<string, unknown>>;
+}
+
 /**
  * A fresh database with two login roles made as the README says: a service role for the proxy
  * (owner of nothing) and a provisioner (CREATE on the database, member of the service role, CREATE
  * on public for the shared chain), a config file with tenancy.control, and a migrations directory.
  */
-export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = {}, serverUrl = getPgUrl()): Promise<LifecycleSetup> {
+export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = {}, serverUrl = getPgUrl(), options: LifecycleOptions = {}): Promise<LifecycleSetup> {
   const db = await createTestDatabase('lifecycle', { serverUrl });
   const suffix = randomBytes(4).toString('hex');
   const serviceRole = `svc_${suffix}`;
@@ -78,18 +85,19 @@ export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = 
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'pgfence-lifecycle-'));
   const migrationsDir = path.join(workDir, 'migrations');
   await mkdir(path.join(migrationsDir, 'shared'), { recursive: true });
-  const raw = {
+  const raw: Record<string, unknown> = {
     listen: { host: '127.0.0.1', port: 0, shutdownTimeoutMs: 2_000 },
     backend: { url: urlAs(db.url, { user: serviceRole, password }) },
     jwt: { algorithms: ['HS256'], secret: randomBytes(32).toString('hex'), issuer: 'pgfence-test' },
     tenancy: { control: { schema: 'pgfence', provisioner: { user: provisioner, password } }, ...tenancy },
     pool: { size: 4, acquireTimeoutMs: 5_000 },
     log: { level: 'info' },
+    ...(await options.extraConfig?.({ serviceRole, provisioner, password })),
   };
   const configFile = path.join(workDir, 'pgfence.yaml');
   const text = stringify(raw);
   await writeFile(configFile, text);
-  const config = parseConfig(text, configFile, {});
+  let config = parseConfig(text, configFile, {});
 
   const proxies: LifecycleProxy[] = [];
   return {
@@ -99,7 +107,15 @@ export async function setUpLifecycle(tenancy: Partial<ConfigInput['tenancy']> = 
     configFile,
     migrationsDir,
     workDir,
-    config,
+    get config() {
+      return config;
+    },
+    async rewriteConfig(change) {
+      change(raw);
+      const changed = stringify(raw);
+      config = parseConfig(changed, configFile, {});
+      await writeFile(configFile, changed);
+    },
     async cli(args) {
       const out = collector();
       const err = collector();

@@ -165,20 +165,20 @@ describe('pgfence init and pgfence tenant, on a real Postgres, as a least-privil
     // The human table names it too.
     const table = await setup.cli(['migrate', '--tenants', 't05']);
     expect(table.code).toBe(1);
-    expect(table.out).toMatch(/t05\s+failed\s+-\s+0003_extra\.sql: relation "extra" already exists/);
+    expect(table.out).toMatch(/t05\s+default\s+failed\s+-\s+0003_extra\.sql: relation "extra" already exists/);
     expect(table.out).toContain('0 migrated, 0 current, 1 failed');
   });
 
-  it('list shows status, version (a tenant behind is marked) and size', async () => {
+  it('list shows status, placement, version (a tenant behind is marked) and size', async () => {
     const listed = await setup.cli(['list', '--json']);
     expect(listed.code).toBe(0);
     const tenants = listed.json['tenants'] as Array<{ id: string; status: string; version: string; behind: boolean; size_bytes: number }>;
     expect(listed.json['latest']).toBe('0003_extra.sql');
-    expect(tenants.find((t) => t.id === 't05')).toMatchObject({ status: 'active', version: '0002_broken.sql', behind: true });
+    expect(tenants.find((t) => t.id === 't05')).toMatchObject({ status: 'active', placement: 'default', version: '0002_broken.sql', behind: true });
     expect(tenants.find((t) => t.id === 't04')).toMatchObject({ version: '0003_extra.sql', behind: false });
     expect(tenants.find((t) => t.id === 't04')?.size_bytes).toBeGreaterThan(0);
     const text = await setup.cli(['list']);
-    expect(text.out).toMatch(/^t05\s+active\s+tenant_t05\s+0002_broken\.sql \(behind\)/m);
+    expect(text.out).toMatch(/^t05\s+active\s+default\s+tenant_t05\s+0002_broken\.sql \(behind\)/m);
   });
 
   it('a tenant created after a migration gets it', async () => {
@@ -212,7 +212,7 @@ describe('pgfence init and pgfence tenant, on a real Postgres, as a least-privil
     const done = await waiting;
     expect(done?.code).toBe(0);
     const acme = (done?.json['tenants'] as Array<{ tenant: string }>).find((t) => t.tenant === 'acme');
-    expect(acme).toEqual({ tenant: 'acme', status: 'migrated', applied: ['0002_broken.sql', '0003_extra.sql', '0004_more.sql'] });
+    expect(acme).toEqual({ tenant: 'acme', placement: 'default', status: 'migrated', applied: ['0002_broken.sql', '0003_extra.sql', '0004_more.sql'] });
   });
 
   it('--canary N migrates the first N tenants only, and --dry-run changes nothing', async () => {
@@ -226,8 +226,8 @@ describe('pgfence init and pgfence tenant, on a real Postgres, as a least-privil
     const migrated = report.tenants.filter((t) => t.status === 'migrated').map((t) => t.tenant);
     // The first two by id: acme (already at 0004 from the run above) and hooli.
     expect(report.tenants.filter((t) => t.status !== 'skipped')).toEqual([
-      { tenant: 'acme', status: 'current', applied: [] },
-      { tenant: 'hooli', status: 'migrated', applied: ['0003_extra.sql', '0004_more.sql'] },
+      { tenant: 'acme', placement: 'default', status: 'current', applied: [] },
+      { tenant: 'hooli', placement: 'default', status: 'migrated', applied: ['0003_extra.sql', '0004_more.sql'] },
     ]);
     expect(migrated).toEqual(['hooli']);
     expect(report.tenants.filter((t) => t.status === 'skipped').length).toBe(report.tenants.length - 2);

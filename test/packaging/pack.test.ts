@@ -1,14 +1,13 @@
-import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
+import { ServeProcess } from '../support/serve-process.js';
 import { installTarball, npmPack, REPO } from './install.js';
 
 const run = promisify(execFile);
@@ -81,25 +80,18 @@ describe('a production install of the tarball', () => {
   });
 
   it('serves clients with `pgfence serve`, passes `pgfence healthcheck`, and exits 0 on SIGTERM', async () => {
-    const file = path.join(dir, 'pgfence.yaml');
-    await writeFile(
-      file,
+    const serve = await ServeProcess.start(
       `listen: { host: 127.0.0.1, port: 0 }
 backend: { url: "${proxy.directUrl}" }
 jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
 tenancy: { tenants: [{ id: acme }] }
 log: { level: info }
 `,
+      { TEST_JWT_SECRET: proxy.config.jwt.secret as string },
+      [bin()],
     );
-    const child = spawn(bin(), ['serve', '--config', file], {
-      env: { ...process.env, TEST_JWT_SECRET: proxy.config.jwt.secret },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onTestFinished(() => void child.kill('SIGKILL'));
-    let log = '';
-    child.stdout.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    const port = Number((await logged(child, () => log, /"msg":"pgfence listening"/, /"port":(\d+)/))[1]);
+    onTestFinished(() => serve.stop());
+    const port = (await serve.logged((r) => r.msg === 'pgfence listening'))['port'] as number;
 
     const client = new pg.Client({ host: '127.0.0.1', port, user: 'acme', database: 'app', password: await proxy.token('acme') });
     await client.connect();
@@ -107,24 +99,13 @@ log: { level: info }
     expect(rows[0]?.schema).toBe('tenant_acme');
     await client.end();
 
-    const healthy = await run(bin(), ['healthcheck', '--config', file, '--port', String(port)], { env: { ...process.env, TEST_JWT_SECRET: 'x'.repeat(32) } });
+    const healthy = await run(bin(), ['healthcheck', '--config', serve.file, '--port', String(port)], { env: { ...process.env, TEST_JWT_SECRET: 'x'.repeat(32) } });
     expect(healthy.stdout).toContain(`pgfence answers on 127.0.0.1:${port}`);
 
-    child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit')) as [number];
-    expect(code).toBe(0);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
     const down = await run(bin(), ['healthcheck', '--port', String(port)]).catch((e: { code: number }) => e);
     expect(down).toMatchObject({ code: 1 });
   });
 });
 
-/** The first match of `detail` once `ready` shows up in the output; rejects if the process exits first. */
-async function logged(child: ChildProcessByStdio<null, Readable, Readable>, text: () => string, ready: RegExp, detail: RegExp): Promise<RegExpExecArray> {
-  for (;;) {
-    const line = text().split('\n').find((l) => ready.test(l));
-    const match = line === undefined ? null : detail.exec(line);
-    if (match !== null) return match;
-    const next = await Promise.race([once(child.stdout, 'data').then(() => 'data' as const), once(child, 'exit').then(() => 'exit' as const)]);
-    if (next === 'exit') throw new Error(`pgfence exited before it was ready:\n${text()}`);
-  }
-}

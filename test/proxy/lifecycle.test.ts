@@ -1,47 +1,17 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { pollUntil } from '../support/helpers.js';
 import { startTestProxy } from '../support/proxy.js';
+import { ServeProcess } from '../support/serve-process.js';
 
 /** Resolves when a client's connection ends (pg emits 'error' first for a FATAL; that is expected here). */
 function ended(client: pg.Client): Promise<void> {
   return new Promise((resolve) => client.once('end', () => resolve()));
-}
-
-/**
- * Resolves with the first match of `pattern` in a child's output (`output()`: all of it so far),
- * checked again at each chunk it writes; rejects if the child exits first.
- */
-function logged(child: ChildProcessByStdio<null, Readable, Readable>, output: () => string, pattern: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    const stop = (): void => {
-      child.stdout.off('data', check);
-      child.stderr.off('data', check);
-      child.off('exit', exited);
-    };
-    function check(): void {
-      const match = pattern.exec(output());
-      if (match === null) return;
-      stop();
-      resolve(match);
-    }
-    function exited(code: number | null): void {
-      stop();
-      reject(new Error(`pgfence exited (${code}) before its output matched ${pattern}:\n${output()}`));
-    }
-    child.stdout.on('data', check);
-    child.stderr.on('data', check);
-    child.once('exit', exited);
-    check();
-  });
 }
 
 describe('reload', () => {
@@ -170,8 +140,6 @@ describe('shutdown and admin actions', () => {
 describe('the pgfence command', () => {
   it('serves from a config file, reloads on SIGHUP, and exits 0 on SIGTERM', async () => {
     const proxy = await startTestProxy();
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'pgfence-cli-'));
-    const file = path.join(dir, 'pgfence.yaml');
     const yaml = (status: string): string => `
 listen: { host: 127.0.0.1, port: 0 }
 backend: { url: "${proxy.directUrl}" }
@@ -179,18 +147,11 @@ jwt: { secret: "\${TEST_JWT_SECRET}", issuer: pgfence-test }
 tenancy: { tenants: [{ id: acme, status: ${status} }] }
 log: { level: info }
 `;
-    await writeFile(file, yaml('active'));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
-      env: { ...process.env, TEST_JWT_SECRET: proxy.config.jwt.secret },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const serve = await ServeProcess.start(yaml('active'), { TEST_JWT_SECRET: proxy.config.jwt.secret as string });
     // Also when the test times out waiting for its output (then the finally below does not run).
-    onTestFinished(() => void child.kill('SIGKILL'));
-    let log = '';
-    child.stdout.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
+    onTestFinished(() => void serve.child.kill('SIGKILL'));
     try {
-      const port = Number((await logged(child, () => log, /"port":(\d+)/))[1]);
+      const port = (await serve.logged((r) => r.msg === 'pgfence listening'))['port'] as number;
       const connect = async (): Promise<pg.Client> => {
         const c = new pg.Client({ host: '127.0.0.1', port, user: 'acme', database: 'app', password: await proxy.token('acme') });
         c.on('error', () => undefined);
@@ -198,21 +159,18 @@ log: { level: info }
         return c;
       };
       const first = await connect();
-      await writeFile(file, yaml('suspended'));
-      child.kill('SIGHUP');
-      await logged(child, () => log, /configuration reloaded/);
-      expect(log).toContain('configuration reloaded');
+      await writeFile(serve.file, yaml('suspended'));
+      serve.child.kill('SIGHUP');
+      await serve.logged((r) => r.msg === 'configuration reloaded');
       const refused = await connect().catch((e: pg.DatabaseError) => e);
       expect((refused as pg.DatabaseError).message).toContain('suspended');
       expect((await first.query('SELECT 1 AS one')).rows[0].one).toBe(1);
       await first.end();
-      child.kill('SIGTERM');
-      const [code] = (await once(child, 'exit')) as [number];
-      expect(code).toBe(0);
-      expect(log).not.toContain(proxy.config.jwt.secret as string);
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(serve.output).not.toContain(proxy.config.jwt.secret as string);
     } finally {
-      child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
+      await serve.stop();
       await proxy.close();
     }
   });

@@ -41,11 +41,11 @@ describe('metrics of a running pgfence', () => {
     expect(value(text, 'pgfence_statements_rejected_total{tenant="acme",reason="foreign_schema"}')).toBe(1);
     expect(value(text, 'pgfence_query_duration_seconds_count{tenant="acme"}')).toBeGreaterThanOrEqual(3);
     // Session mode: the client holds its backend, which is pinned to acme.
-    expect(value(text, 'pgfence_pools_server_active_connections')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_pools_server_pinned_connections{tenant="acme"}')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_pools_client_active_connections{tenant="acme"}')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'pgfence_pools_client_waiting_connections{tenant="acme"}')).toBe(0);
-    expect(value(text, 'pgfence_backend_connection_attempts_total{result="opened"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_server_active_connections{target="default"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_server_pinned_connections{tenant="acme",target="default"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_client_active_connections{tenant="acme",target="default"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'pgfence_pools_client_waiting_connections{tenant="acme",target="default"}')).toBe(0);
+    expect(value(text, 'pgfence_backend_connection_attempts_total{result="opened",target="default"}')).toBeGreaterThanOrEqual(1);
     // PgBouncer's stats: 6 round trips, 4 transactions (3 autocommit statements and BEGIN..COMMIT) between the scrapes.
     const delta = (series: string): number => value(text, series) - value(before, series);
     expect(delta('pgfence_stats_queries_pooled_total{tenant="acme"}')).toBe(6);
