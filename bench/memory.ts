@@ -67,7 +67,7 @@ export async function measureIdleMemory(target: IdleTarget, connections: number)
 }
 
 /** Opens n authenticated idle clients, at most CONCURRENT_OPENS at a time, round-robin over the tenants. */
-async function openMany(target: IdleTarget, n: number): Promise<net.Socket[]> {
+export async function openMany(target: IdleTarget, n: number): Promise<net.Socket[]> {
   const open: net.Socket[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {

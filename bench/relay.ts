@@ -59,7 +59,7 @@ function forwarding(): { scanner: number[]; framer: number[] } {
   const stream = Buffer.concat(Array.from({ length: ROWS }, (_, i) => dataRow(i)));
   const chunks: Buffer[] = [];
   for (let at = 0; at < stream.length; at += 65_536) chunks.push(stream.subarray(at, Math.min(stream.length, at + 65_536)));
-  const toClient = new ServerToClient(new ReplyTracker(), 't1', () => 1, new QueryTimer(() => undefined), true);
+  const toClient = new ServerToClient(new ReplyTracker(), 't1', { clientPid: 1 }, new QueryTimer(() => undefined), true);
   toClient.startBinding(binding(new PreparedStatements(10)));
   const scanner = new MessageScanner(1 << 20);
   const sink: ScanSink = { route: (t) => toClient.route(t), inspect: (m) => toClient.inspect(m), forward: (b) => toClient.forward(b), open: true };
@@ -102,16 +102,14 @@ async function transactions(mode: 'session' | 'transaction'): Promise<number[]> 
   const fence: TenantFence = { ownSchema: 'tenant_t1', sharedSchemas: ['public'], tenantGuc: 'app.current_tenant_id' };
   const metrics = { statement: () => undefined, rejected: () => undefined } as unknown as ConstructorParameters<typeof StatementInspector>[0]['metrics'];
   const inspector = new StatementInspector({ guard: () => guard, fence, tenantId: 't1', metrics, log: pino({ level: 'silent' }), transactionMode: mode === 'transaction' });
-  const host = { writeClient: () => undefined, onBreach: () => undefined, onServerBatch: () => undefined, onBackendLost: () => undefined };
+  const host = { writeClient: () => undefined, onBreach: () => undefined, onServerBatch: () => undefined, onBackendLost: () => undefined, clientPid: 1, repinSql: () => 'SELECT 1' };
   const relay = new Relay(host, {
     sessionId: 1,
     tenantId: 't1',
     inspector,
     statements: mode === 'transaction' ? new ClientStatements('t1') : null,
-    clientPid: () => 1,
     timer: new QueryTimer(() => undefined),
     notificationsFromBackend: mode === 'session',
-    repinSql: () => 'SELECT 1',
   });
   const prepared = new PreparedStatements(200);
   const backend = { statements: prepared, writeAll: () => undefined, txnStatus: 'I' } as unknown as Parameters<Relay['attach']>[0];

@@ -123,10 +123,12 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
   if (worker !== undefined) worker.onLoginFailedElsewhere = (key) => deps.authThrottle.failedElsewhere(key);
   const sessions = new Set<ClientSession>();
 
+  const forget = (session: ClientSession): void => {
+    sessions.delete(session);
+  };
   const server = net.createServer({ noDelay: true }, (socket) => {
-    const session = new ClientSession(socket, deps);
+    const session = new ClientSession(socket, deps, forget);
     sessions.add(session);
-    socket.once('close', () => sessions.delete(session));
     session.start();
   });
   server.on('error', (error) => log.error({ err: error }, 'listener error'));

@@ -239,6 +239,8 @@ export interface RoundTripSink {
  * (PgBouncer's "xact": an autocommit statement counts as one) runs from the start of its first
  * round trip to the ReadyForQuery that reports status `I`.
  */
+const performanceNow = (): number => performance.now();
+
 export class QueryTimer {
   private starts: number[] = [];
   private head = 0;
@@ -250,7 +252,7 @@ export class QueryTimer {
   /** `sink`: a tenant's series, or a function told each round trip's seconds (tests, benchmarks). */
   constructor(
     sink: RoundTripSink | ((seconds: number) => void),
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = performanceNow,
   ) {
     this.sink = typeof sink === 'function' ? { roundTrip: (micros) => sink(micros / 1e6) } : sink;
   }

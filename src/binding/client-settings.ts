@@ -6,12 +6,13 @@ import { settingsKey } from '../frontend/pin.js';
  * pin on each backend it is given, so a backend whose key matches needs no re-pin.
  */
 export class ClientSettings {
-  private current: Map<string, string>;
+  /** The startup map itself until the first SET changes something (most clients never do). */
+  private current: ReadonlyMap<string, string>;
   private cachedKey: string;
 
-  constructor(private readonly startup: ReadonlyMap<string, string>) {
-    this.current = new Map(startup);
-    this.cachedKey = settingsKey(this.current);
+  constructor(readonly startup: ReadonlyMap<string, string>) {
+    this.current = startup;
+    this.cachedKey = settingsKey(startup);
   }
 
   get values(): ReadonlyMap<string, string> {
@@ -28,16 +29,20 @@ export class ClientSettings {
    */
   apply(sets: readonly PendingSet[]): void {
     if (sets.length === 0) return;
+    let next: Map<string, string> | null = null;
     for (const { name, value } of sets) {
       if (name === '*') {
-        this.current = new Map(this.startup);
+        next = null;
+        this.current = this.startup;
         continue;
       }
+      next ??= new Map(this.current);
       const initial = this.startup.get(name);
-      if (value !== null) this.current.set(name, value);
-      else if (initial !== undefined) this.current.set(name, initial);
-      else this.current.delete(name);
+      if (value !== null) next.set(name, value);
+      else if (initial !== undefined) next.set(name, initial);
+      else next.delete(name);
     }
+    if (next !== null) this.current = next;
     this.cachedKey = settingsKey(this.current);
   }
 }

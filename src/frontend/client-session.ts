@@ -2,32 +2,28 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { ConsoleSession } from '../admin/console.js';
 import type { ClientState, QueryTimer, Traffic } from '../admin/index.js';
-import { type Binding, type BindingHost, PinBreach } from '../binding/binding.js';
-import { ClientSettings } from '../binding/client-settings.js';
-import { SessionModeBinding } from '../binding/session-mode.js';
-import { TransactionModeBinding } from '../binding/transaction-mode.js';
+import { type Binding, PinBreach } from '../binding/binding.js';
 import * as build from '../protocol/build.js';
 import { Frontend as F, PROTOCOL_3_0 } from '../protocol/codes.js';
 import { type FramedMessage, FramingError, MessageFramer } from '../protocol/framer.js';
 import { frontendMessageProblem } from '../protocol/frontend-checks.js';
 import { MAX_PASSWORD_MESSAGE, StartupReader, UnreadableStartupPacket } from '../protocol/startup.js';
-import { Relay, type RelayHost } from '../relay/relay.js';
-import { StatementInspector } from '../relay/statement-inspector.js';
-import { ClientStatements } from '../relay/statements.js';
+import type { Relay } from '../relay/relay.js';
 import { PlacementRefused } from '../placement/errors.js';
 import { DEFAULT_TARGET, placementLabel } from '../placement/placement.js';
 import type { HeldPool } from '../placement/pools.js';
 import type { BackendPool } from '../pool/pool.js';
 import type { Tenant } from '../tenancy/index.js';
-import { ClientChannels } from '../relay/client-channels.js';
+import type { ClientChannels } from '../relay/client-channels.js';
 import { clientNotification } from './channels.js';
-import { ClientConnection } from './client-connection.js';
+import { ClientConnection, type ClientConnectionHandler } from './client-connection.js';
 import { ConsoleConnection } from './console-connection.js';
 import { clientErrors } from './errors.js';
 import { type Authenticated, authenticate, holdFailure, refusal } from './handshake.js';
 import { isLoopback } from './peer.js';
 import { pinSql } from './pin.js';
 import type { SessionDeps } from './session-deps.js';
+import { TenantParts, type TenantPartsHost } from './tenant-parts.js';
 
 /** Where a client connection is in its life; one `switch` on it routes every byte. */
 type Step = 'startup' | 'password' | 'authenticating' | 'ready' | 'console' | 'closed';
@@ -40,65 +36,106 @@ let nextSessionId = 1;
  * message checked where it is framed and handed to the binding of its pool mode, which relays it
  * (relay/) to a backend pinned to the client's tenant. An exception ends this session alone.
  */
-export class ClientSession implements RelayHost, BindingHost {
+export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
   readonly id = nextSessionId++;
   private step: Step = 'startup';
-  /** What this session's log lines carry; the child logger is made on the first line (most sessions log none). */
-  private logBindings: Record<string, unknown>;
+  /** The child logger carrying this session's identity, made on its first line (most sessions log none). */
   private logger: Logger | null = null;
   private readonly conn: ClientConnection;
-  private readonly startup = new StartupReader();
+  /** Until the startup packet is read. */
+  private startup: StartupReader | null = new StartupReader();
   private readonly framer: MessageFramer;
-  private readonly inbox: FramedMessage[] = [];
   private startupTimer: NodeJS.Timeout | null = null;
-  private params: ReadonlyMap<string, string> = new Map();
+  /** From the startup packet until authentication. */
+  private params: ReadonlyMap<string, string> | null = null;
+  /** What the admin console shows of the startup packet. */
+  private database: string | undefined;
+  private applicationName: string | undefined;
   private tenant: Tenant | null = null;
   private user: string | undefined;
-  private key: { processId: number; secretKey: number } | null = null;
-  private relay: Relay | null = null;
-  private binding: Binding | null = null;
+  /** BackendKeyData; processId 0 until it is issued. */
+  private processId = 0;
+  private secretKey = 0;
+  private parts: TenantParts | null = null;
   private console: ConsoleConnection | null = null;
   private queryTimer: QueryTimer | null = null;
-  private channels: ClientChannels | null = null;
   /** The pool of the tenant's placement, held until the session ends. */
   private heldPool: HeldPool | null = null;
-  /** Transaction pooling: notifications held while the client is inside a transaction. */
-  private heldNotifications: Buffer[] = [];
+  /** Transaction pooling: notifications held while the client is inside a transaction; null when none are. */
+  private heldNotifications: Buffer[] | null = null;
   /** Client messages that arrived while a reply waits (see onServerBatch); null when none waits. */
   private held: FramedMessage[] | null = null;
   private draining = false;
   /** What a drained session is told when it ends: the first reason given (shutdown, a reload that removed its target, a move). */
   private drainFields: build.ErrorFields | null = null;
-  private readonly connectedAt = new Date();
+  private readonly connectedAtMs = Date.now();
   /** Where this connection's bytes are counted: no tenant until login, then its tenant's. */
   private traffic: Traffic;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly deps: SessionDeps,
+    /** Told once the socket has closed (the server's set of live sessions). */
+    private readonly gone: ((session: ClientSession) => void) | null = null,
   ) {
     this.traffic = deps.metrics.unattributed;
     this.framer = new MessageFramer(MAX_PASSWORD_MESSAGE);
-    this.logBindings = { conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` };
-    this.conn = new ClientConnection(socket, {
-      data: (chunk) => this.onClientData(chunk),
-      closed: () => this.onClientGone(),
-      error: (error) => this.log.debug({ err: error }, 'client socket error'),
-      bytesOut: (n) => {
-        this.traffic.sent += n;
-      },
-    });
+    // Read now: Node keeps the peer's address once read, so a line logged after the socket closed still has it.
+    void socket.remotePort;
+    this.conn = new ClientConnection(socket, this);
   }
 
-  private get log(): Logger {
+  get log(): Logger {
     if (this.deps.log.level === 'silent') return this.deps.log;
-    this.logger ??= this.deps.log.child(this.logBindings);
+    this.logger ??= this.deps.log.child(this.logBindings());
     return this.logger;
   }
 
-  private addLogBindings(bindings: Record<string, unknown>): void {
-    this.logBindings = { ...this.logBindings, ...bindings };
-    this.logger = null;
+  /** What this session's log lines carry, as far as it is known. */
+  private logBindings(): Record<string, unknown> {
+    const bindings: Record<string, unknown> = { conn: this.id, peer: `${this.socket.remoteAddress}:${this.socket.remotePort}` };
+    if (this.tenant !== null) {
+      bindings['tenant'] = this.tenant.id;
+      bindings['user'] = this.user;
+    } else if (this.step === 'console') {
+      bindings['console'] = true;
+      bindings['user'] = this.user;
+    }
+    return bindings;
+  }
+
+  private get relay(): Relay | null {
+    return this.parts?.relay ?? null;
+  }
+
+  private get binding(): Binding | null {
+    return this.parts?.binding ?? null;
+  }
+
+  private get channels(): ClientChannels | null {
+    return this.parts?.channels ?? null;
+  }
+
+  /** The client's BackendKeyData process id (0 before it is issued). */
+  get clientPid(): number {
+    return this.processId;
+  }
+
+  get currentTenant(): Tenant {
+    if (this.tenant === null) throw new Error('no tenant yet');
+    return this.tenant;
+  }
+
+  get currentPool(): HeldPool {
+    if (this.heldPool === null) throw new Error('no pool yet');
+    return this.heldPool;
+  }
+
+  /** The statement that pins this client's session again after its RESET ALL / DISCARD ALL. */
+  repinSql(): string {
+    const parts = this.parts;
+    if (parts === null) throw new Error('no tenant session to pin');
+    return pinSql(this.deps.config.tenancy, parts.tenant, parts.settings.startup);
   }
 
   start(): void {
@@ -209,14 +246,14 @@ export class ClientSession implements RelayHost, BindingHost {
       id: this.id,
       tenant: this.tenant?.id ?? null,
       user: this.user,
-      database: this.params.get('database') ?? this.user ?? null,
-      applicationName: this.params.get('application_name') ?? null,
+      database: this.database ?? this.user ?? null,
+      applicationName: this.applicationName ?? null,
       addr: this.socket.remoteAddress ?? null,
       port: this.socket.remotePort ?? null,
       localAddr: this.socket.localAddress ?? null,
       localPort: this.socket.localPort ?? null,
       state: this.clientState,
-      connectedAt: this.connectedAt,
+      connectedAt: new Date(this.connectedAtMs),
       backendId: this.relay?.backend?.id ?? null,
       tls: this.conn.encrypted,
     };
@@ -229,7 +266,7 @@ export class ClientSession implements RelayHost, BindingHost {
 
   // ---- client bytes ---------------------------------------------------------------------
 
-  private onClientData(chunk: Buffer): void {
+  onClientData(chunk: Buffer): void {
     this.traffic.received += chunk.length;
     try {
       switch (this.step) {
@@ -239,11 +276,13 @@ export class ClientSession implements RelayHost, BindingHost {
         case 'password':
         case 'authenticating':
         case 'ready':
-        case 'console':
-          this.inbox.length = 0;
-          this.framer.push(chunk, this.inbox);
-          this.onMessages(this.inbox);
+        case 'console': {
+          // A fresh array per chunk: nothing of a chunk (the password message's token) outlives it.
+          const messages: FramedMessage[] = [];
+          this.framer.push(chunk, messages);
+          this.onMessages(messages);
           return;
+        }
         case 'closed':
           return;
       }
@@ -261,13 +300,15 @@ export class ClientSession implements RelayHost, BindingHost {
   }
 
   private onStartupBytes(chunk: Buffer | null): void {
-    const packet = this.startup.next(chunk);
+    const startup = this.startup;
+    if (startup === null) return;
+    const packet = startup.next(chunk);
     if (packet === null) return;
     switch (packet.kind) {
       case 'ssl':
         if (this.deps.tls !== null && !this.conn.encrypted) {
           // Bytes sent after SSLRequest but before the handshake would bypass encryption (CVE-2021-23214).
-          if (this.startup.takeRest().length > 0) {
+          if (startup.takeRest().length > 0) {
             this.fail(clientErrors.protocolViolation('data received after SSLRequest before the TLS handshake'));
             return;
           }
@@ -291,6 +332,8 @@ export class ClientSession implements RelayHost, BindingHost {
       case 'startup': {
         this.params = packet.params;
         this.user = packet.params.get('user');
+        this.database = packet.params.get('database');
+        this.applicationName = packet.params.get('application_name');
         const refused = this.transportRefusal();
         if (refused !== null) {
           this.deps.metrics.clientConnection('startup_refused');
@@ -301,7 +344,8 @@ export class ClientSession implements RelayHost, BindingHost {
         // A client asking for 3.x (x > 0) or for protocol options goes on with 3.0 and none of them.
         const negotiate = packet.minor > 0 || packet.protocolOptions.length > 0;
         this.conn.write(negotiate ? [build.negotiateProtocolVersion(PROTOCOL_3_0, packet.protocolOptions), build.AUTHENTICATION_CLEARTEXT] : [build.AUTHENTICATION_CLEARTEXT]);
-        const rest = this.startup.takeRest();
+        const rest = startup.takeRest();
+        this.startup = null;
         if (rest.length > 0) this.onClientData(rest);
         return;
       }
@@ -368,7 +412,7 @@ export class ClientSession implements RelayHost, BindingHost {
   /** Authenticates, binds a first backend (which checks the pin), and tells the client it may start. */
   private async admit(token: string): Promise<void> {
     try {
-      const who = await authenticate(token, this.params, this.deps);
+      const who = await authenticate(token, this.params ?? new Map<string, string>(), this.deps);
       if (this.closed) return;
       if (who.kind === 'console') this.openConsole(who.user);
       else await this.openTenantSession(who);
@@ -388,80 +432,25 @@ export class ClientSession implements RelayHost, BindingHost {
       tenant = await deps.tenants.resolve(tenant.id);
     }
     this.tenant = tenant;
+    this.params = null;
     this.heldPool = deps.pools.forTenant(tenant);
     this.user = who.user;
-    this.addLogBindings({ tenant: tenant.id, user: this.user });
-    const session = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters below read the session's logger when they log
-    const logs = {
-      get log(): Logger {
-        return session.log;
-      },
-    };
+    this.logger = null; // the next line names the tenant and the user
     const tenantMetrics = deps.metrics.tenant(tenant.id);
     this.traffic = tenantMetrics;
     this.queryTimer = tenantMetrics.queryTimer();
-    const transactionMode = deps.config.pool.mode === 'transaction';
-    const inspector = new StatementInspector({
-      guard: () => deps.guard,
-      fence: who.fence,
-      tenantId: tenant.id,
-      metrics: tenantMetrics,
-      get log() {
-        return logs.log;
-      },
-      transactionMode,
-    });
-    const relay = new Relay(this, {
-      sessionId: this.id,
-      tenantId: tenant.id,
-      inspector,
-      statements: transactionMode ? new ClientStatements(tenant.id) : null,
-      clientPid: () => this.key?.processId ?? 0,
-      timer: this.queryTimer,
-      notificationsFromBackend: !transactionMode,
-      repinSql: () => pinSql(deps.config.tenancy, tenant, who.settings),
-    });
-    this.relay = relay;
-    // Notifications come from where the tenant's data lives: its placement's listener (where it
-    // lives when the client first listens; see rehome).
-    const listenerHere = (): ReturnType<typeof deps.listeners.hold> => {
-      const held = session.heldPool as HeldPool;
-      return deps.listeners.hold(held.target, held.tenantDatabase);
-    };
-    this.channels = transactionMode ? new ClientChannels(listenerHere, tenant.id, (message) => this.onNotification(message)) : null;
-    const bindingDeps = {
-      config: () => deps.config,
-      // Read per transaction: a move points the session to its tenant's new placement (rehome).
-      pools: {
-        get pool() {
-          return (session.heldPool as HeldPool).pool;
-        },
-      },
-      get tenant() {
-        return session.tenant as Tenant;
-      },
-      paused: () => deps.pauses?.whenServed(tenant.id) ?? null,
-      fence: who.fence,
-      settings: new ClientSettings(who.settings),
-      relay,
-      channels: this.channels,
-      host: this,
-      get log() {
-        return logs.log;
-      },
-    };
-    this.binding = transactionMode ? new TransactionModeBinding(bindingDeps) : new SessionModeBinding(bindingDeps);
-    const params = await this.binding.open();
+    this.parts = new TenantParts(this, deps, tenant, who.fence, who.settings, tenantMetrics, this.queryTimer, this.id);
+    const params = await this.parts.binding.open();
     if (params === null || this.closed) return;
     this.becomeReady(params);
   }
 
   private becomeReady(params: ReadonlyMap<string, string>): void {
     this.clearStartupTimer();
-    this.key = this.deps.cancels.issue(this);
+    this.issueKey();
     const out: Buffer[] = [build.AUTHENTICATION_OK];
     for (const [name, value] of params) out.push(build.parameterStatus(name, value));
-    out.push(build.backendKeyData(this.key.processId, this.key.secretKey), build.readyForQuery('I'));
+    out.push(build.backendKeyData(this.processId, this.secretKey), build.readyForQuery('I'));
     this.writeClient(out);
     this.step = 'ready';
     this.framer.limit(this.deps.config.listen.maxMessageBytes);
@@ -476,11 +465,12 @@ export class ClientSession implements RelayHost, BindingHost {
     if (ctx === null) return;
     this.clearStartupTimer();
     this.user = user;
-    this.addLogBindings({ console: true, user });
-    this.console = new ConsoleConnection(ctx, (parts) => this.writeClient(parts), (fields) => (fields ? this.fail(fields) : this.close()), this.log);
-    this.key = this.deps.cancels.issue(this);
-    this.writeClient(ConsoleConnection.greeting(build.backendKeyData(this.key.processId, this.key.secretKey)));
+    this.params = null;
     this.step = 'console';
+    this.logger = null; // the next line says console and names the user
+    this.console = new ConsoleConnection(ctx, (parts) => this.writeClient(parts), (fields) => (fields ? this.fail(fields) : this.close()), this.log);
+    this.issueKey();
+    this.writeClient(ConsoleConnection.greeting(build.backendKeyData(this.processId, this.secretKey)));
     this.framer.limit(this.deps.config.listen.maxMessageBytes);
     this.deps.metrics.clientConnection('accepted');
     this.log.info('admin console opened');
@@ -489,17 +479,28 @@ export class ClientSession implements RelayHost, BindingHost {
 
   // ---- relay and binding hosts ----------------------------------------------------------
 
+  /** BackendKeyData for the client, registered for CancelRequests. */
+  private issueKey(): void {
+    const key = this.deps.cancels.issue(this);
+    this.processId = key.processId;
+    this.secretKey = key.secretKey;
+  }
+
   writeClient(parts: readonly Buffer[]): void {
-    this.conn.write(parts, () => {
-      // The client is not reading: stop reading from it and from the backend serving it until it
-      // drains. Resumes the backend it holds then, if any: one it held and released meanwhile was
-      // resumed by the pool (unbind) and may be serving another client now.
-      this.relay?.backend?.pause();
-      this.conn.pause();
-      this.conn.onceDrained(() => {
-        this.relay?.backend?.resume();
-        this.resumeClient();
-      });
+    this.conn.write(parts, true);
+  }
+
+  /**
+   * The client is not reading: stop reading from it and from the backend serving it until it
+   * drains. Resumes the backend it holds then, if any: one it held and released meanwhile was
+   * resumed by the pool (unbind) and may be serving another client now.
+   */
+  onClientSlow(): void {
+    this.relay?.backend?.pause();
+    this.conn.pause();
+    this.conn.onceDrained(() => {
+      this.relay?.backend?.resume();
+      this.resumeClient();
     });
   }
 
@@ -530,7 +531,11 @@ export class ClientSession implements RelayHost, BindingHost {
 
   private afterServerBatch(out: readonly Buffer[]): void {
     this.writeClient(out);
-    if (this.heldNotifications.length > 0 && this.binding?.betweenTransactions === true) this.writeClient(this.heldNotifications.splice(0));
+    const notifications = this.heldNotifications;
+    if (notifications !== null && this.binding?.betweenTransactions === true) {
+      this.heldNotifications = null;
+      this.writeClient(notifications);
+    }
     if (this.draining && this.betweenTransactions()) this.terminate(this.drainFields ?? undefined);
   }
 
@@ -544,12 +549,12 @@ export class ClientSession implements RelayHost, BindingHost {
    * A notification from the shared listener (transaction pooling), delivered between transactions
    * as Postgres delivers them, with the client's own channel name.
    */
-  private onNotification(serverMessage: Buffer): void {
+  onNotification(serverMessage: Buffer): void {
     if (this.closed || this.tenant === null) return;
     const message = clientNotification(serverMessage, this.tenant.id, -1, 0);
     if (message === null) return;
     if (this.binding?.betweenTransactions === true && this.relay?.backend === null) this.writeClient([message]);
-    else this.heldNotifications.push(message);
+    else (this.heldNotifications ??= []).push(message);
   }
 
   failBinding(error: unknown): void {
@@ -595,9 +600,18 @@ export class ClientSession implements RelayHost, BindingHost {
     this.fail(clientErrors.internal(), false);
   }
 
-  private onClientGone(): void {
+  onClientGone(): void {
     if (!this.closed) this.log.info('client disconnected');
     this.close();
+    this.gone?.(this);
+  }
+
+  onClientError(error: Error): void {
+    this.log.debug({ err: error }, 'client socket error');
+  }
+
+  onBytesOut(n: number): void {
+    this.traffic.sent += n;
   }
 
   /** Message-level Terminate, a cancel connection, or the client gone. */
@@ -606,7 +620,7 @@ export class ClientSession implements RelayHost, BindingHost {
     this.queryTimer?.clear();
     this.step = 'closed';
     this.clearStartupTimer();
-    if (this.key !== null) this.deps.cancels.forget(this.key.processId);
+    if (this.processId !== 0) this.deps.cancels.forget(this.processId);
     this.channels?.clear();
     try {
       this.binding?.close(reuseBackend);

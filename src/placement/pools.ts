@@ -69,6 +69,55 @@ interface Taken {
   letGo(): void;
 }
 
+const DEFAULT_PLACEMENT: Placement = Object.freeze({ target: DEFAULT_TARGET, database: null });
+/** A target's own pool is never closed while held: nothing to count. */
+const NOTHING_TO_LET_GO = (): void => undefined;
+
+/**
+ * A session's hold on its tenant's pool, as a class (every session has one: an object literal with
+ * getters and closures cost each idle client about 1.5 kB). After a reload retired the target's
+ * pool, the next `pool` takes the placement's pool anew.
+ */
+class TenantHold implements HeldPool {
+  private gone = false;
+
+  constructor(
+    private readonly take: (tenantId: string, placement: Placement) => Taken,
+    private readonly tenantId: string,
+    private readonly placement: Placement,
+    private taken: Taken,
+  ) {}
+
+  get pool(): BackendPool {
+    if (this.taken.entry.retired && !this.gone) {
+      this.taken.letGo();
+      this.taken = this.take(this.tenantId, this.placement);
+    }
+    return this.taken.pool;
+  }
+
+  get current(): BackendPool {
+    return this.taken.pool;
+  }
+
+  get target(): string {
+    return this.placement.target;
+  }
+
+  get database(): string {
+    return this.taken.database;
+  }
+
+  get tenantDatabase(): string | null {
+    return this.taken.tenantDatabase;
+  }
+
+  letGo(): void {
+    this.gone = true;
+    this.taken.letGo();
+  }
+}
+
 /**
  * Every backend pool of the process: one per target (its configured database), and one per tenant
  * database in use on a target (database per tenant), at most `maxDatabases` of those per target.
@@ -114,34 +163,12 @@ export class BackendPools {
    * process does not have, or when the target already has maxDatabases tenant databases in use.
    */
   forTenant(tenant: Tenant): HeldPool {
-    const placement: Placement = tenant.placement ?? { target: DEFAULT_TARGET, database: null };
-    let taken = this.take(tenant.id, placement);
-    let gone = false;
-    const take = (): Taken => this.take(tenant.id, placement);
-    return {
-      get pool(): BackendPool {
-        if (taken.entry.retired && !gone) {
-          taken.letGo();
-          taken = take();
-        }
-        return taken.pool;
-      },
-      get current(): BackendPool {
-        return taken.pool;
-      },
-      target: placement.target,
-      get database(): string {
-        return taken.database;
-      },
-      get tenantDatabase(): string | null {
-        return taken.tenantDatabase;
-      },
-      letGo: () => {
-        gone = true;
-        taken.letGo();
-      },
-    };
+    const placement: Placement = tenant.placement ?? DEFAULT_PLACEMENT;
+    return new TenantHold(this.taker, tenant.id, placement, this.take(tenant.id, placement));
   }
+
+  /** `take` for the holds: one function for all of them. */
+  private readonly taker = (tenantId: string, placement: Placement): Taken => this.take(tenantId, placement);
 
   /** Every pool now, target by target, the target's own first, then the pools still draining. */
   all(): PlacedPool[] {
@@ -226,7 +253,7 @@ export class BackendPools {
     if (entry === undefined) throw new PlacementRefused('unknown_target', tenantId, placement);
     const database = placement.database;
     if (database === null || database === entry.spec.target.database) {
-      return { entry, pool: entry.own, database: entry.spec.target.database, tenantDatabase: null, letGo: () => undefined };
+      return { entry, pool: entry.own, database: entry.spec.target.database, tenantDatabase: null, letGo: NOTHING_TO_LET_GO };
     }
     if (this.closed) throw new Error('pools are closing');
     let pool = entry.databases.get(database);

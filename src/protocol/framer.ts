@@ -21,12 +21,15 @@ export class FramingError extends Error {
 }
 
 const HEADER = 5;
+/** `pieces` between split messages: shared, never pushed to (a split message gets its own array). */
+const NO_PIECES: Buffer[] = [];
 
 export class MessageFramer {
-  private readonly header = Buffer.alloc(HEADER);
+  /** A header split across chunks; allocated the first time one is (an idle client holds none). */
+  private header: Buffer | null = null;
   private headerFilled = 0;
   /** Pieces of the message being received, header included, and their total length. */
-  private pieces: Buffer[] = [];
+  private pieces: Buffer[] = NO_PIECES;
   private piecesLength = 0;
   private wanted = 0;
 
@@ -48,7 +51,7 @@ export class MessageFramer {
     const size = chunk.length;
     while (offset < size) {
       if (size - offset < HEADER) {
-        chunk.copy(this.header, 0, offset, size);
+        chunk.copy((this.header ??= Buffer.alloc(HEADER)), 0, offset, size);
         this.headerFilled = size - offset;
         return;
       }
@@ -69,14 +72,15 @@ export class MessageFramer {
   private continuePartial(chunk: Buffer, out: FramedMessage[]): number {
     let offset = 0;
     if (this.wanted === 0) {
+      const header = this.header as Buffer;
       const take = Math.min(HEADER - this.headerFilled, chunk.length);
-      chunk.copy(this.header, this.headerFilled, 0, take);
+      chunk.copy(header, this.headerFilled, 0, take);
       this.headerFilled += take;
       offset = take;
       if (this.headerFilled < HEADER) return offset;
       this.headerFilled = 0;
-      this.wanted = 1 + this.checkedLength(this.header.readInt32BE(1), this.header[0] as number);
-      this.pieces = [Buffer.from(this.header)];
+      this.wanted = 1 + this.checkedLength(header.readInt32BE(1), header[0] as number);
+      this.pieces = [Buffer.from(header)];
       this.piecesLength = HEADER;
     }
     const take = Math.min(this.wanted - this.piecesLength, chunk.length - offset);
@@ -85,7 +89,7 @@ export class MessageFramer {
     offset += take;
     if (this.piecesLength === this.wanted) {
       const bytes = Buffer.concat(this.pieces, this.wanted);
-      this.pieces = [];
+      this.pieces = NO_PIECES;
       this.piecesLength = 0;
       this.wanted = 0;
       out.push({ type: bytes[0] as number, bytes });

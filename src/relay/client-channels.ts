@@ -14,17 +14,26 @@ export interface ChannelChange {
  * to the tenant's private server channels.
  */
 export class ClientChannels {
-  private readonly listening = new Set<string>();
-  private readonly handler: (notification: Notification) => void;
+  /** The server channels listened on; null until the first LISTEN (most clients never send one). */
+  private listening: Set<string> | null = null;
+  private listenerHandle: ((notification: Notification) => void) | null = null;
   private held: HeldListener | null = null;
 
   constructor(
-    /** The listener where the tenant's data lives (src/placement/listeners.ts). */
-    private readonly hold: () => HeldListener,
+    private readonly client: {
+      /** The listener where the tenant's data lives now (src/placement/listeners.ts). */
+      holdListener(): HeldListener;
+      /** Told each notification of the client's channels, as the server sent it. */
+      onNotification(message: Buffer): void;
+    },
     private readonly tenantId: string,
-    deliver: (message: Buffer) => void,
-  ) {
-    this.handler = (notification) => deliver(notification.message);
+  ) {}
+
+  /** What the listener calls for this client, made on the first LISTEN. */
+  private get handler(): (notification: Notification) => void {
+    const client = this.client;
+    this.listenerHandle ??= (notification) => client.onNotification(notification.message);
+    return this.listenerHandle;
   }
 
   /** Resolves once the listener has run what these changes asked of the server. */
@@ -36,11 +45,11 @@ export class ClientChannels {
         continue;
       }
       const channel = serverChannel(this.tenantId, change.channel);
-      if (change.listen && !this.listening.has(channel)) {
-        this.held ??= this.hold();
-        this.listening.add(channel);
+      if (change.listen && this.listening?.has(channel) !== true) {
+        this.held ??= this.client.holdListener();
+        (this.listening ??= new Set()).add(channel);
         commands.push(this.held.listener.subscribe(channel, this.handler));
-      } else if (!change.listen && this.listening.delete(channel)) {
+      } else if (!change.listen && this.listening?.delete(channel) === true) {
         this.held?.listener.unsubscribe(channel, this.handler);
         if (this.listening.size === 0) this.letGo();
       }
@@ -55,9 +64,9 @@ export class ClientChannels {
   relisten(): Promise<void> {
     const old = this.held;
     if (old === null) return Promise.resolve();
-    const held = this.hold();
+    const held = this.client.holdListener();
     this.held = held;
-    const commands = [...this.listening].map((channel) => {
+    const commands = [...(this.listening ?? [])].map((channel) => {
       old.listener.unsubscribe(channel, this.handler);
       return held.listener.subscribe(channel, this.handler);
     });
@@ -67,8 +76,8 @@ export class ClientChannels {
 
   /** UNLISTEN *, or the client is gone. */
   clear(): void {
-    for (const channel of this.listening) this.held?.listener.unsubscribe(channel, this.handler);
-    this.listening.clear();
+    if (this.listening !== null) for (const channel of this.listening) this.held?.listener.unsubscribe(channel, this.handler);
+    this.listening = null;
     this.letGo();
   }
 

@@ -24,6 +24,16 @@ import {
   type ServerStatement,
 } from './statements.js';
 
+/** Who hears of what ClientToServer sends (the relay): one object, not a closure per session. */
+export interface ClientToServerHost {
+  /** The statement that pins a reset session again (the tenant and the client's startup settings). */
+  repinSql(): string;
+  /** A re-pin follows a client's reset. */
+  repinSent(): void;
+  /** A statement left settings or channels that a ROLLBACK would undo. */
+  effectsSent(): void;
+}
+
 /** What became of a batch of client messages. */
 export type Relayed = 'sent' | 'terminate' | { violation: string };
 
@@ -57,10 +67,11 @@ export class ClientToServer {
   private sets: PendingSet[] = [];
   private hidden = false;
   private channelChanges: ChannelChange[] = [];
-  /** Parameters of the client's statements ('' = unnamed) whose bound values are pg_notify channels. */
-  private readonly notifyParams = new Map<string, readonly number[]>();
-  /** Told when a statement leaves settings or channels that a ROLLBACK would undo. */
-  onEffects: (() => void) | null = null;
+  /**
+   * Parameters of the client's statements ('' = unnamed) whose bound values are pg_notify
+   * channels; null until one has any (most clients never do, and an idle client keeps no map).
+   */
+  private notifyParams: Map<string, readonly number[]> | null = null;
 
   constructor(
     private readonly sessionId: number,
@@ -71,10 +82,7 @@ export class ClientToServer {
     private readonly statements: ClientStatements | null,
     /** Round-trip latency by tenant: started at each message one ReadyForQuery answers. */
     private readonly timer: QueryTimer,
-    /** The statement that pins a reset session again (the tenant and the client's startup settings). */
-    private readonly repinSql: () => string,
-    /** Told when a re-pin follows a client's reset. */
-    private readonly onRepin: () => void,
+    private readonly host: ClientToServerHost,
   ) {}
 
   /** A batch was begun and not yet closed by Sync. */
@@ -202,16 +210,16 @@ export class ClientToServer {
    * runs pinned. Its replies are pgfence's own; the client's settings are its startup ones again.
    */
   private repin(reset: SessionReset, out: Buffer[], prepared: PreparedStatements): void {
-    out.push(serialize.query(this.repinSql()));
+    out.push(serialize.query(this.host.repinSql()));
     this.tracker.expect(Sent.Query, true);
-    this.onRepin();
+    this.host.repinSent();
     this.sets = [{ name: '*', value: null }];
     this.hidden = true;
     if (reset === 'discard_all') {
       // Gone with the session: every prepared statement, the server's copies of pgfence's included.
       prepared.clear();
       this.statements?.clear();
-      this.notifyParams.clear();
+      this.notifyParams = null;
       this.channelChanges.push({ listen: false, channel: null });
     }
   }
@@ -230,7 +238,7 @@ export class ClientToServer {
       if (d.name === null) {
         statements.clear();
         prepared.clear();
-        this.notifyParams.clear();
+        this.notifyParams = null;
         continue;
       }
       const entry = statements.lookup(d.name);
@@ -238,7 +246,7 @@ export class ClientToServer {
       if (!prepared.use(entry.serverName)) this.prepare(entry, out, prepared, true);
       prepared.forget(entry.serverName);
       statements.forget(d.name);
-      this.notifyParams.delete(d.name);
+      this.notifyParams?.delete(d.name);
       edits.push({ start: d.start, end: d.end, text: ` DEALLOCATE ${quoteIdent(entry.serverName)}` });
     }
     return edits;
@@ -256,8 +264,8 @@ export class ClientToServer {
     }
     if (inspection.refused !== null) return;
     this.note(inspection);
-    if (inspection.notifyParams.length > 0) this.notifyParams.set(name, inspection.notifyParams);
-    else this.notifyParams.delete(name);
+    if (inspection.notifyParams.length > 0) (this.notifyParams ??= new Map()).set(name, inspection.notifyParams);
+    else this.notifyParams?.delete(name);
     const edits = [...inspection.edits, ...this.deallocate(inspection.deallocations, out, prepared)];
     const bytes = edits.length === 0 ? original : withSqlEdits(original, sql.start, sql.end, edits);
     if (this.statements === null || name === '') {
@@ -277,7 +285,7 @@ export class ClientToServer {
 
   private relayBind(original: Buffer, out: Buffer[], prepared: PreparedStatements): void {
     const statement = bindStatementName(original);
-    const channels = this.notifyParams.get(statement);
+    const channels = this.notifyParams?.get(statement);
     const bytes = channels === undefined ? original : prefixBindParameters(original, channels, `${this.tenantId}.`);
     const entry = statement === '' || this.statements === null ? undefined : this.statements.lookup(statement);
     if (entry === undefined) {
@@ -303,7 +311,7 @@ export class ClientToServer {
 
   private relayClose(bytes: Buffer, out: Buffer[]): void {
     const target = describedTarget(bytes);
-    if (target.kind === 'S') this.notifyParams.delete(target.name);
+    if (target.kind === 'S') this.notifyParams?.delete(target.name);
     if (this.statements !== null && target.kind === 'S' && target.name !== '') {
       // Other clients of the tenant may use the server-side statement: only the client's name goes.
       this.statements.forget(target.name);
@@ -331,7 +339,7 @@ export class ClientToServer {
   }
 
   private note(inspection: Inspection & { refused: null }): void {
-    if (inspection.sets.length > 0 || inspection.channelChanges.length > 0) this.onEffects?.();
+    if (inspection.sets.length > 0 || inspection.channelChanges.length > 0) this.host.effectsSent();
     if (inspection.sets.length > 0) this.sets.push(...inspection.sets);
     if (inspection.hidden) this.hidden = true;
     if (inspection.channelChanges.length > 0) this.channelChanges.push(...inspection.channelChanges);

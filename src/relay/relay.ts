@@ -2,7 +2,7 @@ import type { QueryTimer } from '../admin/index.js';
 import type { BackendConnection, BackendSink } from '../backend/connection.js';
 import type { FramedMessage } from '../protocol/framer.js';
 import type { Route } from '../protocol/scanner.js';
-import { ClientToServer, type Relayed } from './client-to-server.js';
+import { ClientToServer, type ClientToServerHost, type Relayed } from './client-to-server.js';
 import { ReplyTracker } from './reply-tracker.js';
 import { type ServerBinding, ServerToClient } from './server-to-client.js';
 import type { StatementInspector } from './statement-inspector.js';
@@ -16,6 +16,10 @@ export interface RelayHost {
   /** What the client gets for a chunk from the server (the backend may now be idle). */
   onServerBatch(out: readonly Buffer[]): void;
   onBackendLost(error: Error | undefined): void;
+  /** The client's process id (BackendKeyData; 0 before it is told one). */
+  readonly clientPid: number;
+  /** The statement that pins a reset session again (the tenant and the client's startup settings). */
+  repinSql(): string;
 }
 
 /**
@@ -23,7 +27,7 @@ export interface RelayHost {
  * bytes through ServerToClient, both sharing the tracker that places each reply. Attached to a
  * backend per binding (once in session mode, per transaction in transaction mode).
  */
-export class Relay implements BackendSink {
+export class Relay implements BackendSink, ClientToServerHost {
   private readonly tracker = new ReplyTracker();
   readonly toServer: ClientToServer;
   readonly toClient: ServerToClient;
@@ -36,21 +40,25 @@ export class Relay implements BackendSink {
       tenantId: string;
       inspector: StatementInspector;
       statements: ClientStatements | null;
-      clientPid: () => number;
       timer: QueryTimer;
       /** Session pooling: notifications come from the client's own backend. */
       notificationsFromBackend: boolean;
-      /** The statement that pins a reset session again. */
-      repinSql: () => string;
     },
   ) {
-    this.toServer = new ClientToServer(opts.sessionId, opts.tenantId, this.tracker, opts.inspector, opts.statements, opts.timer, opts.repinSql, () =>
-      this.toClient.expectRepin(),
-    );
-    this.toClient = new ServerToClient(this.tracker, opts.tenantId, opts.clientPid, opts.timer, opts.notificationsFromBackend);
-    this.toServer.onEffects = () => {
-      this.toClient.watchCompletions = true;
-    };
+    this.toServer = new ClientToServer(opts.sessionId, opts.tenantId, this.tracker, opts.inspector, opts.statements, opts.timer, this);
+    this.toClient = new ServerToClient(this.tracker, opts.tenantId, host, opts.timer, opts.notificationsFromBackend);
+  }
+
+  repinSql(): string {
+    return this.host.repinSql();
+  }
+
+  repinSent(): void {
+    this.toClient.expectRepin();
+  }
+
+  effectsSent(): void {
+    this.toClient.watchCompletions = true;
   }
 
   get backend(): BackendConnection | null {

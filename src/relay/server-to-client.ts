@@ -48,7 +48,8 @@ export class ServerToClient {
   constructor(
     private readonly tracker: ReplyTracker,
     private readonly tenantId: string,
-    private readonly clientPid: () => number,
+    /** The client's process id (its BackendKeyData), which its notifications carry. */
+    private readonly client: { readonly clientPid: number },
     private readonly timer: QueryTimer,
     /** Session pooling; in transaction pooling the shared listener delivers notifications instead. */
     private readonly notificationsFromBackend: boolean,
@@ -151,7 +152,7 @@ export class ServerToClient {
         this.push(message);
         return;
       case B.NotificationResponse: {
-        const mine = clientNotification(message, this.tenantId, this.binding?.backendPid ?? 0, this.clientPid());
+        const mine = clientNotification(message, this.tenantId, this.binding?.backendPid ?? 0, this.client.clientPid);
         if (mine !== null) this.out.push(mine);
         return;
       }

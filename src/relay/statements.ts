@@ -15,7 +15,8 @@ export interface ServerStatement {
 }
 
 export class ClientStatements {
-  private readonly byName = new Map<string, ServerStatement>();
+  /** Null until the client prepares a named statement (an idle client, or one that never does, keeps no map). */
+  private byName: Map<string, ServerStatement> | null = null;
 
   constructor(private readonly tenantId: string) {}
 
@@ -26,21 +27,21 @@ export class ClientStatements {
     const digest = createHash('sha256').update(this.tenantId).update('\0').update(body).digest('hex').slice(0, 40);
     const serverName = `pgfence_${digest}`;
     const entry = { serverName, body };
-    this.byName.set(clientName, entry);
+    (this.byName ??= new Map()).set(clientName, entry);
     return entry;
   }
 
   lookup(clientName: string): ServerStatement | undefined {
-    return this.byName.get(clientName);
+    return this.byName?.get(clientName);
   }
 
   forget(clientName: string): void {
-    this.byName.delete(clientName);
+    this.byName?.delete(clientName);
   }
 
   /** DEALLOCATE ALL or DISCARD ALL: the client has no statement left. */
   clear(): void {
-    this.byName.clear();
+    this.byName = null;
   }
 }
 

@@ -87,7 +87,7 @@ function setup(mode: 'session' | 'transaction', cap = 100) {
   const inspector = new FakeInspector();
   const timer = new QueryTimer(() => undefined);
   const statements = mode === 'transaction' ? new ClientStatements('acme') : null;
-  const toServer = new ClientToServer(7, 'acme', tracker, inspector as unknown as StatementInspector, statements, timer, () => 'SELECT 1', () => undefined);
+  const toServer = new ClientToServer(7, 'acme', tracker, inspector as unknown as StatementInspector, statements, timer, { repinSql: () => 'SELECT 1', repinSent: () => undefined, effectsSent: () => undefined });
   /** A backend a previous holder used: it may hold that holder's unnamed statement. */
   const usedBackend = (): PreparedStatements => {
     const p = new PreparedStatements(cap);
@@ -453,7 +453,7 @@ function runOnServer(held: Set<string>, shown: readonly string[], failAt: number
 describe('ClientToServer and the server\'s prepared statements (transaction mode)', () => {
   function withReplies(cap: number) {
     const c = setup('transaction', cap);
-    const toClient = new ServerToClient(c.tracker, 'acme', () => 1, c.timer, true);
+    const toClient = new ServerToClient(c.tracker, 'acme', { clientPid: 1 }, c.timer, true);
     toClient.startBinding({ searchPath: '"acme"', superuser: undefined, user: 'pool', allowsSearchPath: () => false, params: new Map(), backendPid: 1, statements: c.prepared });
     const held = new Set<string>();
     /** Sends a batch ending in Sync, runs it on the model server, and answers it (an error at `failAt`). */

@@ -36,7 +36,7 @@ function setup() {
   const timer = new QueryTimer(() => undefined);
   const statements = new PreparedStatements(10);
   const binding: ServerBinding = { searchPath: '"acme"', superuser: 'off', user: 'pool', allowsSearchPath: () => false, params: new Map(), backendPid: BACKEND_PID, statements };
-  const toClient = new ServerToClient(tracker, 'acme', () => CLIENT_PID, timer, true);
+  const toClient = new ServerToClient(tracker, 'acme', { clientPid: CLIENT_PID }, timer, true);
   toClient.startBinding(binding);
   const scanner = new MessageScanner(1 << 20);
   const sink: ScanSink = {
