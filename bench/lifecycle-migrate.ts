@@ -13,7 +13,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
 import { configSchema } from '../src/config/schema.js';
@@ -23,6 +22,7 @@ import { lifecycleContext } from '../src/lifecycle/context.js';
 import { runMigrate } from '../src/lifecycle/migrate.js';
 import { readMigrations } from '../src/lifecycle/migrations.js';
 import { machine, pgfenceRevision, positiveInt } from './environment.js';
+import { resultStamp, writeResults } from './result-files.js';
 
 const TENANTS = positiveInt('BENCH_TENANTS', 1000);
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 8);
@@ -88,10 +88,7 @@ async function main(): Promise<void> {
       `Each tenant: one transaction (search_path and tenant GUC set, version table read, ALTER TABLE ADD COLUMN, version row, tenants row, audit row). Setup (${TENANTS} schemas in bulk SQL): ${setupSeconds.toFixed(1)} s.`,
       '',
     ];
-    const results = fileURLToPath(new URL('./results/', import.meta.url));
-    const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, '-') + 'Z';
-    await writeFile(path.join(results, `${stamp}-migrate.md`), lines.join('\n'));
-    await writeFile(path.join(results, 'latest-migrate.md'), lines.join('\n'));
+    await writeResults(`${resultStamp(new Date().toISOString())}-migrate`, lines.join('\n'), null, 'latest-migrate.md');
     process.stdout.write(lines.join('\n'));
   } finally {
     await postgres.stop();

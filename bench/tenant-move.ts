@@ -14,7 +14,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
 import { mintToken } from '../src/auth/index.js';
@@ -26,6 +25,7 @@ import { type MovePhases, moveTenant } from '../src/lifecycle/move.js';
 import { createTenant, initControl } from '../src/lifecycle/tenants.js';
 import { startPgfence } from '../src/server.js';
 import { machine, pgfenceRevision, positiveInt } from './environment.js';
+import { resultStamp, writeResults } from './result-files.js';
 
 const MEGABYTES = positiveInt('BENCH_MOVE_MB', 100);
 /** Rows of ~1 kB (an uncompressed text under the TOAST threshold). */
@@ -130,10 +130,7 @@ async function main(): Promise<void> {
         `${rows} rows of ~1 kB (${bytes} bytes with the index); the moved tenant's client kept its connection and was served from ${where.rows[0]?.db} afterwards.`,
         '',
       ];
-      const results = fileURLToPath(new URL('./results/', import.meta.url));
-      const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, '-') + 'Z';
-      await writeFile(path.join(results, `${stamp}-move.md`), lines.join('\n'));
-      await writeFile(path.join(results, 'latest-move.md'), lines.join('\n'));
+      await writeResults(`${resultStamp(new Date().toISOString())}-move`, lines.join('\n'), null, 'latest-move.md');
       process.stdout.write(lines.join('\n'));
     } finally {
       await big.end();
