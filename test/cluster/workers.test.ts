@@ -1,10 +1,9 @@
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/index.js';
 import { valueOf } from '../admin/exposition.js';
-import { pollUntil } from '../support/helpers.js';
+import { closedPort, pollUntil } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { sendCancelRequest } from '../support/wire.js';
 import { keyOf, type LogRecord, scrape, ServeProcess, workerOf } from './support.js';
@@ -225,10 +224,7 @@ describe('workers: 2', () => {
 
 describe('workers: 2 with a backend that cannot be reached', () => {
   it('is not ready, and /readyz says why (the workers probe the backend)', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const deadPort = (closed.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const deadPort = await closedPort();
     const down = await ServeProcess.start(
       `
 workers: 2

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../src/embedded/postgres.js';
 import { runTool, toolVersion } from '../drivers/support.js';
 import { createTestDatabase, getPgUrl, type TestDatabase, urlAs, withClient } from '../support/db.js';
+import { closedPort } from '../support/helpers.js';
 import { type LifecycleProxy, type LifecycleSetup, setUpLifecycle } from './support.js';
 
 /**
@@ -15,14 +15,6 @@ import { type LifecycleProxy, type LifecycleSetup, setUpLifecycle } from './supp
  * server (`backends.eu`, `backends.far`), a tenant database is `eu/<name>`. The control schema
  * stays on the default target.
  */
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** The run's superuser URL, pointed at another database. */
 function databaseUrl(name: string): string {

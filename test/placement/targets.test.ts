@@ -1,18 +1,9 @@
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase, withClient } from '../support/db.js';
+import { closedPort } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 import { SEED_SQL } from '../support/seed.js';
-
-/** A port nothing listens on: a target there is down. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function connectError(proxy: TestProxy, tenant: string): Promise<{ code: string | undefined; message: string }> {
   const client = new pg.Client(await proxy.clientConfig(tenant));

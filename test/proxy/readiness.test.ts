@@ -8,6 +8,7 @@ import { mintToken } from '../../src/auth/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { type RunningPgfence, startPgfence } from '../../src/server.js';
 import { createTestDatabase, getPgUrl, urlAs, withClient } from '../support/db.js';
+import { closedPort } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
 
 /**
@@ -22,15 +23,6 @@ const ADMIN = { enabled: true, port: 0, readyProbeCacheMs: 1 };
 async function readyz(running: RunningPgfence): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${running.adminPort}/readyz`);
   return { status: res.status, body: await res.text() };
-}
-
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Forwards a local port to `target`; cut() refuses and drops every connection, restore() serves again on the same port. */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { TestProxy } from './proxy.js';
@@ -66,4 +67,13 @@ export async function backendGone(proxy: TestProxy, pid: number): Promise<boolea
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
+}
+
+/** A port nothing listens on (bound, then closed): a backend or target there is down. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
