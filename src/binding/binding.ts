@@ -34,14 +34,10 @@ export interface BindingHost {
   violation(what: string): void;
 }
 
-/** Where a binding takes backends from: read at every acquire (a reload may replace the tenant's pool). */
-export interface PoolSource {
-  readonly pool: BackendPool;
-}
-
 export interface BindingDeps {
   config: () => Config;
-  pools: PoolSource;
+  /** Where backends come from: read at every acquire (a reload or a move may replace the tenant's pool). */
+  readonly pool: BackendPool;
   tenant: Tenant;
   fence: TenantFence;
   settings: ClientSettings;
@@ -128,7 +124,7 @@ export abstract class Binding {
    */
   private async acquireOnce(): Promise<BackendConnection | null> {
     const { tenant, settings, relay, host } = this.deps;
-    const pool = this.deps.pools.pool;
+    const pool = this.deps.pool;
     const backend = await pool.acquire(tenant.id);
     if (!backend.holdsPin(tenant.id, settings.key) && !host.closed) {
       const config = this.deps.config();
@@ -154,7 +150,7 @@ export abstract class Binding {
   /** Transaction pooling, common case: an idle backend already pinned for this client, taken at once. */
   protected acquirePinnedNow(): BackendConnection | null {
     const { tenant, settings, relay } = this.deps;
-    const pool = this.deps.pools.pool;
+    const pool = this.deps.pool;
     const backend = pool.tryAcquirePinned(tenant.id, (b) => b.holdsPin(tenant.id, settings.key));
     if (backend === null) return null;
     backend.bind(relay);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { QueryTimer, TenantMetrics } from '../admin/index.js';
-import type { Binding, BindingDeps, BindingHost, PoolSource } from '../binding/binding.js';
+import type { Binding, BindingDeps, BindingHost } from '../binding/binding.js';
 import { ClientSettings } from '../binding/client-settings.js';
 import { SessionModeBinding } from '../binding/session-mode.js';
 import { TransactionModeBinding } from '../binding/transaction-mode.js';
@@ -34,7 +34,7 @@ export interface TenantPartsHost extends RelayHost, BindingHost {
  * One object is what the inspector and the binding read (no closure or accessor object per
  * session: an idle client's memory is a sizing figure).
  */
-export class TenantParts implements InspectorDeps, BindingDeps, PoolSource {
+export class TenantParts implements InspectorDeps, BindingDeps {
   readonly tenantId: string;
   readonly transactionMode: boolean;
   readonly settings: ClientSettings;
@@ -78,10 +78,7 @@ export class TenantParts implements InspectorDeps, BindingDeps, PoolSource {
     return this.session.currentTenant;
   }
 
-  get pools(): PoolSource {
-    return this;
-  }
-
+  /** Read per acquire: a reload or a move points the session to its tenant's current pool. */
   get pool(): BackendPool {
     return this.session.currentPool.pool;
   }
