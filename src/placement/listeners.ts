@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ChannelListener } from '../backend/listener.js';
 import type { BackendOptions, BackendTarget } from '../backend/connection.js';
+import { placementLabel } from './placement.js';
 import type { TargetSpec } from './targets.js';
 
 /** A placement's listener, held by a client that listens there until it lets go. */
@@ -35,7 +36,7 @@ export class ChannelListeners {
    * target's own database, wherever a reload moves it; held until letGo.
    */
   hold(target: string, database: string | null): HeldListener {
-    const key = database === null ? target : `${target}/${database}`;
+    const key = placementLabel({ target, database });
     let entry = this.entries.get(key);
     if (entry === undefined) {
       const where = (): { spec: TargetSpec; target: BackendTarget } => {

@@ -172,12 +172,7 @@ export class BackendPools {
 
   /** Every pool now, target by target, the target's own first, then the pools still draining. */
   all(): PlacedPool[] {
-    const out: PlacedPool[] = [];
-    for (const { spec, own, databases } of this.targets.values()) {
-      out.push({ target: spec.name, database: spec.target.database, tenantDatabase: false, pool: own, spec, retiring: false });
-      for (const [database, pool] of databases) out.push({ target: spec.name, database, tenantDatabase: true, pool, spec, retiring: false });
-    }
-    return [...out, ...this.retiring];
+    return [...[...this.targets.values()].flatMap((entry) => placedPools(entry, false)), ...this.retiring];
   }
 
   /**
@@ -285,12 +280,8 @@ export class BackendPools {
   /** Lets a removed or replaced target's pools drain; each is closed once it holds nothing. */
   private retire(entry: TargetPools): void {
     entry.retired = true;
-    const { spec } = entry;
-    const placed: PlacedPool[] = [
-      { target: spec.name, database: spec.target.database, tenantDatabase: false, pool: entry.own, spec, retiring: true },
-      ...[...entry.databases].map(([database, pool]) => ({ target: spec.name, database, tenantDatabase: true, pool, spec, retiring: true })),
-    ];
-    this.log.info({ target: spec.name, pools: placed.length }, 'backend target removed or changed by a reload; its pools drain');
+    const placed = placedPools(entry, true);
+    this.log.info({ target: entry.spec.name, pools: placed.length }, 'backend target removed or changed by a reload; its pools drain');
     for (const p of placed) {
       this.retiring.push(p);
       void p.pool.retire().then(() => {
@@ -313,4 +304,13 @@ export class BackendPools {
     }
     return false;
   }
+}
+
+/** A target's pools as SHOW and the metrics list them: its own first, then its tenant databases'. */
+function placedPools(entry: TargetPools, retiring: boolean): PlacedPool[] {
+  const { spec } = entry;
+  return [
+    { target: spec.name, database: spec.target.database, tenantDatabase: false, pool: entry.own, spec, retiring },
+    ...[...entry.databases].map(([database, pool]) => ({ target: spec.name, database, tenantDatabase: true, pool, spec, retiring })),
+  ];
 }
