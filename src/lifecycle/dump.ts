@@ -4,6 +4,8 @@ import { createReadStream, existsSync } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type pg from 'pg';
+import type { ResolvedBackendTarget } from '../config/load.js';
 import { quoteIdent } from '../tenancy/names.js';
 import { audit, type LifecycleContext, LifecycleError, refused } from './context.js';
 import type { ActionResult } from './tenants.js';
@@ -71,15 +73,35 @@ export async function findPgDump(serverMajor: number, given?: string): Promise<F
   );
 }
 
-/** The major of the server a placement is on (pg_dump must be of it or newer). */
+/** The major of the server `client` is connected to (pg_dump must be of it or newer). */
+export async function serverMajor(client: pg.Client): Promise<number> {
+  const version = await client.query<{ server_version_num: string }>('SHOW server_version_num');
+  return Math.floor(Number(version.rows[0]?.server_version_num) / 10_000);
+}
+
+/** The major of the server a placement is on. */
 async function placementMajor(where: TenantPlacement): Promise<number> {
   const client = await where.connect('pgfence-dump');
   try {
-    const version = await client.query<{ server_version_num: string }>('SHOW server_version_num');
-    return Math.floor(Number(version.rows[0]?.server_version_num) / 10_000);
+    return await serverMajor(client);
   } finally {
     await client.end();
   }
+}
+
+/** libpq's environment for a client tool (pg_dump, pg_restore) run as `target` says. */
+export function toolEnv(target: ResolvedBackendTarget, applicationName: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PGHOST: target.host,
+    PGPORT: String(target.port),
+    PGDATABASE: target.database,
+    PGUSER: target.user,
+    PGSSLMODE: target.sslmode,
+    PGAPPNAME: applicationName,
+    ...(target.password === undefined ? {} : { PGPASSWORD: target.password }),
+    ...(target.sslRootCert === undefined || target.sslRootCert.includes('-----BEGIN') ? {} : { PGSSLROOTCERT: target.sslRootCert }),
+  };
 }
 
 async function sha256(file: string): Promise<string> {
@@ -106,18 +128,7 @@ export async function dumpTenant(ctx: LifecycleContext, id: string, options: Dum
     const tool = await findPgDump(serverMajor, options.pgDump);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
     const out = path.resolve(options.out ?? `${id}-${stamp}.${options.format === 'plain' ? 'sql' : 'dump'}`);
-    const p = ctx.targetAt(where.placement);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PGHOST: p.host,
-      PGPORT: String(p.port),
-      PGDATABASE: p.database,
-      PGUSER: p.user,
-      PGSSLMODE: p.sslmode,
-      PGAPPNAME: 'pgfence-dump',
-      ...(p.password === undefined ? {} : { PGPASSWORD: p.password }),
-      ...(p.sslRootCert === undefined || p.sslRootCert.includes('-----BEGIN') ? {} : { PGSSLROOTCERT: p.sslRootCert }),
-    };
+    const env = toolEnv(ctx.targetAt(where.placement), 'pgfence-dump');
     // The schema option is a pattern: the double quotes keep its case and make every character literal.
     const args = [`--schema=${quoteIdent(schema)}`, `--format=${options.format}`, `--file=${out}`, '--no-subscriptions', '--no-password'];
     try {

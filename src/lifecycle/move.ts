@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type pg from 'pg';
-import type { ResolvedBackendTarget } from '../config/load.js';
 import { type PauseAck, type PauseEvent } from '../placement/tenant-pauses.js';
 import { CONTROL_EVENTS_APPLICATION } from '../tenancy/control-events.js';
 import { controlAckChannel, controlChannel } from '../tenancy/control.js';
 import { quoteIdent } from '../tenancy/names.js';
 import { lockKeySql } from './control-schema.js';
 import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, refused } from './context.js';
-import { findPgDump, type FoundTool, toolVersion } from './dump.js';
+import { findPgDump, type FoundTool, serverMajor, toolEnv, toolVersion } from './dump.js';
 import { grantTenantSchema } from './provision.js';
 import { dropTenantDatabase, ensureTenantDatabase } from './tenant-database.js';
 import { type ActionResult, requireControl, tenantRow, withAudit } from './tenants.js';
@@ -43,26 +42,6 @@ export interface MovePhases {
   verify: number;
   flip: number;
   paused: number;
-}
-
-/** libpq's environment for a tool run as the provisioner of a placement. */
-function toolEnv(target: ResolvedBackendTarget): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    PGHOST: target.host,
-    PGPORT: String(target.port),
-    PGDATABASE: target.database,
-    PGUSER: target.user,
-    PGSSLMODE: target.sslmode,
-    PGAPPNAME: APPLICATION,
-    ...(target.password === undefined ? {} : { PGPASSWORD: target.password }),
-    ...(target.sslRootCert === undefined || target.sslRootCert.includes('-----BEGIN') ? {} : { PGSSLROOTCERT: target.sslRootCert }),
-  };
-}
-
-async function serverMajor(client: pg.Client): Promise<number> {
-  const r = await client.query<{ server_version_num: string }>('SHOW server_version_num');
-  return Math.floor(Number(r.rows[0]?.server_version_num) / 10_000);
 }
 
 /** pg_restore of the same install as pg_dump (and of its major). */
@@ -260,8 +239,8 @@ export async function moveTenant(ctx: LifecycleContext, id: string, options: Mov
         let at = Date.now();
         copy = 'attempted';
         detail['copiedBytes'] = await pipeTools(
-          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(ctx.targetAt(from.placement)) },
-          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', '--no-privileges', `--dbname=${ctx.targetAt(to.placement).database}`, '--no-password'], env: toolEnv(ctx.targetAt(to.placement)) },
+          { name: 'pg_dump', path: pgDump.path, args: [`--schema=${quoteIdent(schema)}`, '--format=custom', '--compress=0', '--no-subscriptions', '--no-password'], env: toolEnv(ctx.targetAt(from.placement), APPLICATION) },
+          { name: 'pg_restore', path: pgRestore.path, args: ['--exit-on-error', '--single-transaction', '--no-owner', '--no-privileges', `--dbname=${ctx.targetAt(to.placement).database}`, '--no-password'], env: toolEnv(ctx.targetAt(to.placement), APPLICATION) },
           COPY_TIMEOUT_MS,
         );
         copy = 'restored';

@@ -19,7 +19,7 @@ function mark(tenantId: string): string {
 }
 
 /** A connection as the provisioner to the target's own database (where CREATE and DROP DATABASE run). */
-function connectToTarget(ctx: LifecycleContext, where: TenantPlacement): Promise<pg.Client> {
+export function connectToTarget(ctx: LifecycleContext, where: TenantPlacement): Promise<pg.Client> {
   return ctx.connectAt({ target: where.placement.target, database: null }, 'pgfence-lifecycle');
 }
 

@@ -6,7 +6,7 @@ import { controlSchemaStatements, lockKeySql } from './control-schema.js';
 import { audit, errorMessage, inTransaction, type LifecycleContext, LifecycleError, type Outcome, refused } from './context.js';
 import { latestVersion, type MigrationSet } from './migrations.js';
 import { type Provisioned, provisionTenant } from './provision.js';
-import { dropTenantDatabase, ensureTenantDatabase, tenantDatabaseFate } from './tenant-database.js';
+import { connectToTarget, dropTenantDatabase, ensureTenantDatabase, tenantDatabaseFate } from './tenant-database.js';
 import { registeredSchema, tenantSchema } from './tenant-names.js';
 import { type TenantPlacement, tenantPlacement } from './tenant-placement.js';
 
@@ -491,7 +491,7 @@ async function dropAt(ctx: LifecycleContext, control: pg.Client, where: TenantPl
   const fate = await tenantDatabaseFate(ctx, control, where, id);
   if (fate.fate === 'drop' || fate.fate === 'gone') {
     if (fate.fate === 'drop') await dropTenantDatabase(ctx, where);
-    const target = await ctx.connectAt({ target: where.placement.target, database: null });
+    const target = await connectToTarget(ctx, where);
     try {
       return { roleDropped: await inTransaction(target, () => dropTenantRole(target, role)), database: fate.fate === 'drop' ? 'dropped' : 'gone' };
     } finally {
