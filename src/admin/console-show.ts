@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DEFAULT_TARGET } from '../placement/placement.js';
 import type { ConsoleContext, ConsoleData } from './console.js';
 import { CONSOLE_COMMANDS, type ShowItem } from './console-commands.js';
 import type { ColumnSpec, ColumnType } from './rows.js';
@@ -84,7 +85,7 @@ const POOL_COLUMNS: Column<Pool>[] = [
   text('pool_mode', (r) => r.poolMode),
   text('load_balance_hosts', () => null),
   text('tenant', (r) => r.tenant),
-  text('target', (r) => r.target ?? 'default'),
+  text('target', (r) => r.target ?? DEFAULT_TARGET),
 ];
 
 const SOCKET_PREFIX = <R extends { state: string }>(type: 'C' | 'S', user: (r: R) => Cell, database: (r: R) => Cell): Column<R>[] => [
@@ -150,7 +151,7 @@ const SERVER_COLUMNS: Column<Server>[] = [
   int4('id', (r) => r.id),
   text('tenant', (r) => r.tenant),
   text('dirty', (r) => r.dirty),
-  text('target', (r) => r.targetName ?? 'default'),
+  text('target', (r) => r.targetName ?? DEFAULT_TARGET),
 ];
 
 const DATABASE_COLUMNS: Column<Database>[] = [
@@ -172,7 +173,7 @@ const DATABASE_COLUMNS: Column<Database>[] = [
   int4('paused', (r) => (r.paused ? 1 : 0)),
   int4('disabled', (r) => (r.disabled === true ? 1 : 0)),
   int4('max_per_tenant', (r) => r.maxPerTenant),
-  text('target', (r) => (r.target === undefined ? 'default' : r.target)),
+  text('target', (r) => (r.target === undefined ? DEFAULT_TARGET : r.target)),
 ];
 
 const LIST_COLUMNS: Column<List>[] = [text('list', (r) => r.list), int4('items', (r) => r.items)];

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { DEFAULT_TARGET } from '../placement/placement.js';
 import type { PoolsView } from './pool-view.js';
 import { bump, Buckets, publishedCounter, publishedGauge, publishedHistogram, type Sample } from './published.js';
 
@@ -172,9 +173,6 @@ class TenantSeries implements TenantMetrics, RoundTripSink {
     };
   }
 }
-
-/** The target every pool event is counted under when no other is named (the `backend` key). */
-const DEFAULT_TARGET = 'default';
 
 /**
  * The events of one backend target's pools, in plain fields: what a BackendPool reports (server

@@ -11,6 +11,7 @@ import type {
 } from '../admin/console.js';
 import type { ShowItem } from '../admin/console-commands.js';
 import type { StatTotals } from '../admin/metrics.js';
+import { DEFAULT_TARGET } from '../placement/placement.js';
 
 /**
  * The admin console of a `workers: N` instance: the worker an operator's psql landed on asks every
@@ -86,7 +87,7 @@ function mergePools(rows: readonly ConsolePool[]): ConsolePool[] {
   // A row is a tenant's share of one pool: the same target, database and tenant in every worker.
   const merged = sumBy(
     rows,
-    (r) => `${r.target ?? 'default'}\0${r.database}\0${r.tenant ?? ''}`,
+    (r) => `${r.target ?? DEFAULT_TARGET}\0${r.database}\0${r.tenant ?? ''}`,
     (into, r) => {
       into.clActive += r.clActive;
       into.clWaiting += r.clWaiting;
@@ -102,7 +103,7 @@ function mergePools(rows: readonly ConsolePool[]): ConsolePool[] {
   // Pool by pool in the order the first worker listed them; in each, as poolView sorts: tenants by id, then the shared row.
   const pools = new Map<string, ConsolePool[]>();
   for (const row of merged) {
-    const key = `${row.target ?? 'default'}\0${row.database}`;
+    const key = `${row.target ?? DEFAULT_TARGET}\0${row.database}`;
     pools.set(key, [...(pools.get(key) ?? []), row]);
   }
   return [...pools.values()].flatMap((rows) => {

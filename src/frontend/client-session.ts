@@ -200,7 +200,7 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
   rehome(tenant: Tenant): void {
     const current = this.tenant;
     if (current === null || this.closed) return;
-    const label = (t: Tenant): string => (t.placement === undefined ? 'default' : placementLabel(t.placement));
+    const label = (t: Tenant): string => placementLabel(t.placement ?? { target: DEFAULT_TARGET, database: null });
     if (label(current) === label(tenant)) return;
     if (this.step !== 'ready' || this.deps.config.pool.mode !== 'transaction' || this.holdsBackend) {
       this.terminate(clientErrors.tenantMoved(tenant.id));
