@@ -243,7 +243,8 @@ export async function startPgfence(config: Config, log: Logger, options: StartOp
       }
       return;
     }
-    for (const session of sessions) if (session.tenantId === tenantId) session.rehome(tenant);
+    // The waiting transactions go on only once the sessions listen where the tenant lives now.
+    await Promise.all([...sessions].filter((s) => s.tenantId === tenantId).map((s) => s.rehome(tenant)));
   }
 
   // With the registry pgfence owns, `pgfence tenant suspend` ends live sessions here too.

@@ -195,29 +195,32 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
   /**
    * After the tenant's pause for a move: where it lives now. A transaction-pooling session
    * between transactions follows it (its next transaction takes a backend there); a session
-   * bound to a server of the old placement (session pooling, or in a transaction) ends.
+   * bound to a server of the old placement (session pooling, or in a transaction) ends. Resolves
+   * once its LISTENs are listened on there (before its next transaction may run).
    */
-  rehome(tenant: Tenant): void {
+  rehome(tenant: Tenant): Promise<void> {
     const current = this.tenant;
-    if (current === null || this.closed) return;
+    if (current === null || this.closed) return Promise.resolve();
     const label = (t: Tenant): string => placementLabel(t.placement ?? { target: DEFAULT_TARGET, database: null });
-    if (label(current) === label(tenant)) return;
+    if (label(current) === label(tenant)) return Promise.resolve();
     if (this.step !== 'ready' || this.deps.config.pool.mode !== 'transaction' || this.holdsBackend) {
       this.terminate(clientErrors.tenantMoved(tenant.id));
-      return;
+      return Promise.resolve();
     }
     let next: HeldPool;
     try {
       next = this.deps.pools.forTenant(tenant);
     } catch (error) {
       this.refuse(error, false);
-      return;
+      return Promise.resolve();
     }
     this.heldPool?.letGo();
     this.heldPool = next;
     this.tenant = tenant;
     this.log.info({ from: label(current), to: label(tenant) }, 'session follows its tenant to its new placement');
-    this.channels?.relisten().catch((error: unknown) => this.log.warn({ err: error }, 'could not listen on the new placement: the client\'s LISTENs there are lost'));
+    return (this.channels?.relisten() ?? Promise.resolve()).catch((error: unknown) => {
+      this.log.warn({ err: error }, 'could not listen on the new placement: the client\'s LISTENs there are lost');
+    });
   }
 
   private betweenTransactions(): boolean {
