@@ -5,8 +5,9 @@ const TICKS_PER_SECOND = 100;
 
 interface ProcStat {
   pgrp: number;
-  /** utime + stime in clock ticks. */
-  ticks: number;
+  /** utime and stime in clock ticks. */
+  userTicks: number;
+  systemTicks: number;
 }
 
 /** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
@@ -19,7 +20,7 @@ function readStat(pid: number): ProcStat | null {
   }
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15
-  return { pgrp: Number(fields[2]), ticks: Number(fields[11]) + Number(fields[12]) };
+  return { pgrp: Number(fields[2]), userTicks: Number(fields[11]), systemTicks: Number(fields[12]) };
 }
 
 function groupMembers(pgid: number): number[] {
@@ -38,9 +39,20 @@ function groupMembers(pgid: number): number[] {
  * The difference of two readings is the group's CPU over the span between them.
  */
 export function groupCpuMs(pgid: number): number {
-  let ticks = 0;
-  for (const pid of groupMembers(pgid)) ticks += readStat(pid)?.ticks ?? 0;
-  return (ticks * 1000) / TICKS_PER_SECOND;
+  const { userMs, systemMs } = groupCpuSplitMs(pgid);
+  return userMs + systemMs;
+}
+
+/** groupCpuMs split into user and system (kernel) time. */
+export function groupCpuSplitMs(pgid: number): { userMs: number; systemMs: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of groupMembers(pgid)) {
+    const stat = readStat(pid);
+    user += stat?.userTicks ?? 0;
+    system += stat?.systemTicks ?? 0;
+  }
+  return { userMs: (user * 1000) / TICKS_PER_SECOND, systemMs: (system * 1000) / TICKS_PER_SECOND };
 }
 
 /** Resident memory (VmRSS, kB) of the live processes of a process group. */

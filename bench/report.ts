@@ -9,6 +9,7 @@ export const DIRECT = 'direct';
 export const PGBOUNCER_RESET = 'PgBouncer reset-always';
 export const PGBOUNCER_NO_RESET = 'PgBouncer no-reset';
 export const PGBOUNCER_PLAIN_AUTH = 'PgBouncer no-reset, plain auth';
+export const NODE_RELAY = 'Node TCP relay';
 
 export interface AddedLatency {
   target: string;
@@ -65,9 +66,9 @@ function ratio(a: Row | undefined, b: Row | undefined, pick: (r: Row) => Spread 
 export function resultsTable(rows: readonly Row[]): string {
   const hasBaseline = rows.some((r) => r.target.endsWith(' (baseline)'));
   const lines = [
-    '| workload | target | clients | backends | TPS median (min–max) | proxy CPU µs/txn median (min–max) | p50 ms | p99 ms | TPS vs direct | fair pair | TPS vs pair | CPU vs pair |' +
+    '| workload | target | clients | backends | TPS median (min–max) | proxy CPU µs/txn median (min–max) | of it user µs | p50 ms | p99 ms | TPS vs direct | fair pair | TPS vs pair | CPU vs pair |' +
       (hasBaseline ? ' TPS vs baseline | CPU vs baseline |' : ''),
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |' + (hasBaseline ? ' ---: | ---: |' : ''),
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |' + (hasBaseline ? ' ---: | ---: |' : ''),
   ];
   for (const row of rows) {
     const error = row.errors.length > 0 ? ` (error: ${row.errors[0]?.replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 160)})` : '';
@@ -77,7 +78,7 @@ export function resultsTable(rows: readonly Row[]): string {
     const tps = (r: Row): Spread | null => r.tps;
     const cpu = (r: Row): Spread | null => r.cpuUsPerTxn;
     lines.push(
-      `| ${row.workload} | ${row.target}${error} | ${row.clients} | ${row.pool} | ${withSpread(row.tps, 0)} | ${withSpread(row.cpuUsPerTxn, 1)} | ` +
+      `| ${row.workload} | ${row.target}${error} | ${row.clients} | ${row.pool} | ${withSpread(row.tps, 0)} | ${withSpread(row.cpuUsPerTxn, 1)} | ${row.userCpuUsPerTxn === null ? '—' : fixed(row.userCpuUsPerTxn.median, 1)} | ` +
         `${withSpread(row.p50Ms, 3)} | ${row.p99Ms === null ? '—' : fixed(row.p99Ms.median, 3)} | ${ratio(row, find(rows, row.workload, DIRECT), tps)} | ` +
         `${pairRow === undefined ? '' : pair} | ${ratio(row, pairRow, tps)} | ${ratio(row, pairRow, cpu)} |` +
         (hasBaseline ? ` ${ratio(row, baseline, tps)} | ${ratio(row, baseline, cpu)} |` : ''),

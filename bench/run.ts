@@ -24,7 +24,7 @@ import { findPgbouncer, type PgbouncerBinary, startPgbouncer } from './pgbouncer
 import { run, which } from './proc.js';
 import { type AddedLatency, DIRECT, memoryLines, PGBOUNCER_NO_RESET, type Report, resultsTable, writeReport } from './report.js';
 import { type BenchDatabase, prepareDatabase, roleOf, TENANTS } from './setup.js';
-import { directTarget, pgbouncerPlainAuthTarget, pgbouncerTarget, pgfenceTargets, type Workload } from './targets.js';
+import { directTarget, nodeRelayTarget, pgbouncerPlainAuthTarget, pgbouncerTarget, pgfenceTargets, type Workload } from './targets.js';
 import { measureThroughput, type Row, spread } from './throughput.js';
 import { openWorkspace, type Workspace } from './workspace.js';
 
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const secret = randomBytes(32).toString('hex');
 
     say('building pgfence (dist/) …');
-    targets.push(directTarget(db), ...(await pgfenceTargets(db, secret, tmp, note)));
+    targets.push(directTarget(db), nodeRelayTarget(db), ...(await pgfenceTargets(db, secret, tmp, note)));
     const bouncer = await findPgbouncer(note);
     const noReset = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
     if (bouncer !== null && noReset !== null) targets.push(noReset, pgbouncerTarget(db, bouncer, tmp, true), pgbouncerPlainAuthTarget(db, bouncer, tmp));
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
       'Backends: pgfence transaction mode shares 16 among all tenants; PgBouncer cannot move a backend between tenants, so it has one pool per tenant sized to share out the same 16 (16 for one tenant, 2 each for 8); pgfence session mode binds a backend to each client for its lifetime, so its pool is max(16, clients).',
       'PgBouncer logs in as role bench_tN whose default search_path is tenant_tN, public (one database entry per tenant); direct and pgfence log in as postgres.',
       'PgBouncer no-reset does not isolate sessions: a backend goes from one client to the next of the same tenant with whatever the last one left; its fair pair is pgfence reset: auto (DISCARD ALL only when a backend changes tenant or was left dirty). reset-always runs DISCARD ALL after every transaction; its fair pair is pgfence reset: always.',
+      'Node TCP relay (bench/tcp-relay.ts) is not a proxy to compare with: it copies bytes between each client and its own Postgres connection with net.Socket, with no protocol, pool or fence. Its CPU per transaction is the floor any proxy on Node sockets stands on; compare it with pgfence session mode (also one backend per client).',
       '-M prepared rows do not run on PgBouncer 1.18, which keeps no prepared statements in transaction mode.',
       `For each workload the targets start fresh with a ${WARM_UP_SECONDS} s select-only warm-up, then run in turn, the start order rotating each round. Before every run the used tenants get VACUUM of pgbench_branches and pgbench_tellers, TRUNCATE pgbench_history and a CHECKPOINT (what pgbench does without -n).`,
       'The embedded Postgres runs with fsync=off and max_connections=400; pgbench runs with -n, one thread per 8 clients (two for 16), and -l per-transaction logs.',

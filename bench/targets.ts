@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { groupCpuMs } from './process-usage.js';
+import { freePort } from '../src/embedded/postgres.js';
+import { groupCpuMs, groupCpuSplitMs } from './process-usage.js';
 import type { Endpoint } from './pgbench.js';
 import { buildPgfence, type PgfenceBuild, pgfenceConfig, type PgfenceSettings, type PoolMode, REPO, type RunningChild, startPgfenceProcess } from './pgfence.js';
 import { type PgbouncerBinary, type RunningPgbouncer, startPgbouncer } from './pgbouncer.js';
-import { PGBOUNCER_PLAIN_AUTH } from './report.js';
+import { stopGroup } from './proc.js';
+import { NODE_RELAY, PGBOUNCER_PLAIN_AUTH } from './report.js';
 import { type BenchDatabase, schemaOf } from './setup.js';
 
 /** Backends every pooling target may use in all, whatever the number of tenants. */
@@ -32,6 +35,8 @@ export interface Target {
   ready(w: Workload): Promise<{ endpoint: (tenant: string) => Endpoint; fresh: boolean }>;
   /** CPU time (ms) the proxy's processes have used so far; null for direct Postgres, or when not running. */
   cpuMs(): number | null;
+  /** The user-space part of cpuMs (the rest is kernel time, mostly the socket system calls). */
+  userCpuMs(): number | null;
   /** Process group of the running proxy (for memory readings), or null. */
   pgid(): number | null;
   close(): Promise<void>;
@@ -61,6 +66,7 @@ export function directTarget(db: BenchDatabase): Target {
       };
     },
     cpuMs: () => null,
+    userCpuMs: () => null,
     pgid: () => null,
     close: async () => undefined,
   };
@@ -104,6 +110,7 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, build: PgfenceB
       return { fresh, endpoint: running.endpoint };
     },
     cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
+    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
     pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
@@ -198,10 +205,60 @@ function pgbouncerVariant(db: BenchDatabase, binary: PgbouncerBinary, dir: strin
       return { fresh, endpoint: running.endpoint };
     },
     cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
+    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
     pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
       running = null;
     },
   };
+}
+
+/**
+ * bench/tcp-relay.ts as its own process: what Node's sockets alone cost per transaction, with no
+ * protocol work and one Postgres connection per client (the fair pair of pgfence session mode).
+ * Clients log in to Postgres through it as they do directly.
+ */
+export function nodeRelayTarget(db: BenchDatabase): Target {
+  const direct = directTarget(db);
+  let running: { pgid: number; port: number } | null = null;
+  return {
+    name: NODE_RELAY,
+    supports: () => true,
+    pool: (w) => String(totalClients(w)),
+    async ready(w) {
+      let fresh = false;
+      if (running === null) {
+        running = await startNodeRelay(db.pg.host, db.pg.port);
+        fresh = true;
+      }
+      const port = running.port;
+      const { endpoint } = await direct.ready(w);
+      return { fresh, endpoint: (tenant) => ({ ...endpoint(tenant), host: '127.0.0.1', port }) };
+    },
+    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
+    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
+    pgid: () => running?.pgid ?? null,
+    async close() {
+      if (running !== null) await stopGroup(running.pgid, 5_000);
+      running = null;
+    },
+  };
+}
+
+async function startNodeRelay(backendHost: string, backendPort: number): Promise<{ pgid: number; port: number }> {
+  const port = await freePort();
+  const script = path.join(REPO, 'bench', 'tcp-relay.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, String(port), backendHost, String(backendPort)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  child.on('error', () => undefined);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the Node TCP relay');
+  await new Promise<void>((resolve, reject) => {
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.stdout?.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the Node TCP relay exited (${code}): ${stderr.trim()}`)));
+  });
+  child.stdout?.resume();
+  return { pgid: pid, port };
 }

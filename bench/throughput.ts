@@ -7,6 +7,8 @@ export interface Sample extends Measurement {
   round: number;
   /** CPU time (ms) of the proxy's processes over the run; null for direct Postgres. */
   proxyCpuMs: number | null;
+  /** Its user-space part (the rest is kernel time). */
+  proxyUserCpuMs: number | null;
 }
 
 export interface Spread {
@@ -26,6 +28,8 @@ export interface Row {
   tps: Spread | null;
   /** The proxy's CPU µs per transaction (per connection in a -C row). */
   cpuUsPerTxn: Spread | null;
+  /** The user-space part of cpuUsPerTxn. */
+  userCpuUsPerTxn: Spread | null;
   p50Ms: Spread | null;
   p99Ms: Spread | null;
   /** Errors of any round: a row with errors is not comparable. */
@@ -87,6 +91,7 @@ export async function measureThroughput(
         if (r === undefined) continue;
         await db.tidy(tenants);
         const cpuBefore = target.cpuMs();
+        const userBefore = target.userCpuMs();
         const m = await runPgbench(pgbench, {
           name: slug(`${target.name}-${w.name}-${round}`),
           script: w.script,
@@ -98,8 +103,10 @@ export async function measureThroughput(
           logDir: opts.logDir,
         });
         const cpuAfter = target.cpuMs();
+        const userAfter = target.userCpuMs();
         const proxyCpuMs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
-        samples.get(target)?.push({ ...m, round, proxyCpuMs });
+        const proxyUserCpuMs = userBefore === null || userAfter === null ? null : userAfter - userBefore;
+        samples.get(target)?.push({ ...m, round, proxyCpuMs, proxyUserCpuMs });
         const cpu = proxyCpuMs === null || m.transactions === 0 ? '' : `  proxy ${((proxyCpuMs * 1000) / m.transactions).toFixed(1)} µs/txn`;
         say(`  [${round + 1}/${opts.rounds}] ${w.name.padEnd(40)} ${target.name.padEnd(30)} ${m.tps.toFixed(0).padStart(7)} tps  p50 ${m.p50Ms.toFixed(3)} ms${cpu}${m.errors.length > 0 ? `  ERROR ${m.errors[0]}` : ''}`);
       }
@@ -116,7 +123,7 @@ export async function measureThroughput(
 
 function summarise(target: Target, w: Workload, samples: Sample[], extraErrors: string[]): Row {
   const ok = samples.filter((s) => s.errors.length === 0);
-  const cpu = ok.filter((s) => s.proxyCpuMs !== null && s.transactions > 0).map((s) => ((s.proxyCpuMs as number) * 1000) / s.transactions);
+  const perTxn = (ms: number | null, transactions: number): number[] => (ms === null || transactions === 0 ? [] : [(ms * 1000) / transactions]);
   return {
     target: target.name,
     workload: w.name,
@@ -124,7 +131,8 @@ function summarise(target: Target, w: Workload, samples: Sample[], extraErrors: 
     pool: target.pool(w),
     samples,
     tps: spread(ok.map((s) => s.tps)),
-    cpuUsPerTxn: spread(cpu),
+    cpuUsPerTxn: spread(ok.flatMap((s) => perTxn(s.proxyCpuMs, s.transactions))),
+    userCpuUsPerTxn: spread(ok.flatMap((s) => perTxn(s.proxyUserCpuMs, s.transactions))),
     p50Ms: spread(ok.map((s) => s.p50Ms)),
     p99Ms: spread(ok.map((s) => s.p99Ms)),
     errors: [...extraErrors, ...samples.flatMap((s) => s.errors)],
