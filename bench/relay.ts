@@ -4,7 +4,8 @@
  * framing each message with MessageFramer and merging adjacent ones (what the relay did before it
  * scanned headers). Client → server → client: µs per pgbench select-only transaction (Parse, Bind,
  * Describe, Execute, Sync and its six replies) through Relay with the guard's cache warm, in both
- * pool modes. Medians of BENCH_RELAY_ROUNDS (default 7) rounds, with min and max.
+ * pool modes (in transaction mode a backend is attached and detached per transaction, as the
+ * binding does). Medians of BENCH_RELAY_ROUNDS (default 7) rounds, with min and max.
  */
 import { serialize } from 'pg-protocol';
 import pino from 'pino';
@@ -113,7 +114,10 @@ async function transactions(mode: 'session' | 'transaction'): Promise<number[]> 
   });
   const prepared = new PreparedStatements(200);
   const backend = { statements: prepared, writeAll: () => undefined, txnStatus: 'I' } as unknown as Parameters<Relay['attach']>[0];
-  relay.attach(backend, binding(prepared));
+  const serverBinding = binding(prepared);
+  relay.attach(backend, serverBinding);
+  // Transaction pooling binds a backend for each transaction and lets it go at its ReadyForQuery.
+  const perTransaction = mode === 'transaction';
   const framer = new MessageFramer(1 << 20);
   const scanner = new MessageScanner(1 << 20);
   const sink: ScanSink = { route: (t) => relay.route(t), inspect: (m) => relay.inspect(m), forward: (b) => relay.forward(b), open: true };
@@ -137,9 +141,11 @@ async function transactions(mode: 'session' | 'transaction'): Promise<number[]> 
   const one = (): void => {
     framed.length = 0;
     framer.push(chunk, framed);
+    if (perTransaction) relay.attach(backend, serverBinding);
     relay.send(framed);
     scanner.push(replies, sink);
     relay.flush();
+    if (perTransaction) relay.detach();
   };
   const runs = 100_000;
   for (let i = 0; i < 20_000; i++) one();
