@@ -39,12 +39,18 @@ function groupMembers(pgid: number): number[] {
  * The difference of two readings is the group's CPU over the span between them.
  */
 export function groupCpuMs(pgid: number): number {
-  const { userMs, systemMs } = groupCpuSplitMs(pgid);
+  const { userMs, systemMs } = groupCpuTime(pgid);
   return userMs + systemMs;
 }
 
-/** groupCpuMs split into user and system (kernel) time. */
-export function groupCpuSplitMs(pgid: number): { userMs: number; systemMs: number } {
+/** CPU time (ms) split into user space and the kernel (system calls, mostly the sockets'). */
+export interface CpuTime {
+  userMs: number;
+  systemMs: number;
+}
+
+/** groupCpuMs split into user and system time, from one reading of /proc. */
+export function groupCpuTime(pgid: number): CpuTime {
   let user = 0;
   let system = 0;
   for (const pid of groupMembers(pgid)) {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../src/embedded/postgres.js';
-import { groupCpuMs, groupCpuSplitMs } from './process-usage.js';
+import { type CpuTime, groupCpuTime } from './process-usage.js';
 import type { Endpoint } from './pgbench.js';
 import { buildPgfence, type PgfenceBuild, pgfenceConfig, type PgfenceSettings, type PoolMode, REPO, type RunningChild, startPgfenceProcess } from './pgfence.js';
 import { type PgbouncerBinary, type RunningPgbouncer, startPgbouncer } from './pgbouncer.js';
@@ -33,10 +33,8 @@ export interface Target {
   pool(w: Workload): string;
   /** Starts or reconfigures the target for the workload; `fresh` when it was (re)started and is cold. */
   ready(w: Workload): Promise<{ endpoint: (tenant: string) => Endpoint; fresh: boolean }>;
-  /** CPU time (ms) the proxy's processes have used so far; null for direct Postgres, or when not running. */
-  cpuMs(): number | null;
-  /** The user-space part of cpuMs (the rest is kernel time, mostly the socket system calls). */
-  userCpuMs(): number | null;
+  /** CPU time the proxy's processes have used so far; null for direct Postgres, or when not running. */
+  cpu(): CpuTime | null;
   /** Process group of the running proxy (for memory readings), or null. */
   pgid(): number | null;
   close(): Promise<void>;
@@ -65,8 +63,7 @@ export function directTarget(db: BenchDatabase): Target {
         }),
       };
     },
-    cpuMs: () => null,
-    userCpuMs: () => null,
+    cpu: () => null,
     pgid: () => null,
     close: async () => undefined,
   };
@@ -109,8 +106,7 @@ export function pgfenceTarget(db: BenchDatabase, secret: string, build: PgfenceB
       }
       return { fresh, endpoint: running.endpoint };
     },
-    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
-    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
+    cpu: () => (running === null ? null : groupCpuTime(running.pgid)),
     pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
@@ -204,8 +200,7 @@ function pgbouncerVariant(db: BenchDatabase, binary: PgbouncerBinary, dir: strin
       }
       return { fresh, endpoint: running.endpoint };
     },
-    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
-    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
+    cpu: () => (running === null ? null : groupCpuTime(running.pgid)),
     pgid: () => running?.pgid ?? null,
     async close() {
       await running?.close();
@@ -216,7 +211,7 @@ function pgbouncerVariant(db: BenchDatabase, binary: PgbouncerBinary, dir: strin
 
 /**
  * bench/tcp-relay.ts as its own process: what Node's sockets alone cost per transaction, with no
- * protocol work and one Postgres connection per client (the fair pair of pgfence session mode).
+ * protocol work and one Postgres connection per client (compare it with pgfence session mode).
  * Clients log in to Postgres through it as they do directly.
  */
 export function nodeRelayTarget(db: BenchDatabase): Target {
@@ -236,8 +231,7 @@ export function nodeRelayTarget(db: BenchDatabase): Target {
       const { endpoint } = await direct.ready(w);
       return { fresh, endpoint: (tenant) => ({ ...endpoint(tenant), host: '127.0.0.1', port }) };
     },
-    cpuMs: () => (running === null ? null : groupCpuMs(running.pgid)),
-    userCpuMs: () => (running === null ? null : groupCpuSplitMs(running.pgid).userMs),
+    cpu: () => (running === null ? null : groupCpuTime(running.pgid)),
     pgid: () => running?.pgid ?? null,
     async close() {
       if (running !== null) await stopGroup(running.pgid, 5_000);

@@ -90,8 +90,7 @@ export async function measureThroughput(
         const r = ready.get(target);
         if (r === undefined) continue;
         await db.tidy(tenants);
-        const cpuBefore = target.cpuMs();
-        const userBefore = target.userCpuMs();
+        const cpuBefore = target.cpu();
         const m = await runPgbench(pgbench, {
           name: slug(`${target.name}-${w.name}-${round}`),
           script: w.script,
@@ -102,10 +101,10 @@ export async function measureThroughput(
           seconds: opts.seconds,
           logDir: opts.logDir,
         });
-        const cpuAfter = target.cpuMs();
-        const userAfter = target.userCpuMs();
-        const proxyCpuMs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
-        const proxyUserCpuMs = userBefore === null || userAfter === null ? null : userAfter - userBefore;
+        const cpuAfter = target.cpu();
+        const used = cpuBefore === null || cpuAfter === null ? null : { userMs: cpuAfter.userMs - cpuBefore.userMs, systemMs: cpuAfter.systemMs - cpuBefore.systemMs };
+        const proxyCpuMs = used === null ? null : used.userMs + used.systemMs;
+        const proxyUserCpuMs = used?.userMs ?? null;
         samples.get(target)?.push({ ...m, round, proxyCpuMs, proxyUserCpuMs });
         const cpu = proxyCpuMs === null || m.transactions === 0 ? '' : `  proxy ${((proxyCpuMs * 1000) / m.transactions).toFixed(1)} µs/txn`;
         say(`  [${round + 1}/${opts.rounds}] ${w.name.padEnd(40)} ${target.name.padEnd(30)} ${m.tps.toFixed(0).padStart(7)} tps  p50 ${m.p50Ms.toFixed(3)} ms${cpu}${m.errors.length > 0 ? `  ERROR ${m.errors[0]}` : ''}`);
