@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { serialize } from 'pg-protocol';
+import { parameterStatus as parameterStatusMessage } from '../protocol/build.js';
 import { Backend as B, type TransactionStatus } from '../protocol/codes.js';
 import { errorFields, parameterStatus } from '../protocol/decode.js';
 import { MessageScanner, Route, type ScanSink } from '../protocol/scanner.js';
@@ -54,8 +55,8 @@ export { BackendClosedError, BackendError };
 
 export class BackendConnection {
   readonly id = nextBackendId++;
-  /** What the server reported with ParameterStatus, kept current. */
-  readonly params: Map<string, string>;
+  /** What the server reported with ParameterStatus, kept current (only `inspect` writes it: the greeting cache depends on that). */
+  private readonly paramValues: Map<string, string>;
   readonly processId: number;
   readonly secretKey: number;
   /** Set while a CancelRequest for this backend is on its way: it must not serve anyone else yet. */
@@ -83,6 +84,8 @@ export class BackendConnection {
   private delivered = false;
   /** Routes the stream: own bookkeeping first (status, parameters, internal queries), then the sink. */
   private readonly stream: ScanSink;
+  /** `params` as ParameterStatus messages, made once and again after a change (every client is greeted with them). */
+  private paramsMessages: Buffer | null = null;
 
   private readonly socket: net.Socket;
 
@@ -92,7 +95,7 @@ export class BackendConnection {
     options: BackendOptions,
   ) {
     this.socket = session.socket;
-    this.params = session.params;
+    this.paramValues = session.params;
     this.processId = session.processId;
     this.secretKey = session.secretKey;
     this.scanner = new MessageScanner(options.maxMessageBytes);
@@ -119,6 +122,15 @@ export class BackendConnection {
   static async connect(target: BackendTarget, options: BackendOptions): Promise<BackendConnection> {
     const session = await openServerSession(target, options.connectTimeoutMs);
     return new BackendConnection(target, session, options);
+  }
+
+  get params(): ReadonlyMap<string, string> {
+    return this.paramValues;
+  }
+
+  /** The ParameterStatus messages a client served by this backend is greeted with: `params` as they stand. */
+  parameterStatusMessages(): Buffer {
+    return (this.paramsMessages ??= Buffer.concat([...this.paramValues].map(([name, value]) => parameterStatusMessage(name, value))));
   }
 
   /** Transaction status from the last ReadyForQuery. */
@@ -313,7 +325,10 @@ export class BackendConnection {
     if (type === B.ReadyForQuery) this.status = message[5] === 0x54 ? 'T' : message[5] === 0x45 ? 'E' : 'I';
     else if (type === B.ParameterStatus) {
       const [name, value] = parameterStatus(message);
-      this.params.set(name, value);
+      if (this.paramValues.get(name) !== value) {
+        this.paramValues.set(name, value);
+        this.paramsMessages = null;
+      }
     }
     const internal = this.internal;
     if (internal === null || (type === B.NotificationResponse && this.listening)) {

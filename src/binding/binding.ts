@@ -62,8 +62,8 @@ export abstract class Binding {
 
   constructor(protected readonly deps: BindingDeps) {}
 
-  /** At connect: a pinned backend, to check the tenant and read the parameters the client is told. */
-  abstract open(): Promise<ReadonlyMap<string, string> | null>;
+  /** At connect: a pinned backend, to check the tenant; resolves with the ParameterStatus messages the client is greeted with. */
+  abstract open(): Promise<Buffer | null>;
   /** Ready-state client messages. */
   abstract send(messages: readonly FramedMessage[]): void;
   /**

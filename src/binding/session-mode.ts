@@ -3,9 +3,9 @@ import { Binding } from './binding.js';
 
 /** Session pooling: one backend from connect to close, pinned once, reset when it goes back. */
 export class SessionModeBinding extends Binding {
-  async open(): Promise<ReadonlyMap<string, string> | null> {
+  async open(): Promise<Buffer | null> {
     const backend = await this.acquire();
-    return backend === null ? null : new Map(backend.params);
+    return backend === null ? null : backend.parameterStatusMessages();
   }
 
   get waiting(): boolean {

@@ -16,12 +16,12 @@ export class TransactionModeBinding extends Binding {
   private queuedBytes = 0;
   private acquiring = false;
 
-  async open(): Promise<ReadonlyMap<string, string> | null> {
+  async open(): Promise<Buffer | null> {
     // Pinning once at connect checks the schema and the client's settings, and yields the
     // ParameterStatus values the client expects; the backend goes back at once.
     const backend = await this.acquire();
     if (backend === null) return null;
-    const params = new Map(backend.params);
+    const params = backend.parameterStatusMessages();
     void this.release();
     return params;
   }

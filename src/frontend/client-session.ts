@@ -448,13 +448,10 @@ export class ClientSession implements TenantPartsHost, ClientConnectionHandler {
     this.becomeReady(params);
   }
 
-  private becomeReady(params: ReadonlyMap<string, string>): void {
+  private becomeReady(parameterStatuses: Buffer): void {
     this.clearStartupTimer();
     this.issueKey();
-    const out: Buffer[] = [build.AUTHENTICATION_OK];
-    for (const [name, value] of params) out.push(build.parameterStatus(name, value));
-    out.push(build.backendKeyData(this.processId, this.secretKey), build.readyForQuery('I'));
-    this.writeClient(out);
+    this.writeClient([build.AUTHENTICATION_OK, parameterStatuses, build.backendKeyData(this.processId, this.secretKey), build.readyForQuery('I')]);
     this.step = 'ready';
     this.framer.limit(this.deps.config.listen.maxMessageBytes);
     this.deps.metrics.clientConnection('accepted');

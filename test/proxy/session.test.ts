@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendGone, errorOf } from '../support/helpers.js';
 import { startTestProxy, type TestProxy } from '../support/proxy.js';
@@ -115,6 +116,28 @@ describe('a tenant-pinned session', () => {
       expect(r.rows[0]).toEqual({ app: 'billing-worker', tz: 'Asia/Tokyo' });
     } finally {
       await client.end();
+    }
+  });
+
+  it("greets each client with its own settings, never those of the client the backend served before", async () => {
+    const greeting = async (extra: Record<string, string>): Promise<Map<string, string>> => {
+      const seen = new Map<string, string>();
+      const client = new pg.Client({ ...(await proxy.clientConfig('acme')), ...extra });
+      client.on('error', () => undefined);
+      client.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => seen.set(m.parameterName, m.parameterValue));
+      await client.connect();
+      await client.end();
+      return seen;
+    };
+    // The pool has two backends: enough rounds that both serve each kind of client.
+    for (let round = 0; round < 3; round += 1) {
+      const tokyo = await greeting({ options: '-c TimeZone=Asia/Tokyo', application_name: 'tokyo' });
+      expect(tokyo.get('TimeZone')).toBe('Asia/Tokyo');
+      expect(tokyo.get('application_name')).toBe('tokyo');
+      const plain = await greeting({ application_name: 'plain' });
+      expect(plain.get('TimeZone')).not.toBe('Asia/Tokyo');
+      expect(plain.get('application_name')).toBe('plain');
+      expect(plain.get('server_version')).toBe(tokyo.get('server_version'));
     }
   });
 
