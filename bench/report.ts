@@ -10,6 +10,7 @@ export const PGBOUNCER_RESET = 'PgBouncer reset-always';
 export const PGBOUNCER_NO_RESET = 'PgBouncer no-reset';
 export const PGBOUNCER_PLAIN_AUTH = 'PgBouncer no-reset, plain auth';
 export const NODE_RELAY = 'Node TCP relay';
+export const NODE_CANNED_SERVER = 'Node canned server';
 
 export interface AddedLatency {
   target: string;

@@ -21,10 +21,10 @@ import { largeNotes, largeTable, largeTargetLines } from './large-report.js';
 import { idleClientsAllowed, measureIdleMemory, type MemoryResult } from './memory.js';
 import { buildPgfence, REPO, startPgfenceProcess } from './pgfence.js';
 import { findPgbouncer, type PgbouncerBinary, startPgbouncer } from './pgbouncer.js';
-import { run, which } from './proc.js';
-import { type AddedLatency, DIRECT, memoryLines, PGBOUNCER_NO_RESET, type Report, resultsTable, writeReport } from './report.js';
+import { run, stopGroup, which } from './proc.js';
+import { type AddedLatency, DIRECT, memoryLines, NODE_CANNED_SERVER, PGBOUNCER_NO_RESET, type Report, resultsTable, writeReport } from './report.js';
 import { type BenchDatabase, prepareDatabase, roleOf, TENANTS } from './setup.js';
-import { directTarget, nodeRelayTarget, pgbouncerPlainAuthTarget, pgbouncerTarget, pgfenceTargets, type Workload } from './targets.js';
+import { cannedServerTarget, directTarget, nodeRelayTarget, startCannedServer, pgbouncerPlainAuthTarget, pgbouncerTarget, pgfenceTargets, type Workload } from './targets.js';
 import { measureThroughput, type Row, spread } from './throughput.js';
 import { openWorkspace, type Workspace } from './workspace.js';
 
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const secret = randomBytes(32).toString('hex');
 
     say('building pgfence (dist/) …');
-    targets.push(directTarget(db), nodeRelayTarget(db), ...(await pgfenceTargets(db, secret, tmp, note)));
+    targets.push(directTarget(db), nodeRelayTarget(db), cannedServerTarget(), ...(await pgfenceTargets(db, secret, tmp, note)));
     const bouncer = await findPgbouncer(note);
     const noReset = bouncer === null ? null : pgbouncerTarget(db, bouncer, tmp, false);
     if (bouncer !== null && noReset !== null) targets.push(noReset, pgbouncerTarget(db, bouncer, tmp, true), pgbouncerPlainAuthTarget(db, bouncer, tmp));
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     if (SECTIONS.has('large')) {
       say(`large results: ${LARGE.rows} rows (BENCH_LARGE_ROWS), ${LARGE.rounds} rounds (BENCH_LARGE_ROUNDS) …`);
       // PgBouncer once: with one statement per connection, the reset query changes nothing in the stream.
-      const largeTargets = measured.filter((t) => !t.name.startsWith('PgBouncer') || t === noReset);
+      const largeTargets = measured.filter((t) => (!t.name.startsWith('PgBouncer') || t === noReset) && t.name !== NODE_CANNED_SERVER);
       try {
         large = await measureLargeResults(largeTargets.map(largeTarget), { direct: DIRECT, pgbouncer: noReset?.name ?? null }, LARGE, (line) => say(`  ${line}`));
       } catch (error) {
@@ -127,10 +127,11 @@ async function main(): Promise<void> {
     const memory: MemoryResult[] = [];
     if (SECTIONS.has('memory')) {
       const clients = idleClientsAllowed(IDLE_CLIENTS, note);
-      say(`memory: ${clients} idle clients on pgfence (transaction mode) and PgBouncer …`);
+      say(`memory: ${clients} idle clients on pgfence (transaction mode), PgBouncer and the Node canned server …`);
       try {
         memory.push(await pgfenceMemory(db, secret, tmp, clients));
         if (bouncer !== null) memory.push(await pgbouncerMemory(db, bouncer, tmp, clients));
+        memory.push(await cannedServerMemory(clients));
       } catch (error) {
         note(`memory test failed: ${error instanceof Error ? error.message : String(error)}`);
       }
@@ -141,6 +142,7 @@ async function main(): Promise<void> {
       'Backends: pgfence transaction mode shares 16 among all tenants; PgBouncer cannot move a backend between tenants, so it has one pool per tenant sized to share out the same 16 (16 for one tenant, 2 each for 8); pgfence session mode binds a backend to each client for its lifetime, so its pool is max(16, clients).',
       'PgBouncer logs in as role bench_tN whose default search_path is tenant_tN, public (one database entry per tenant); direct and pgfence log in as postgres.',
       'PgBouncer no-reset does not isolate sessions: a backend goes from one client to the next of the same tenant with whatever the last one left; its fair pair is pgfence reset: auto (DISCARD ALL only when a backend changes tenant or was left dirty). reset-always runs DISCARD ALL after every transaction; its fair pair is pgfence reset: always.',
+      'Node canned server (bench/canned-server.ts), in the -C row and the memory table only, is not a proxy either: it answers the protocol with canned messages, with no backend, no token check, no pool and no fence. Its CPU per connection and its memory per idle client are what Node alone costs for the same exchange.',
       'Node TCP relay (bench/tcp-relay.ts) is not a proxy to compare with: it copies bytes between each client and its own Postgres connection with net.Socket, with no protocol, pool or fence. Its CPU per transaction is the floor any proxy on Node sockets stands on; compare it with pgfence session mode (also one backend per client).',
       '-M prepared rows do not run on PgBouncer 1.18, which keeps no prepared statements in transaction mode.',
       `For each workload the targets start fresh with a ${WARM_UP_SECONDS} s select-only warm-up, then run in turn, the start order rotating each round. Before every run the used tenants get VACUUM of pgbench_branches and pgbench_tellers, TRUNCATE pgbench_history and a CHECKPOINT (what pgbench does without -n).`,
@@ -192,6 +194,16 @@ async function pgfenceMemory(db: BenchDatabase, secret: string, dir: string, cli
     );
   } finally {
     await running.close();
+  }
+}
+
+/** The Node canned server's idle clients: the floor of a Node server's memory per connection. */
+async function cannedServerMemory(clients: number): Promise<MemoryResult> {
+  const running = await startCannedServer();
+  try {
+    return await measureIdleMemory({ name: NODE_CANNED_SERVER, pgid: running.pgid, port: running.port, login: () => ({ user: 'bench', database: 'bench', password: 'canned' }) }, clients);
+  } finally {
+    await stopGroup(running.pgid, 5_000);
   }
 }
 

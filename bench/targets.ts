@@ -6,7 +6,7 @@ import type { Endpoint } from './pgbench.js';
 import { buildPgfence, type PgfenceBuild, pgfenceConfig, type PgfenceSettings, type PoolMode, REPO, type RunningChild, startPgfenceProcess } from './pgfence.js';
 import { type PgbouncerBinary, type RunningPgbouncer, startPgbouncer } from './pgbouncer.js';
 import { stopGroup } from './proc.js';
-import { NODE_RELAY, PGBOUNCER_PLAIN_AUTH } from './report.js';
+import { NODE_CANNED_SERVER, NODE_RELAY, PGBOUNCER_PLAIN_AUTH } from './report.js';
 import { type BenchDatabase, schemaOf } from './setup.js';
 
 /** Backends every pooling target may use in all, whatever the number of tenants. */
@@ -224,7 +224,7 @@ export function nodeRelayTarget(db: BenchDatabase): Target {
     async ready(w) {
       let fresh = false;
       if (running === null) {
-        running = await startNodeRelay(db.pg.host, db.pg.port);
+        running = await startScript(NODE_RELAY, 'tcp-relay.ts', [db.pg.host, String(db.pg.port)]);
         fresh = true;
       }
       const port = running.port;
@@ -240,18 +240,51 @@ export function nodeRelayTarget(db: BenchDatabase): Target {
   };
 }
 
-async function startNodeRelay(backendHost: string, backendPort: number): Promise<{ pgid: number; port: number }> {
+/**
+ * bench/canned-server.ts as its own process: what a Node server costs per connection when it only
+ * speaks the protocol (canned replies, no backend, no token check). Runs only the -C row, where the
+ * figure is per connection; its answers are not Postgres's, so it is no target for anything else.
+ */
+export function cannedServerTarget(): Target {
+  let running: { pgid: number; port: number } | null = null;
+  return {
+    name: NODE_CANNED_SERVER,
+    supports: (w) => w.connectEach === true,
+    pool: () => '—',
+    async ready() {
+      let fresh = false;
+      if (running === null) {
+        running = await startCannedServer();
+        fresh = true;
+      }
+      const port = running.port;
+      return { fresh, endpoint: () => ({ host: '127.0.0.1', port, user: 'bench', dbname: 'bench', env: { PGPASSWORD: 'canned' } }) };
+    },
+    cpu: () => (running === null ? null : groupCpuTime(running.pgid)),
+    pgid: () => running?.pgid ?? null,
+    async close() {
+      if (running !== null) await stopGroup(running.pgid, 5_000);
+      running = null;
+    },
+  };
+}
+
+export function startCannedServer(): Promise<{ pgid: number; port: number }> {
+  return startScript(NODE_CANNED_SERVER, 'canned-server.ts', []);
+}
+
+/** A bench/ script as its own process (through tsx's loader, which only costs start-up), once it prints that it listens. */
+async function startScript(what: string, script: string, args: readonly string[]): Promise<{ pgid: number; port: number }> {
   const port = await freePort();
-  const script = path.join(REPO, 'bench', 'tcp-relay.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, String(port), backendHost, String(backendPort)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'bench', script), String(port), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.on('error', () => undefined);
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not start the Node TCP relay');
+  if (pid === undefined) throw new Error(`could not start the ${what}`);
   await new Promise<void>((resolve, reject) => {
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.stdout?.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the Node TCP relay exited (${code}): ${stderr.trim()}`)));
+    child.once('exit', (code) => reject(new Error(`the ${what} exited (${code}): ${stderr.trim()}`)));
   });
   child.stdout?.resume();
   return { pgid: pid, port };
