@@ -404,6 +404,8 @@ export class BackendPool {
     let eligible = 0;
     for (let waiter = this.waiters.first; waiter !== null; ) {
       const next = waiter.next;
+      // Nothing idle and no room to open more: the rest of the queue waits for a release.
+      if (this.idle.length === 0 && this.total >= this.options.size) break;
       if (this.underCap(waiter.tenant)) {
         const idle = this.takeIdle(waiter.tenant);
         if (idle === undefined) {
@@ -433,7 +435,7 @@ export class BackendPool {
     const head = this.waiters.first;
     if (head === null || Date.now() - head.since > AFFINITY_WINDOW_MS) return;
     let looked = 0;
-    for (let waiter: Waiter | null = head; waiter !== null && looked < AFFINITY_LOOKAHEAD; looked++) {
+    for (let waiter: Waiter | null = head; waiter !== null && looked < AFFINITY_LOOKAHEAD && this.idle.length > 0; looked++) {
       const next: Waiter | null = waiter.next;
       const tenant = waiter.tenant;
       const match = this.underCap(tenant) ? this.idle.find((r) => r.backend.pinnedTenant === tenant && !r.backend.dirty) : undefined;
