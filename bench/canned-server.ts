@@ -3,11 +3,14 @@
  * for pgbench -C -S and for idle logins, with no backend, no token check, no pool and no fence.
  * It asks for a cleartext password as pgfence does, greets with canned ParameterStatus messages,
  * and answers every Query, and every Execute of the extended protocol, with one canned row (three
- * columns for pgbench's start-up query about pgbench_accounts' partitions, one otherwise). The benchmark's "Node canned server" rows run it
- * as its own process, so pgfence's CPU and memory per connection can be read against what Node
- * alone costs for the same exchange. Usage: canned-server LISTEN_PORT.
+ * columns for pgbench's start-up query about pgbench_accounts' partitions, one otherwise). The
+ * replies are built once at start-up with pgfence's own message builders. The benchmark's "Node
+ * canned server" rows run it as its own process, so pgfence's CPU and memory per connection can be
+ * read against what Node alone costs for the same exchange. Usage: canned-server LISTEN_PORT.
  */
 import net from 'node:net';
+import { commandComplete, dataRow, rowDescription } from '../src/admin/rows.js';
+import { AUTHENTICATION_CLEARTEXT, AUTHENTICATION_OK, backendKeyData, ENCRYPTION_NOT_SUPPORTED, message, parameterStatus, readyForQuery } from '../src/protocol/build.js';
 
 const listenPort = process.argv[2];
 if (listenPort === undefined) {
@@ -16,18 +19,6 @@ if (listenPort === undefined) {
 }
 
 const SSL_REQUEST = 80877103;
-
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
-
-const cstrings = (...parts: string[]): Buffer => Buffer.from(parts.map((p) => `${p}\0`).join(''), 'utf8');
-const int32s = (...values: number[]): Buffer => Buffer.concat(values.map((v) => Buffer.from([(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255])));
-const int16 = (value: number): Buffer => Buffer.from([(value >>> 8) & 255, value & 255]);
 
 const PARAMETERS: ReadonlyArray<readonly [string, string]> = [
   ['application_name', ''],
@@ -42,31 +33,22 @@ const PARAMETERS: ReadonlyArray<readonly [string, string]> = [
   ['standard_conforming_strings', 'on'],
   ['TimeZone', 'UTC'],
 ];
-const ASK_PASSWORD = message('R', int32s(3));
-const GREETING = Buffer.concat([message('R', int32s(0)), ...PARAMETERS.map(([name, value]) => message('S', cstrings(name, value))), message('K', int32s(1, 2)), message('Z', Buffer.from('I'))]);
+const READY = readyForQuery('I');
+const GREETING = Buffer.concat([AUTHENTICATION_OK, ...PARAMETERS.map(([name, value]) => parameterStatus(name, value)), backendKeyData(1, 2), READY]);
 
-const READY = message('Z', Buffer.from('I'));
-
-/** RowDescription of text int4 columns. */
-function rowDescription(columns: number): Buffer {
-  const fields = Array.from({ length: columns }, (_, i) => Buffer.concat([cstrings(`c${i}`), int32s(0), int16(0), int32s(23), int16(4), int32s(-1), int16(0)]));
-  return message('T', Buffer.concat([int16(columns), ...fields]));
-}
-
+/** RowDescription of int4 columns c0, c1, … in text format. */
+const int4Columns = (count: number): Buffer => rowDescription(Array.from({ length: count }, (_, i) => ({ name: `c${i}`, type: 'int4' as const })));
 /** DataRow and CommandComplete of one row of text values (null where null). */
-function oneRow(values: ReadonlyArray<string | null>): Buffer {
-  const cells = values.map((v) => (v === null ? int32s(-1) : Buffer.concat([int32s(Buffer.byteLength(v)), Buffer.from(v)])));
-  return Buffer.concat([message('D', Buffer.concat([int16(values.length), ...cells])), message('C', cstrings('SELECT 1'))]);
-}
+const oneRow = (values: ReadonlyArray<string | null>): Buffer => Buffer.concat([dataRow(values), commandComplete('SELECT 1')]);
 
 /** pgbench's GetTableInfo: the schema's position in search_path, no partitioning, no partitions. */
-const PARTITION_INFO = Buffer.concat([rowDescription(3), oneRow(['1', null, '0']), READY]);
-const QUERY_RESULT = Buffer.concat([rowDescription(1), oneRow(['1']), READY]);
+const PARTITION_INFO = Buffer.concat([int4Columns(3), oneRow(['1', null, '0']), READY]);
+const QUERY_RESULT = Buffer.concat([int4Columns(1), oneRow(['1']), READY]);
 /** Answers to the extended protocol's Parse, Bind, Describe (a portal), Execute, Close and Sync. */
 const EXTENDED: ReadonlyMap<number, Buffer> = new Map([
   [0x50, message('1', Buffer.alloc(0))],
   [0x42, message('2', Buffer.alloc(0))],
-  [0x44, rowDescription(1)],
+  [0x44, int4Columns(1)],
   [0x45, oneRow(['1'])],
   [0x43, message('3', Buffer.alloc(0))],
   [0x53, READY],
@@ -87,10 +69,10 @@ net
           if (buf.length < 8 || buf.length < buf.readInt32BE(0)) break;
           const code = buf.readInt32BE(4);
           buf = buf.subarray(buf.readInt32BE(0));
-          if (code === SSL_REQUEST) replies.push(Buffer.from('N'));
+          if (code === SSL_REQUEST) replies.push(ENCRYPTION_NOT_SUPPORTED);
           else {
             started = true;
-            replies.push(ASK_PASSWORD);
+            replies.push(AUTHENTICATION_CLEARTEXT);
           }
           continue;
         }

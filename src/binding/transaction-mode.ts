@@ -18,7 +18,7 @@ export class TransactionModeBinding extends Binding {
 
   async open(): Promise<Buffer | null> {
     // Pinning once at connect checks the schema and the client's settings, and yields the
-    // ParameterStatus values the client expects; the backend goes back at once.
+    // ParameterStatus messages the client is greeted with; the backend goes back at once.
     const backend = await this.acquire();
     if (backend === null) return null;
     const params = backend.parameterStatusMessages();
